@@ -1,0 +1,385 @@
+//! Collects this machine's inventory and resource samples as protocol types.
+//!
+//! sysinfo supplies the portable part (CPU, memory, uptime, load, mounts, interface counters and
+//! addresses); a platform module (`linux`, or `other` elsewhere) supplies what sysinfo does not
+//! know (DMI, block devices, link details, the default route, virtualization), each as a plain
+//! function so a Windows module can be added beside them. Anything unreadable is reported as
+//! absent, never as an error: the agent runs on VMs, containers and locked-down PCs alike.
+
+mod filesystems;
+mod junk;
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+use linux as platform;
+
+#[cfg(not(target_os = "linux"))]
+mod other;
+#[cfg(not(target_os = "linux"))]
+use other as platform;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+use hatang_protocol::{Cpu, Interface, InterfaceCounters, Inventory, Memory, Os, Sample};
+use sysinfo::{
+    DiskRefreshKind, Disks, InterfaceOperationalState, MINIMUM_CPU_UPDATE_INTERVAL, NetworkData,
+    Networks, System,
+};
+
+use filesystems::Mount;
+
+/// Reuses one sysinfo handle across cycles (CPU usage needs the previous refresh).
+pub struct Collector {
+    /// `None` only where sysinfo cannot run at all; every figure it would give is then absent.
+    system: Option<System>,
+    disks: Option<Disks>,
+    networks: Option<Networks>,
+    /// When the CPU counters the next usage figure is measured from were read.
+    cpu_baseline: Option<Instant>,
+}
+
+impl fmt::Debug for Collector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // sysinfo's own Debug output lists every CPU, disk and interface: too much for a log line.
+        f.debug_struct("Collector")
+            .field("cpus", &self.system.as_ref().map_or(0, |s| s.cpus().len()))
+            .field("cpu_baseline", &self.cpu_baseline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Collector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Collector {
+    pub fn new() -> Self {
+        let system = System::new().ok().map(|mut system| {
+            // The first CPU refresh lists the CPUs (brand, frequency) and reads the counters the
+            // first sample's usage is measured from.
+            system.refresh_cpu_all();
+            system
+        });
+        Self {
+            cpu_baseline: system.as_ref().map(|_| Instant::now()),
+            system,
+            disks: Disks::new().ok(),
+            networks: Networks::new().ok(),
+        }
+    }
+
+    /// Hardware/software picture: hatang_protocol::Inventory
+    pub fn inventory(&mut self) -> Inventory {
+        let memory = self.system.as_mut().map_or_else(Memory::default, |system| {
+            system.refresh_memory();
+            Memory {
+                total_bytes: system.total_memory(),
+                swap_total_bytes: system.total_swap(),
+            }
+        });
+        let route = platform::default_route();
+        let dmi = platform::dmi();
+        Inventory {
+            hostname: hostname(),
+            os: os(),
+            cpu: self.cpu(),
+            memory,
+            disks: platform::disks(),
+            filesystems: self
+                .mounts()
+                .into_iter()
+                .map(|mount| mount.filesystem)
+                .collect(),
+            interfaces: self.interfaces(route.as_ref().map(|r| r.interface.as_str())),
+            default_gateway: route.and_then(|r| r.gateway).map(IpAddr::V4),
+            virtualization: platform::virtualization(dmi.as_ref()),
+            dmi,
+        }
+    }
+
+    /// Resource use now: hatang_protocol::Sample
+    pub fn sample(&mut self) -> Sample {
+        let cpu_usage_ratio = self.cpu_usage_ratio();
+        let (memory_used_bytes, memory_available_bytes, swap_used_bytes) =
+            self.system.as_mut().map_or((0, None, 0), |system| {
+                system.refresh_memory();
+                let available = (system.total_memory() > 0).then(|| system.available_memory());
+                (system.used_memory(), available, system.used_swap())
+            });
+        let mut interfaces: Vec<InterfaceCounters> = self
+            .refreshed_networks()
+            .map(|(name, data)| InterfaceCounters {
+                name,
+                rx_bytes: data.total_received(),
+                tx_bytes: data.total_transmitted(),
+                rx_errors: data.total_errors_on_received(),
+                tx_errors: data.total_errors_on_transmitted(),
+            })
+            .collect();
+        interfaces.sort_by(|a, b| a.name.cmp(&b.name));
+        Sample {
+            uptime_secs: System::uptime().unwrap_or(0),
+            cpu_usage_ratio,
+            load: System::load_average()
+                .ok()
+                .map(|l| [l.one, l.five, l.fifteen])
+                .filter(|l| l.iter().all(|v| v.is_finite() && *v >= 0.0)),
+            memory_used_bytes,
+            memory_available_bytes,
+            swap_used_bytes,
+            filesystems: self.mounts().iter().map(Mount::usage).collect(),
+            interfaces,
+        }
+    }
+
+    fn cpu(&self) -> Cpu {
+        let cpus = self.system.as_ref().map_or(&[][..], |s| s.cpus());
+        let first = cpus.first();
+        let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+        Cpu {
+            model: first.and_then(|c| text(c.brand())),
+            vendor: first.and_then(|c| text(c.vendor_id())),
+            cores: System::physical_core_count()
+                .ok()
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|&n| n > 0),
+            threads: match u32::try_from(cpus.len()) {
+                Ok(n) if n > 0 => n,
+                // sysinfo could not read the CPU list; the scheduler's view is the next best.
+                _ => std::thread::available_parallelism()
+                    .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX)),
+            },
+            frequency_hz: platform::cpu_max_frequency_hz().or_else(|| {
+                first
+                    .map(|c| c.frequency())
+                    .filter(|&mhz| mhz > 0)
+                    .map(|mhz| mhz.saturating_mul(1_000_000))
+            }),
+        }
+    }
+
+    /// Share of all CPUs busy since the previous reading, or `None` when there is no earlier
+    /// reading far enough back: sysinfo ignores refreshes closer together than
+    /// `MINIMUM_CPU_UPDATE_INTERVAL`, and its very first figure covers the time since boot.
+    fn cpu_usage_ratio(&mut self) -> Option<f64> {
+        let system = self.system.as_mut()?;
+        let ready = self
+            .cpu_baseline
+            .is_some_and(|at| at.elapsed() >= MINIMUM_CPU_UPDATE_INTERVAL);
+        if !ready && self.cpu_baseline.is_some() {
+            // Too soon: keep the baseline so the next sample measures a full interval.
+            return None;
+        }
+        system.refresh_cpu_usage();
+        self.cpu_baseline = Some(Instant::now());
+        let ratio = f64::from(system.global_cpu_usage()) / 100.0;
+        (ready && ratio.is_finite()).then(|| ratio.clamp(0.0, 1.0))
+    }
+
+    fn mounts(&mut self) -> Vec<Mount> {
+        let Some(disks) = self.disks.as_mut() else {
+            return Vec::new();
+        };
+        disks.refresh_specifics(true, DiskRefreshKind::nothing().with_storage());
+        filesystems::real(disks.iter().map(|disk| Mount {
+            filesystem: hatang_protocol::Filesystem {
+                mount_point: disk.mount_point().to_string_lossy().into_owned(),
+                device: disk.name().to_string_lossy().into_owned(),
+                fs_type: disk.file_system().to_string_lossy().into_owned(),
+                total_bytes: disk.total_space(),
+            },
+            available_bytes: disk.available_space(),
+        }))
+    }
+
+    /// Interfaces by name after a refresh of the list, counters and addresses.
+    fn refreshed_networks(&mut self) -> impl Iterator<Item = (String, &NetworkData)> {
+        let networks = self.networks.as_mut().map(|networks| {
+            networks.refresh(true);
+            &*networks
+        });
+        networks
+            .into_iter()
+            .flat_map(|networks| networks.iter())
+            .map(|(name, data)| (name.to_string_lossy().into_owned(), data))
+    }
+
+    fn interfaces(&mut self, default_route: Option<&str>) -> Vec<Interface> {
+        let mut interfaces: Vec<Interface> = self
+            .refreshed_networks()
+            .map(|(name, data)| {
+                let mut networks = data.ip_networks().to_vec();
+                networks.sort();
+                let link = platform::link(&name);
+                Interface {
+                    mac: link.mac.or_else(|| {
+                        let mac = data.mac_address();
+                        (!mac.is_unspecified()).then(|| mac.to_string())
+                    }),
+                    up: link
+                        .up
+                        .unwrap_or(data.operational_state() == InterfaceOperationalState::Up),
+                    loopback: link.loopback.unwrap_or_else(|| {
+                        !networks.is_empty() && networks.iter().all(|n| n.addr.is_loopback())
+                    }),
+                    // Not sysinfo's link speed: it is Mbit/s on Linux and bit/s elsewhere.
+                    speed_bps: link.speed_bps,
+                    mtu: link
+                        .mtu
+                        .or_else(|| u32::try_from(data.mtu()).ok().filter(|&m| m > 0)),
+                    default_route: default_route == Some(name.as_str()),
+                    addresses: networks.iter().map(ToString::to_string).collect(),
+                    name,
+                }
+            })
+            .collect();
+        interfaces.sort_by(|a, b| a.name.cmp(&b.name));
+        interfaces
+    }
+}
+
+/// This machine's name, best effort: sysinfo's (`gethostname`), else the environment, else
+/// `unknown`. Never panics.
+pub fn hostname() -> String {
+    let clean = |name: String| Some(name.trim().to_owned()).filter(|n| !n.is_empty());
+    System::host_name()
+        .ok()
+        .and_then(clean)
+        .or_else(|| std::env::var("COMPUTERNAME").ok().and_then(clean))
+        .or_else(|| std::env::var("HOSTNAME").ok().and_then(clean))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn os() -> Os {
+    let release = platform::os_release();
+    Os {
+        family: std::env::consts::OS.to_owned(),
+        name: release.name.or_else(|| System::name().ok()),
+        version: release.version.or_else(|| System::os_version().ok()),
+        kernel: System::kernel_version().ok(),
+        arch: System::cpu_arch(),
+    }
+}
+
+/// The distribution's own name and version, where the platform keeps them apart from sysinfo's.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct OsRelease {
+    pub(crate) name: Option<String>,
+    pub(crate) version: Option<String>,
+}
+
+/// What the platform knows about one network link; `None` where it could not tell.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Link {
+    pub(crate) mac: Option<String>,
+    pub(crate) up: Option<bool>,
+    pub(crate) loopback: Option<bool>,
+    pub(crate) speed_bps: Option<u64>,
+    pub(crate) mtu: Option<u32>,
+}
+
+/// The IPv4 default route: the interface it leaves through and its gateway, if it has one.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct DefaultRoute {
+    pub(crate) interface: String,
+    pub(crate) gateway: Option<Ipv4Addr>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The real machine the tests run on: only facts every machine has.
+    #[test]
+    fn collects_this_machine() {
+        let mut collector = Collector::new();
+        let inventory = collector.inventory();
+        assert!(!inventory.hostname.is_empty());
+        assert_eq!(inventory.hostname, hostname());
+        assert_eq!(inventory.os.family, std::env::consts::OS);
+        assert!(!inventory.os.arch.is_empty());
+        assert!(inventory.cpu.threads >= 1);
+        assert!(inventory.memory.total_bytes > 0);
+        assert!(
+            inventory
+                .interfaces
+                .iter()
+                .any(|i| i.loopback && i.up && i.addresses.iter().any(|a| a.starts_with("127."))),
+            "no loopback interface in {:?}",
+            inventory.interfaces
+        );
+        assert!(
+            inventory
+                .interfaces
+                .iter()
+                .filter(|i| i.default_route)
+                .count()
+                <= 1
+        );
+        let mut points: Vec<&str> = inventory
+            .filesystems
+            .iter()
+            .map(|f| f.mount_point.as_str())
+            .collect();
+        points.dedup();
+        assert_eq!(points.len(), inventory.filesystems.len());
+        assert!(inventory.filesystems.iter().all(|f| f.fs_type != "tmpfs"));
+
+        let sample = collector.sample();
+        assert!(sample.memory_used_bytes <= inventory.memory.total_bytes);
+        assert!(sample.memory_available_bytes.is_some());
+        assert!(sample.uptime_secs > 0);
+        let sampled: Vec<&str> = sample.interfaces.iter().map(|i| i.name.as_str()).collect();
+        let listed: Vec<&str> = inventory
+            .interfaces
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(sampled, listed);
+        assert_eq!(
+            sample.filesystems.len(),
+            inventory.filesystems.len(),
+            "{:?}",
+            sample.filesystems
+        );
+        for fs in &sample.filesystems {
+            assert!(fs.used_bytes + fs.free_bytes > 0, "{fs:?}");
+        }
+    }
+
+    #[test]
+    fn cpu_usage_needs_an_interval() {
+        // Straight after start the only baseline is the start itself: too recent to measure
+        // from. (Checked only when this thread was not stalled past the interval, so the test
+        // cannot flake on a loaded machine.)
+        let started = Instant::now();
+        let mut collector = Collector::new();
+        let first = collector.sample().cpu_usage_ratio;
+        if started.elapsed() < MINIMUM_CPU_UPDATE_INTERVAL {
+            assert_eq!(first, None);
+        }
+        std::thread::sleep(MINIMUM_CPU_UPDATE_INTERVAL);
+        let second = collector.sample().cpu_usage_ratio;
+        assert!(
+            second.is_some_and(|r| (0.0..=1.0).contains(&r)),
+            "{second:?}"
+        );
+        let sampled = Instant::now();
+        let third = collector.sample().cpu_usage_ratio;
+        if sampled.elapsed() < MINIMUM_CPU_UPDATE_INTERVAL {
+            assert_eq!(third, None);
+        }
+    }
+
+    #[test]
+    fn collector_debug_is_short() {
+        let text = format!("{:?}", Collector::new());
+        assert!(text.starts_with("Collector {"), "{text}");
+        assert!(text.len() < 200, "{text}");
+    }
+}

@@ -1,0 +1,220 @@
+//! The collector's configuration: a TOML file, then `HATANG_*` environment variables, then
+//! command-line flags, each overriding the one before.
+//!
+//! Loading is two steps: [`RawConfig`] is what the file says (unknown keys refused), [`Config`]
+//! is what was checked, with every problem reported at once.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The annotated example shipped with the collector (`hatang-collector config example`).
+pub const EXAMPLE: &str = include_str!("../hatang-collector.example.toml");
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    /// Address and port the HTTP server listens on.
+    pub listen: String,
+    /// `sqlite://PATH` (embedded, the default) or, later, `postgres://…`.
+    pub database: String,
+    /// A workstation counts as equipment if it reported within this many days.
+    pub equipment_window_days: u32,
+    /// How long computed figures are reused before the database is asked again.
+    pub figures_cache_secs: u64,
+    /// Largest report body accepted, in bytes, before and after decompression.
+    pub max_report_bytes: usize,
+    /// Target equipment ratio (0..1) per level name, e.g. `province = 0.98`.
+    pub targets: BTreeMap<String, f64>,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database: "sqlite://hatang.db".into(),
+            equipment_window_days: 30,
+            figures_cache_secs: 2,
+            max_report_bytes: 1024 * 1024,
+            // The province's plan: 98% of province-level staff, 91% district, 88% commune.
+            targets: [("province", 0.98), ("district", 0.91), ("commune", 0.88)]
+                .into_iter()
+                .map(|(l, t)| (l.to_string(), t))
+                .collect(),
+        }
+    }
+}
+
+impl fmt::Debug for RawConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawConfig")
+            .field("listen", &self.listen)
+            .field("database", &crate::store::redact_url(&self.database))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A checked configuration.
+#[derive(Clone, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database: String,
+    pub equipment_window_secs: i64,
+    pub figures_cache_secs: u64,
+    pub max_report_bytes: usize,
+    pub targets: BTreeMap<String, f64>,
+}
+
+// The database URL may carry a password.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database", &crate::store::redact_url(&self.database))
+            .field("equipment_window_secs", &self.equipment_window_secs)
+            .field("figures_cache_secs", &self.figures_cache_secs)
+            .field("max_report_bytes", &self.max_report_bytes)
+            .field("targets", &self.targets)
+            .finish()
+    }
+}
+
+/// Every problem found in a configuration, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct ConfigError(pub Vec<String>);
+
+/// Values given on the command line or in the environment; `None` keeps the file's value.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub database: Option<String>,
+}
+
+impl RawConfig {
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(vec![e.message().to_string()]))
+    }
+
+    /// Reads `path` if given; without a file, the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(vec![format!("cannot read {}: {e}", path.display())]))?;
+        Self::from_toml(&text).map_err(|ConfigError(errors)| {
+            ConfigError(
+                errors
+                    .into_iter()
+                    .map(|e| format!("{}: {e}", path.display()))
+                    .collect(),
+            )
+        })
+    }
+
+    pub fn check(self, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut errors = Vec::new();
+        let listen_text = overrides.listen.as_ref().unwrap_or(&self.listen);
+        let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+            errors.push(format!(
+                "listen {listen_text:?} is not an address such as 0.0.0.0:8080"
+            ));
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        });
+        let database = overrides.database.clone().unwrap_or(self.database);
+        if !(database.starts_with("sqlite:") || database.starts_with("postgres")) {
+            errors.push(format!(
+                "database {:?} must start with sqlite:// or postgres://",
+                crate::store::redact_url(&database)
+            ));
+        }
+        if self.equipment_window_days == 0 {
+            errors.push("equipment_window_days must be at least 1".into());
+        }
+        if self.max_report_bytes < 4096 {
+            errors.push("max_report_bytes must be at least 4096".into());
+        }
+        for (level, target) in &self.targets {
+            if !(target.is_finite() && (0.0..=1.0).contains(target)) {
+                errors.push(format!(
+                    "targets.{level} = {target} must be a ratio between 0 and 1 (98% is 0.98)"
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigError(errors));
+        }
+        Ok(Config {
+            listen,
+            database,
+            equipment_window_secs: i64::from(self.equipment_window_days) * 86_400,
+            figures_cache_secs: self.figures_cache_secs,
+            max_report_bytes: self.max_report_bytes,
+            targets: self.targets,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_is_valid_and_states_the_defaults() {
+        let example = RawConfig::from_toml(EXAMPLE).unwrap();
+        let defaults = RawConfig::default();
+        let checked = example.check(&Overrides::default()).unwrap();
+        assert_eq!(checked, defaults.check(&Overrides::default()).unwrap());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let raw = RawConfig::from_toml(
+            "listen = \"nowhere\"\nequipment_window_days = 0\n[targets]\ncommune = 88\n",
+        )
+        .unwrap();
+        let err = raw.check(&Overrides::default()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "listen \"nowhere\" is not an address such as 0.0.0.0:8080; \
+             equipment_window_days must be at least 1; \
+             targets.commune = 88 must be a ratio between 0 and 1 (98% is 0.98)"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = RawConfig::from_toml("listne = \"0.0.0.0:80\"\n")
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("unknown field `listne`"), "{err}");
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let raw = RawConfig::from_toml("listen = \"0.0.0.0:9000\"\n").unwrap();
+        let c = raw
+            .check(&Overrides {
+                listen: Some("127.0.0.1:7000".into()),
+                database: Some("sqlite:///tmp/x.db".into()),
+            })
+            .unwrap();
+        assert_eq!(c.listen.port(), 7000);
+        assert_eq!(c.database, "sqlite:///tmp/x.db");
+    }
+
+    #[test]
+    fn debug_hides_database_passwords() {
+        let c = RawConfig::default()
+            .check(&Overrides {
+                database: Some("postgres://u:hunter2@db/h".into()),
+                ..Overrides::default()
+            })
+            .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

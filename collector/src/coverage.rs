@@ -1,0 +1,115 @@
+//! Coverage figures as people read them: a terminal table and a spreadsheet-friendly CSV.
+
+use std::fmt::Write as _;
+
+use crate::figures::Figures;
+
+/// `level` keeps one level; `None` keeps all.
+fn units_of<'a>(
+    figures: &'a Figures,
+    level: Option<&'a str>,
+) -> impl Iterator<Item = &'a crate::figures::UnitFigures> {
+    figures
+        .units
+        .iter()
+        .filter(move |u| level.is_none_or(|l| u.level == l))
+}
+
+/// The levels and units (of one level, or all) as the API and `coverage --format json` give them.
+pub fn json(figures: &Figures, level: Option<&str>) -> serde_json::Value {
+    let keep = |l: &str| level.is_none_or(|want| want == l);
+    serde_json::json!({
+        "at": figures.at,
+        "levels": figures.levels.iter().filter(|l| keep(&l.level)).collect::<Vec<_>>(),
+        "units": units_of(figures, level).collect::<Vec<_>>(),
+    })
+}
+
+fn ratio(r: Option<f64>) -> String {
+    r.map(|r| format!("{r:.4}")).unwrap_or_default()
+}
+
+/// One row per unit. Starts with a UTF-8 byte-order mark so spreadsheet programs show
+/// Vietnamese names intact instead of guessing a legacy code page.
+pub fn csv(figures: &Figures, level: Option<&str>) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "level",
+        "code",
+        "name",
+        "parent_code",
+        "staff",
+        "active_workstations",
+        "equipped_staff",
+        "equipment_ratio",
+        "target_ratio",
+    ];
+    // Writing to a Vec cannot fail.
+    let _ = w.write_record(header);
+    for u in units_of(figures, level) {
+        let target = figures
+            .levels
+            .iter()
+            .find(|l| l.level == u.level)
+            .and_then(|l| l.target_ratio);
+        let _ = w.write_record([
+            u.level.as_str(),
+            &u.code,
+            &u.name,
+            u.parent_code.as_deref().unwrap_or(""),
+            &u.staff.to_string(),
+            &u.active_workstations.to_string(),
+            &u.equipped_staff.to_string(),
+            &ratio(u.equipment_ratio),
+            &ratio(target),
+        ]);
+    }
+    let bytes = w.into_inner().unwrap_or_default();
+    format!("\u{feff}{}", String::from_utf8_lossy(&bytes))
+}
+
+/// The per-level summary, then (with a level) that level's units.
+pub fn table(figures: &Figures, level: Option<&str>) -> String {
+    let pct = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{:.1}%", r * 100.0));
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<12} {:>6} {:>8} {:>9} {:>8} {:>8}",
+        "LEVEL", "UNITS", "STAFF", "EQUIPPED", "RATIO", "TARGET"
+    );
+    for l in figures
+        .levels
+        .iter()
+        .filter(|l| level.is_none_or(|want| l.level == want))
+    {
+        let _ = writeln!(
+            out,
+            "{:<12} {:>6} {:>8} {:>9} {:>8} {:>8}",
+            l.level,
+            l.units,
+            l.staff,
+            l.equipped_staff,
+            pct(l.equipment_ratio),
+            pct(l.target_ratio)
+        );
+    }
+    if level.is_some() {
+        let _ = writeln!(
+            out,
+            "\n{:<10} {:<40} {:>6} {:>9} {:>8}",
+            "UNIT", "NAME", "STAFF", "EQUIPPED", "RATIO"
+        );
+        for u in units_of(figures, level) {
+            let _ = writeln!(
+                out,
+                "{:<10} {:<40} {:>6} {:>9} {:>8}",
+                u.code,
+                u.name,
+                u.staff,
+                u.equipped_staff,
+                pct(u.equipment_ratio)
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,159 @@
+//! The read API for viewers: coverage figures, the unit tree and the agents.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use crate::figures::agent_state;
+use crate::store::{AgentRecord, ApiRole};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/coverage", get(coverage))
+        .route("/api/v1/coverage.csv", get(coverage_csv))
+        .route("/api/v1/units", get(units))
+        .route("/api/v1/units/{code}", get(unit))
+        .route("/api/v1/agents", get(agents))
+        .route("/api/v1/agents/{id}", get(agent))
+}
+
+#[derive(Debug, Deserialize)]
+struct LevelFilter {
+    level: Option<String>,
+}
+
+async fn coverage(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(filter): Query<LevelFilter>,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, ApiRole::Viewer).await?;
+    let f = state.figures().await?;
+    Ok(Json(crate::coverage::json(&f, filter.level.as_deref())))
+}
+
+async fn coverage_csv(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(filter): Query<LevelFilter>,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers, ApiRole::Viewer).await?;
+    let f = state.figures().await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"hatang-coverage.csv\"",
+            ),
+        ],
+        crate::coverage::csv(&f, filter.level.as_deref()),
+    )
+        .into_response())
+}
+
+async fn units(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(filter): Query<LevelFilter>,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, ApiRole::Viewer).await?;
+    let f = state.figures().await?;
+    let units: Vec<_> = f
+        .units
+        .iter()
+        .filter(|u| filter.level.as_deref().is_none_or(|l| l == u.level))
+        .collect();
+    Ok(Json(json!({ "units": units })))
+}
+
+fn agent_json(a: &AgentRecord, now: i64) -> Value {
+    let interval = a.interval_secs.and_then(|i| u32::try_from(i).ok());
+    json!({
+        "id": a.id,
+        "machine_id": a.machine_id,
+        "unit": a.unit_code,
+        "role": a.role,
+        "hostname": a.hostname,
+        "state": agent_state(a.last_report_at, interval, now),
+        "enrolled_at": a.enrolled_at,
+        "last_report_at": a.last_report_at,
+        "interval_secs": a.interval_secs,
+        "agent_version": a.agent_version,
+    })
+}
+
+async fn unit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, ApiRole::Viewer).await?;
+    let f = state.figures().await?;
+    let unit = f
+        .units
+        .iter()
+        .find(|u| u.code == code)
+        .ok_or_else(|| ApiError::not_found(format!("unit {code}")))?;
+    let now = crate::now();
+    let agents: Vec<Value> = state
+        .store()
+        .agents()
+        .await?
+        .iter()
+        .filter(|a| a.unit_code == code)
+        .map(|a| agent_json(a, now))
+        .collect();
+    let children: Vec<&str> = f
+        .units
+        .iter()
+        .filter(|u| u.parent_code.as_deref() == Some(code.as_str()))
+        .map(|u| u.code.as_str())
+        .collect();
+    Ok(Json(
+        json!({ "unit": unit, "children": children, "agents": agents }),
+    ))
+}
+
+async fn agents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, ApiRole::Viewer).await?;
+    let now = crate::now();
+    let agents: Vec<Value> = state
+        .store()
+        .agents()
+        .await?
+        .iter()
+        .map(|a| agent_json(a, now))
+        .collect();
+    Ok(Json(json!({ "agents": agents })))
+}
+
+async fn agent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, ApiRole::Viewer).await?;
+    let (record, evidence) = state
+        .store()
+        .agent(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("agent {id}")))?;
+    let parse = |doc: Option<String>| -> Value {
+        doc.and_then(|d| serde_json::from_str(&d).ok())
+            .unwrap_or(Value::Null)
+    };
+    let mut body = agent_json(&record, crate::now());
+    body["inventory"] = parse(evidence.inventory);
+    body["sample"] = parse(evidence.sample);
+    body["probes"] = parse(evidence.probes);
+    Ok(Json(body))
+}

@@ -1,0 +1,128 @@
+//! `POST /api/v1/reports`: authenticate, bound, decode, validate, commit, acknowledge.
+//!
+//! "Acknowledged" means committed: `202 accepted` is sent only after the store's transaction
+//! committed, and a `report_id` already stored gets `200 duplicate` without storing anything, so
+//! an agent that resends after a lost answer never creates a second copy. The agent is the one its
+//! key names; nothing in the body can claim to be another agent.
+
+use std::io::Read;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use flate2::read::GzDecoder;
+use hatang_protocol::{Limits, Report};
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use crate::metrics::Outcome;
+use crate::store::Stored;
+
+pub(super) async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let agent = match authenticate(&state, &headers).await {
+        Ok(agent) => agent,
+        Err(e) => {
+            if e.status() == StatusCode::UNAUTHORIZED {
+                state.metrics().report(Outcome::Unauthorized);
+            }
+            return Err(e);
+        }
+    };
+    let report = match decode(&state, &headers, body) {
+        Ok(r) => r,
+        Err(e) => {
+            state.metrics().report(Outcome::Rejected);
+            tracing::warn!(agent = %agent, error = %e.message(), "report rejected");
+            return Err(e);
+        }
+    };
+    let (report, text) = report;
+    let stored = state
+        .store()
+        .store_report(&agent, &report, &text, crate::now())
+        .await?;
+    match stored {
+        Stored::Accepted => {
+            state.metrics().report(Outcome::Accepted);
+            tracing::debug!(agent = %agent, report = %report.report_id, "report accepted");
+            Ok((StatusCode::ACCEPTED, Json(json!({"status": "accepted"}))))
+        }
+        Stored::Duplicate => {
+            state.metrics().report(Outcome::Duplicate);
+            tracing::debug!(agent = %agent, report = %report.report_id, "duplicate report");
+            Ok((StatusCode::OK, Json(json!({"status": "duplicate"}))))
+        }
+    }
+}
+
+/// The id of the agent the bearer key names.
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+    let key = super::bearer(headers)?;
+    let agent = state
+        .store()
+        .agent_by_key(&crate::secret::digest(key))
+        .await?
+        .ok_or_else(|| {
+            ApiError::unauthorized("unknown or revoked agent key; enrol this machine again")
+        })?;
+    Ok(agent.id)
+}
+
+/// Body → (report, its JSON text), within the configured size before and after gzip.
+fn decode(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Report, String), ApiError> {
+    let limit = state.config().max_report_bytes;
+    let body = super::body_bytes(body)?;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    let raw = match encoding.as_deref() {
+        None | Some("identity") => body.to_vec(),
+        Some("gzip") => gunzip(&body, limit)?,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                format!("Content-Encoding {other:?} is not supported (use gzip or none)"),
+            ));
+        }
+    };
+    let text = String::from_utf8(raw)
+        .map_err(|_| ApiError::bad_request("invalid_json", "report is not UTF-8 text"))?;
+    let report: Report = super::json(text.as_bytes())?;
+    report.validate(&Limits::default()).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_report",
+            list.join("; "),
+        )
+    })?;
+    Ok((report, text))
+}
+
+/// Decompresses at most `limit` bytes; a larger result (a gzip bomb) is refused, not buffered.
+fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
+    let read = GzDecoder::new(body)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::bad_request("invalid_gzip", format!("gzip body: {e}")))?;
+    if read > limit {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("decompressed report is larger than {limit} bytes"),
+        ));
+    }
+    Ok(out)
+}

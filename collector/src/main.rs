@@ -1,0 +1,214 @@
+//! Command line of hatang-collector; the work is done in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hatang_collector::commands::{self, Format};
+use hatang_collector::config::{self, Overrides, RawConfig};
+use hatang_collector::http::AppState;
+
+/// The hatang collector: enrolls agents, stores their reports and serves the coverage,
+/// connectivity and data-centre figures (HTTP API, Prometheus /metrics).
+#[derive(Debug, Parser)]
+#[command(name = "hatang-collector", version, about, long_about = None)]
+struct Cli {
+    /// Configuration file (TOML); `hatang-collector config example` prints an annotated one.
+    #[arg(long, global = true, env = "HATANG_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH (embedded, created on first use). Default: sqlite://hatang.db
+    #[arg(long, global = true, env = "HATANG_DATABASE", value_name = "URL")]
+    database: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on, e.g. 0.0.0.0:8080 (default 127.0.0.1:8080).
+        #[arg(long, env = "HATANG_LISTEN", value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// The tree of administrative units.
+    #[command(subcommand)]
+    Units(UnitsCommand),
+    /// Enrolment tokens for machines, API tokens for people.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print the equipment coverage per level (and per unit with --level).
+    Coverage {
+        /// Only this level, with its units.
+        #[arg(long)]
+        level: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UnitsCommand {
+    /// Import or re-import the tree from a CSV file with header code,name,level,parent_code,staff.
+    /// All or nothing: any error is reported with its line and nothing is imported. Units absent
+    /// from the file are retired from the current figures.
+    Import { file: PathBuf },
+    /// Print the current tree.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a new token (alone on the last line of stdout).
+    ///
+    /// With --unit: an enrolment token for machines of that unit (--role workstation, the
+    /// default, or server). Without: an API token, --role viewer (read) or admin.
+    Create {
+        #[arg(long, value_name = "CODE")]
+        unit: Option<String>,
+        #[arg(long, value_parser = ["workstation", "server", "viewer", "admin"])]
+        role: Option<String>,
+        /// The token stops working after this many days (default: never).
+        #[arg(long, value_name = "DAYS")]
+        expires_days: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print an annotated example configuration with the defaults.
+    Example,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HATANG_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hatang-collector: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        // `units list | head` closes the pipe early; that is not a failure worth a message.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hatang-collector: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Config(ConfigCommand::Example) = cli.command {
+        print!("{}", config::EXAMPLE);
+        return Ok(());
+    }
+    let listen = match &cli.command {
+        Command::Serve { listen } => listen.clone(),
+        _ => None,
+    };
+    let config = RawConfig::load(cli.config.as_deref())?.check(&Overrides {
+        listen,
+        database: cli.database.clone(),
+    })?;
+    let store = commands::open_store(&config).await?;
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Serve { .. } => serve(store, config).await,
+        Command::Migrate => {
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::Units(UnitsCommand::Import { file }) => {
+            commands::units_import(store.as_ref(), &file, &mut out).await
+        }
+        Command::Units(UnitsCommand::List) => commands::units_list(store.as_ref(), &mut out).await,
+        Command::Token(TokenCommand::Create {
+            unit,
+            role,
+            expires_days,
+        }) => {
+            commands::token_create(
+                store.as_ref(),
+                unit.as_deref(),
+                role.as_deref(),
+                expires_days,
+                &mut out,
+            )
+            .await
+        }
+        Command::Coverage { level, format } => {
+            commands::coverage(store.as_ref(), &config, level.as_deref(), format, &mut out).await
+        }
+        Command::Config(_) => Ok(()),
+    }
+}
+
+async fn serve(
+    store: Box<dyn hatang_collector::store::Store>,
+    config: config::Config,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    if addr.ip().is_loopback() {
+        tracing::info!(%addr, "listening on loopback only; set listen = \"0.0.0.0:8080\" for agents on the network");
+    } else {
+        tracing::info!(%addr, "listening");
+    }
+    tracing::info!(
+        database = %hatang_collector::store::redact_url(&config.database),
+        "serving"
+    );
+    let state = AppState::new(store, config);
+    hatang_collector::serve(state, listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

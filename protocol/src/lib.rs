@@ -1,0 +1,24 @@
+//! Wire types exchanged between `hatang-agent` and `hatang-collector`.
+//!
+//! Compatibility rules, which both sides rely on:
+//! - every struct tolerates unknown fields, so an old collector reads a new agent's report;
+//! - new fields are added as `#[serde(default)]` (usually `Option<_>`), so a new collector reads
+//!   an old agent's report;
+//! - a change that breaks either rule bumps [`SCHEMA_VERSION`], and the collector refuses
+//!   versions it does not know with a clear error rather than guessing.
+//!
+//! Units are base units throughout: bytes, seconds, ratios in 0..=1, bits per second.
+
+mod enroll;
+mod report;
+mod validate;
+
+pub use enroll::{EnrollRequest, EnrollResponse};
+pub use report::{
+    Cpu, Disk, Dmi, Filesystem, FilesystemUsage, Interface, InterfaceCounters, Inventory, Memory,
+    Os, ProbeClass, ProbeKind, ProbeResult, Report, Sample,
+};
+pub use validate::{Limits, ValidationError};
+
+/// The report schema this crate writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;

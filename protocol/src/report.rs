@@ -1,0 +1,257 @@
+//! The report, schema version 1: one agent's evidence at one moment.
+//!
+//! A report carries a `sample` every cycle, an `inventory` when the hardware or software picture
+//! may have changed, and the results of the connectivity `probes` that ran. Every hardware field a
+//! machine may not expose (virtual machines have no DMI, many have no sensors) is optional: absent
+//! means "not readable here", never "zero".
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// One report as pushed to `POST /api/v1/reports`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    pub schema_version: u32,
+    /// Idempotency key: the collector stores a given id once. UUID v7 (time-ordered) from the agent.
+    pub report_id: Uuid,
+    /// The agent's clock when the report was made; the collector records skew, it does not trust it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub agent_time: OffsetDateTime,
+    /// How often this agent reports, so the collector can tell online from stale.
+    pub interval_secs: u32,
+    /// `hatang-agent` version that made the report.
+    pub agent_version: String,
+    #[serde(default)]
+    pub inventory: Option<Inventory>,
+    #[serde(default)]
+    pub sample: Option<Sample>,
+    #[serde(default)]
+    pub probes: Vec<ProbeResult>,
+}
+
+/// What the machine is: changes rarely.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Inventory {
+    pub hostname: String,
+    pub os: Os,
+    pub cpu: Cpu,
+    pub memory: Memory,
+    #[serde(default)]
+    pub disks: Vec<Disk>,
+    #[serde(default)]
+    pub filesystems: Vec<Filesystem>,
+    #[serde(default)]
+    pub interfaces: Vec<Interface>,
+    /// The IPv4 default gateway, where the routing table shows one.
+    #[serde(default)]
+    pub default_gateway: Option<IpAddr>,
+    /// SMBIOS/DMI identification; absent on machines that do not expose it.
+    #[serde(default)]
+    pub dmi: Option<Dmi>,
+    /// Hypervisor when the machine is virtual (`kvm`, `vmware`, `hyperv`, …).
+    #[serde(default)]
+    pub virtualization: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Os {
+    /// Family, e.g. `linux`, `windows`.
+    pub family: String,
+    /// Distribution or product name, e.g. `Debian GNU/Linux`, `Windows 11 Pro`.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub kernel: Option<String>,
+    /// CPU architecture, e.g. `x86_64`.
+    pub arch: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Cpu {
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub vendor: Option<String>,
+    /// Physical cores, where the OS tells them apart from threads.
+    #[serde(default)]
+    pub cores: Option<u32>,
+    /// Logical CPUs (hardware threads).
+    pub threads: u32,
+    #[serde(default)]
+    pub frequency_hz: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Memory {
+    pub total_bytes: u64,
+    pub swap_total_bytes: u64,
+}
+
+/// A physical (or virtual) block device.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Disk {
+    /// Kernel name, e.g. `sda`, `nvme0n1`, `vda`.
+    pub name: String,
+    pub size_bytes: u64,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub serial: Option<String>,
+    #[serde(default)]
+    pub rotational: Option<bool>,
+    #[serde(default)]
+    pub removable: Option<bool>,
+}
+
+/// A mounted filesystem.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Filesystem {
+    pub mount_point: String,
+    pub device: String,
+    pub fs_type: String,
+    pub total_bytes: u64,
+}
+
+/// A network interface.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Interface {
+    pub name: String,
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// Addresses in CIDR notation, e.g. `192.168.1.20/24`.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// Operationally up (link and administratively up).
+    pub up: bool,
+    pub loopback: bool,
+    /// Negotiated link speed in bits per second, where the driver reports it.
+    #[serde(default)]
+    pub speed_bps: Option<u64>,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    /// The default route leaves through this interface.
+    #[serde(default)]
+    pub default_route: bool,
+}
+
+/// SMBIOS identification, junk values ("To be filled by O.E.M.") already removed by the agent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Dmi {
+    #[serde(default)]
+    pub sys_vendor: Option<String>,
+    #[serde(default)]
+    pub product_name: Option<String>,
+    #[serde(default)]
+    pub product_serial: Option<String>,
+    #[serde(default)]
+    pub product_uuid: Option<String>,
+    #[serde(default)]
+    pub board_vendor: Option<String>,
+    #[serde(default)]
+    pub board_name: Option<String>,
+    #[serde(default)]
+    pub bios_vendor: Option<String>,
+    #[serde(default)]
+    pub bios_version: Option<String>,
+    #[serde(default)]
+    pub bios_date: Option<String>,
+    /// SMBIOS chassis type name, e.g. `desktop`, `notebook`, `rack mount chassis`.
+    #[serde(default)]
+    pub chassis_type: Option<String>,
+}
+
+/// How the machine is doing: taken every cycle.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Sample {
+    pub uptime_secs: u64,
+    /// Share of all CPUs busy since the previous sample, 0..=1.
+    #[serde(default)]
+    pub cpu_usage_ratio: Option<f64>,
+    /// 1, 5 and 15 minute load averages (absent where the OS has none).
+    #[serde(default)]
+    pub load: Option<[f64; 3]>,
+    pub memory_used_bytes: u64,
+    #[serde(default)]
+    pub memory_available_bytes: Option<u64>,
+    pub swap_used_bytes: u64,
+    #[serde(default)]
+    pub filesystems: Vec<FilesystemUsage>,
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceCounters>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FilesystemUsage {
+    pub mount_point: String,
+    pub used_bytes: u64,
+    pub free_bytes: u64,
+}
+
+/// Cumulative counters since boot.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InterfaceCounters {
+    pub name: String,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+}
+
+/// How a probe reached its target.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeKind {
+    Tcp,
+    Http,
+    Dns,
+    Icmp,
+}
+
+/// What a probe target stands for; connectivity is reported per class.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeClass {
+    Internet,
+    GovWan,
+    Datacentre,
+}
+
+/// The outcome of one probe: several attempts against one target.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProbeResult {
+    /// Operator-chosen name, e.g. `portal`.
+    pub name: String,
+    pub kind: ProbeKind,
+    pub class: ProbeClass,
+    /// `host:port`, URL or name, as configured.
+    pub target: String,
+    pub attempts: u32,
+    pub successes: u32,
+    #[serde(default)]
+    pub rtt_min_seconds: Option<f64>,
+    #[serde(default)]
+    pub rtt_avg_seconds: Option<f64>,
+    #[serde(default)]
+    pub rtt_max_seconds: Option<f64>,
+    /// Mean absolute difference between consecutive round-trip times.
+    #[serde(default)]
+    pub jitter_seconds: Option<f64>,
+    /// Last failure, for humans.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl ProbeResult {
+    /// Share of attempts that failed, 0..=1.
+    pub fn loss_ratio(&self) -> f64 {
+        if self.attempts == 0 {
+            return 1.0;
+        }
+        1.0 - f64::from(self.successes.min(self.attempts)) / f64::from(self.attempts)
+    }
+}

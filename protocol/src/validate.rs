@@ -1,0 +1,229 @@
+//! Semantic checks on a decoded report: what serde's types cannot express.
+//!
+//! The collector runs these before storing anything, so a report that passes is safe to store and
+//! to turn into metrics: bounded collection sizes and string lengths, ratios within 0..=1, finite
+//! numbers, a real (non-nil, v4 or v7) `report_id` and a schema version this crate knows.
+
+use std::fmt;
+
+use crate::{Report, SCHEMA_VERSION};
+
+/// Bounds on what one report may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest string, in bytes.
+    pub max_string_bytes: usize,
+    /// Longest list (disks, filesystems, interfaces, probes, addresses).
+    pub max_items: usize,
+    pub min_interval_secs: u32,
+    pub max_interval_secs: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_string_bytes: 1024,
+            max_items: 512,
+            min_interval_secs: 5,
+            max_interval_secs: 86_400,
+        }
+    }
+}
+
+/// One reason a report was refused; `field` is a JSON-path-like location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    pub field: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.problem)
+    }
+}
+
+struct Checker {
+    limits: Limits,
+    errors: Vec<ValidationError>,
+}
+
+impl Checker {
+    fn fail(&mut self, field: impl Into<String>, problem: impl Into<String>) {
+        self.errors.push(ValidationError {
+            field: field.into(),
+            problem: problem.into(),
+        });
+    }
+
+    fn string(&mut self, field: &str, value: &str) {
+        if value.len() > self.limits.max_string_bytes {
+            self.fail(
+                field,
+                format!("longer than {} bytes", self.limits.max_string_bytes),
+            );
+        }
+        if value.contains('\0') {
+            self.fail(field, "contains a NUL character");
+        }
+    }
+
+    fn opt_string(&mut self, field: &str, value: Option<&String>) {
+        if let Some(v) = value {
+            self.string(field, v);
+        }
+    }
+
+    fn items<T>(&mut self, field: &str, list: &[T]) {
+        if list.len() > self.limits.max_items {
+            self.fail(field, format!("more than {} items", self.limits.max_items));
+        }
+    }
+
+    fn seconds(&mut self, field: &str, value: Option<f64>) {
+        if let Some(v) = value
+            && !(v.is_finite() && (0.0..=3600.0).contains(&v))
+        {
+            self.fail(field, "must be a number of seconds between 0 and 3600");
+        }
+    }
+}
+
+impl Report {
+    /// Checks everything serde could not; returns every problem found, not just the first.
+    pub fn validate(&self, limits: &Limits) -> Result<(), Vec<ValidationError>> {
+        let mut c = Checker {
+            limits: *limits,
+            errors: Vec::new(),
+        };
+        if self.schema_version != SCHEMA_VERSION {
+            c.fail(
+                "schema_version",
+                format!(
+                    "version {} is not supported (this collector reads {SCHEMA_VERSION})",
+                    self.schema_version
+                ),
+            );
+        }
+        if !matches!(self.report_id.get_version_num(), 4 | 7) {
+            c.fail("report_id", "must be a UUID version 4 or 7");
+        }
+        if !(limits.min_interval_secs..=limits.max_interval_secs).contains(&self.interval_secs) {
+            c.fail(
+                "interval_secs",
+                format!(
+                    "must be between {} and {}",
+                    limits.min_interval_secs, limits.max_interval_secs
+                ),
+            );
+        }
+        c.string("agent_version", &self.agent_version);
+        if let Some(inv) = &self.inventory {
+            check_inventory(&mut c, inv);
+        }
+        if let Some(s) = &self.sample {
+            if let Some(r) = s.cpu_usage_ratio
+                && !(r.is_finite() && (0.0..=1.0).contains(&r))
+            {
+                c.fail("sample.cpu_usage_ratio", "must be between 0 and 1");
+            }
+            if let Some(load) = s.load
+                && load.iter().any(|l| !(l.is_finite() && *l >= 0.0))
+            {
+                c.fail("sample.load", "must be finite and not negative");
+            }
+            c.items("sample.filesystems", &s.filesystems);
+            for (i, fs) in s.filesystems.iter().enumerate() {
+                c.string(
+                    &format!("sample.filesystems[{i}].mount_point"),
+                    &fs.mount_point,
+                );
+            }
+            c.items("sample.interfaces", &s.interfaces);
+            for (i, n) in s.interfaces.iter().enumerate() {
+                c.string(&format!("sample.interfaces[{i}].name"), &n.name);
+            }
+        }
+        c.items("probes", &self.probes);
+        for (i, p) in self.probes.iter().enumerate() {
+            let at = format!("probes[{i}]");
+            c.string(&format!("{at}.name"), &p.name);
+            c.string(&format!("{at}.target"), &p.target);
+            c.opt_string(&format!("{at}.error"), p.error.as_ref());
+            if p.successes > p.attempts {
+                c.fail(format!("{at}.successes"), "more successes than attempts");
+            }
+            if p.attempts > 1000 {
+                c.fail(format!("{at}.attempts"), "more than 1000 attempts");
+            }
+            for (name, v) in [
+                ("rtt_min_seconds", p.rtt_min_seconds),
+                ("rtt_avg_seconds", p.rtt_avg_seconds),
+                ("rtt_max_seconds", p.rtt_max_seconds),
+                ("jitter_seconds", p.jitter_seconds),
+            ] {
+                c.seconds(&format!("{at}.{name}"), v);
+            }
+        }
+        if c.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(c.errors)
+        }
+    }
+}
+
+fn check_inventory(c: &mut Checker, inv: &crate::Inventory) {
+    c.string("inventory.hostname", &inv.hostname);
+    c.string("inventory.os.family", &inv.os.family);
+    c.string("inventory.os.arch", &inv.os.arch);
+    c.opt_string("inventory.os.name", inv.os.name.as_ref());
+    c.opt_string("inventory.os.version", inv.os.version.as_ref());
+    c.opt_string("inventory.os.kernel", inv.os.kernel.as_ref());
+    c.opt_string("inventory.cpu.model", inv.cpu.model.as_ref());
+    c.opt_string("inventory.cpu.vendor", inv.cpu.vendor.as_ref());
+    c.opt_string("inventory.virtualization", inv.virtualization.as_ref());
+    c.items("inventory.disks", &inv.disks);
+    for (i, d) in inv.disks.iter().enumerate() {
+        c.string(&format!("inventory.disks[{i}].name"), &d.name);
+        c.opt_string(&format!("inventory.disks[{i}].model"), d.model.as_ref());
+        c.opt_string(&format!("inventory.disks[{i}].serial"), d.serial.as_ref());
+    }
+    c.items("inventory.filesystems", &inv.filesystems);
+    for (i, f) in inv.filesystems.iter().enumerate() {
+        c.string(
+            &format!("inventory.filesystems[{i}].mount_point"),
+            &f.mount_point,
+        );
+        c.string(&format!("inventory.filesystems[{i}].device"), &f.device);
+        c.string(&format!("inventory.filesystems[{i}].fs_type"), &f.fs_type);
+    }
+    c.items("inventory.interfaces", &inv.interfaces);
+    for (i, n) in inv.interfaces.iter().enumerate() {
+        c.string(&format!("inventory.interfaces[{i}].name"), &n.name);
+        c.opt_string(&format!("inventory.interfaces[{i}].mac"), n.mac.as_ref());
+        c.items(
+            &format!("inventory.interfaces[{i}].addresses"),
+            &n.addresses,
+        );
+        for a in &n.addresses {
+            c.string(&format!("inventory.interfaces[{i}].addresses"), a);
+        }
+    }
+    if let Some(dmi) = &inv.dmi {
+        for (name, v) in [
+            ("sys_vendor", &dmi.sys_vendor),
+            ("product_name", &dmi.product_name),
+            ("product_serial", &dmi.product_serial),
+            ("product_uuid", &dmi.product_uuid),
+            ("board_vendor", &dmi.board_vendor),
+            ("board_name", &dmi.board_name),
+            ("bios_vendor", &dmi.bios_vendor),
+            ("bios_version", &dmi.bios_version),
+            ("bios_date", &dmi.bios_date),
+            ("chassis_type", &dmi.chassis_type),
+        ] {
+            c.opt_string(&format!("inventory.dmi.{name}"), v.as_ref());
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Each schema version has a golden report; these tests pin its exact wire shape.
+
+use hatang_protocol::{ProbeClass, ProbeKind, Report, SCHEMA_VERSION};
+use serde_json::Value;
+
+const V1: &str = include_str!("../golden/report-v1.json");
+
+#[test]
+fn v1_golden_reads_and_writes_back_identically() {
+    let report: Report = serde_json::from_str(V1).expect("golden v1 parses");
+    let written = serde_json::to_value(&report).unwrap();
+    let golden: Value = serde_json::from_str(V1).unwrap();
+    assert_eq!(written, golden, "serialising the golden report changed it");
+}
+
+#[test]
+fn v1_golden_fields_land_where_expected() {
+    let report: Report = serde_json::from_str(V1).unwrap();
+    assert_eq!(report.schema_version, SCHEMA_VERSION);
+    assert_eq!(report.report_id.get_version_num(), 7);
+    let inv = report.inventory.as_ref().unwrap();
+    assert_eq!(inv.cpu.threads, 12);
+    assert_eq!(inv.interfaces[1].speed_bps, Some(1_000_000_000));
+    assert!(inv.interfaces[1].default_route);
+    assert_eq!(inv.default_gateway.unwrap().to_string(), "10.17.4.1");
+    assert_eq!(
+        inv.dmi.as_ref().unwrap().chassis_type.as_deref(),
+        Some("desktop")
+    );
+    let p = &report.probes[0];
+    assert_eq!((p.kind, p.class), (ProbeKind::Tcp, ProbeClass::Datacentre));
+    assert!((p.loss_ratio() - 0.25).abs() < 1e-12);
+    report
+        .validate(&Default::default())
+        .expect("golden report is valid");
+}
+
+#[test]
+fn unknown_fields_are_tolerated_at_every_level() {
+    let mut v: Value = serde_json::from_str(V1).unwrap();
+    v["from_the_future"] = Value::from(1);
+    v["inventory"]["os"]["edition"] = Value::from("Pro");
+    v["sample"]["temperatures"] = Value::from(vec![40.5]);
+    v["probes"][0]["ttl"] = Value::from(57);
+    let report: Report = serde_json::from_value(v).expect("unknown fields are ignored");
+    assert_eq!(
+        report.inventory.unwrap().os.name.as_deref(),
+        Some("Debian GNU/Linux")
+    );
+}
+
+#[test]
+fn minimal_report_needs_no_inventory_sample_or_probes() {
+    let report: Report = serde_json::from_str(
+        r#"{"schema_version":1,"report_id":"6f1c1a4e-2b7d-4c1e-9a3b-5d6e7f8091a2",
+            "agent_time":"2026-01-05T08:30:00+07:00","interval_secs":60,"agent_version":"0.1.0"}"#,
+    )
+    .unwrap();
+    assert!(report.inventory.is_none() && report.sample.is_none() && report.probes.is_empty());
+    report.validate(&Default::default()).unwrap();
+}

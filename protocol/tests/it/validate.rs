@@ -1,0 +1,77 @@
+//! Validation refuses what serde accepts but the collector must not store.
+
+use hatang_protocol::{Limits, Report};
+use serde_json::Value;
+
+fn golden() -> Value {
+    serde_json::from_str(include_str!("../golden/report-v1.json")).unwrap()
+}
+
+fn problems(v: Value) -> Vec<String> {
+    let report: Report = serde_json::from_value(v).unwrap();
+    match report.validate(&Limits::default()) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors.into_iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+#[test]
+fn unknown_schema_version_is_refused() {
+    let mut v = golden();
+    v["schema_version"] = Value::from(2);
+    assert_eq!(
+        problems(v),
+        ["schema_version: version 2 is not supported (this collector reads 1)"]
+    );
+}
+
+#[test]
+fn nil_and_v1_uuids_are_refused() {
+    for id in [
+        "00000000-0000-0000-0000-000000000000",
+        "c232ab00-9414-11ec-b3c8-9e6bdeced846",
+    ] {
+        let mut v = golden();
+        v["report_id"] = Value::from(id);
+        assert_eq!(
+            problems(v),
+            ["report_id: must be a UUID version 4 or 7"],
+            "{id}"
+        );
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let mut v = golden();
+    v["interval_secs"] = Value::from(0);
+    v["sample"]["cpu_usage_ratio"] = Value::from(1.5);
+    v["inventory"]["hostname"] = Value::from("x".repeat(2000));
+    v["probes"][0]["successes"] = Value::from(9);
+    v["inventory"]["disks"][0]["model"] = Value::from("bad\u{0}model");
+    let got = problems(v);
+    assert_eq!(got.len(), 5, "{got:#?}");
+    assert!(got.contains(&"interval_secs: must be between 5 and 86400".to_string()));
+    assert!(got.contains(&"sample.cpu_usage_ratio: must be between 0 and 1".to_string()));
+    assert!(got.contains(&"inventory.hostname: longer than 1024 bytes".to_string()));
+    assert!(got.contains(&"probes[0].successes: more successes than attempts".to_string()));
+    assert!(got.contains(&"inventory.disks[0].model: contains a NUL character".to_string()));
+}
+
+#[test]
+fn too_many_items_are_refused() {
+    let mut v = golden();
+    let iface = v["sample"]["interfaces"][0].clone();
+    v["sample"]["interfaces"] = Value::from(vec![iface; 513]);
+    assert_eq!(problems(v), ["sample.interfaces: more than 512 items"]);
+}
+
+#[test]
+fn negative_rtt_is_refused() {
+    let mut v = golden();
+    v["probes"][0]["rtt_min_seconds"] = Value::from(-0.5);
+    assert_eq!(
+        problems(v),
+        ["probes[0].rtt_min_seconds: must be a number of seconds between 0 and 3600"]
+    );
+}
