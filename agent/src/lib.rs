@@ -1,3 +1,13 @@
 //! hatang-agent: collects one machine's evidence and pushes it to the collector.
+//!
+//! Push only: agencies sit behind NAT, so nothing ever connects to the agent. Every report is
+//! written to the on-disk spool before it is sent and leaves it only once the collector
+//! acknowledged it (see [`spool`]).
 
 pub mod collect;
+pub mod commands;
+pub mod config;
+pub mod push;
+pub mod report;
+pub mod spool;
+pub mod state;

@@ -1,1 +1,132 @@
-fn main() {}
+//! Command line of hatang-agent; the work is done in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hatang_agent::commands;
+use hatang_agent::config::{self, Overrides, RawConfig};
+
+/// The hatang agent: reports this machine's inventory, resource use and connectivity to the
+/// province's hatang collector. Push only; reports wait on disk while the collector is away.
+#[derive(Debug, Parser)]
+#[command(name = "hatang-agent", version, about, long_about = None)]
+struct Cli {
+    /// Configuration file (TOML); optional. `hatang-agent config example` prints one.
+    #[arg(long, global = true, env = "HATANG_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where the agent keeps its key and unsent reports (default /var/lib/hatang-agent).
+    #[arg(long, global = true, env = "HATANG_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Exchange an enrolment token for this machine's agent key.
+    Enroll {
+        /// Collector base URL, e.g. https://hatang.tinh.gov.vn
+        #[arg(long, env = "HATANG_COLLECTOR", value_name = "URL")]
+        collector: String,
+        /// Enrolment token from `hatang-collector token create --unit CODE`.
+        #[arg(long, env = "HATANG_TOKEN", hide_env_values = true)]
+        token: String,
+    },
+    /// Run the agent: a report every interval until stopped (SIGTERM, Ctrl-C).
+    Run,
+    /// Collect and send one report (with any waiting in the spool).
+    Once {
+        /// Print the report as JSON on stdout instead of sending it (needs no enrolment).
+        #[arg(long)]
+        print: bool,
+    },
+    /// Self-test: identity, enrolment, collector reachable, spool, LAN.
+    Check,
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print an annotated example configuration with the defaults.
+    Example,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HATANG_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hatang-agent: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        // `once --print | head` closes the pipe early; not a failure worth a message.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hatang-agent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<bool> {
+    if let Command::Config(ConfigCommand::Example) = cli.command {
+        print!("{}", config::EXAMPLE);
+        return Ok(true);
+    }
+    let collector = match &cli.command {
+        Command::Enroll { collector, .. } => Some(collector.clone()),
+        _ => std::env::var("HATANG_COLLECTOR").ok(),
+    };
+    let config = RawConfig::load(cli.config.as_deref())?.check(Overrides {
+        state_dir: cli.state_dir,
+        collector,
+    })?;
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Enroll { token, .. } => commands::enroll(&config, &token, &mut out).await?,
+        Command::Run => commands::run(&config, shutdown_signal()).await?,
+        Command::Once { print } => commands::once(&config, print, &mut out).await?,
+        Command::Check => return commands::check(&config, &mut out).await,
+        Command::Config(_) => {}
+    }
+    Ok(true)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

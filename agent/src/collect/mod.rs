@@ -7,6 +7,8 @@
 //! absent, never as an error: the agent runs on VMs, containers and locked-down PCs alike.
 
 mod filesystems;
+// Only the platform modules read firmware and device strings; a Windows module joins this cfg.
+#[cfg(target_os = "linux")]
 mod junk;
 
 #[cfg(target_os = "linux")]
@@ -58,6 +60,8 @@ impl Default for Collector {
 }
 
 impl Collector {
+    /// Opens the sysinfo handles and reads the CPU list and the counters the first sample's CPU
+    /// usage is measured from. Never fails: what cannot be read is absent later.
     pub fn new() -> Self {
         let system = System::new().ok().map(|mut system| {
             // The first CPU refresh lists the CPUs (brand, frequency) and reads the counters the
@@ -73,7 +77,8 @@ impl Collector {
         }
     }
 
-    /// Hardware/software picture: hatang_protocol::Inventory
+    /// Hardware/software picture: hatang_protocol::Inventory. Reads `/sys` and friends afresh
+    /// each call; meant for start-up and the occasional re-inventory, not every cycle.
     pub fn inventory(&mut self) -> Inventory {
         let memory = self.system.as_mut().map_or_else(Memory::default, |system| {
             system.refresh_memory();
@@ -102,7 +107,9 @@ impl Collector {
         }
     }
 
-    /// Resource use now: hatang_protocol::Sample
+    /// Resource use now: hatang_protocol::Sample. CPU usage covers the time since the previous
+    /// sample (or since `new` for the first one) and is `None` when that is under sysinfo's
+    /// `MINIMUM_CPU_UPDATE_INTERVAL`.
     pub fn sample(&mut self) -> Sample {
         let cpu_usage_ratio = self.cpu_usage_ratio();
         let (memory_used_bytes, memory_available_bytes, swap_used_bytes) =

@@ -1,0 +1,205 @@
+//! Talking to the collector: enrolment and report delivery over one reused HTTP client.
+//!
+//! Whether to try a failed delivery again is decided in one place, [`classify`]: connection
+//! failures, 408, 429 and 5xx (except 501) are worth retrying later and keep the report spooled;
+//! 401 means this agent's key is no longer accepted and sending stops until it is enrolled again;
+//! any other 4xx means the collector will never take this report, so it is logged and dropped
+//! rather than blocking every report behind it. Two exceptions keep reports: a redirect (3xx) and
+//! 404/405 say the configured URL does not lead to a collector's report endpoint, which no report
+//! can fix and dropping would turn a typo in a deployment into lost evidence on every machine.
+
+use std::time::Duration;
+
+use hatang_protocol::{EnrollRequest, EnrollResponse};
+use reqwest::StatusCode;
+
+use crate::spool::Spool;
+
+/// What to do after one delivery attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Stored (202) or already stored (200): forget the report.
+    Delivered,
+    /// Try again later; keep the report.
+    Retry,
+    /// The agent key was refused: stop sending, keep the report, enrol again.
+    Unauthorized,
+    /// The collector will never accept this report: drop it.
+    Drop,
+}
+
+pub fn classify(status: StatusCode) -> Disposition {
+    match status.as_u16() {
+        200..=299 => Disposition::Delivered,
+        401 => Disposition::Unauthorized,
+        300..=399 | 404 | 405 | 408 | 429 => Disposition::Retry,
+        501 => Disposition::Drop,
+        500..=599 => Disposition::Retry,
+        _ => Disposition::Drop,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("collector unreachable: {0}")]
+    Unreachable(String),
+    #[error("collector answered {status}: {message}")]
+    Refused { status: u16, message: String },
+    #[error("spool: {0}")]
+    Spool(#[from] std::io::Error),
+}
+
+/// Builds the one client the agent uses: timeouts, a recognisable user agent, TLS by rustls with
+/// the ring provider (installed once for the process).
+pub fn client(timeout: Duration) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .user_agent(concat!("hatang-agent/", env!("CARGO_PKG_VERSION")))
+        // A redirected POST would silently become a GET; better to see the 3xx and say so.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// The collector's error message from a JSON error body, or the raw text.
+async fn error_message(response: reqwest::Response) -> String {
+    let text = response.text().await.unwrap_or_default();
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| text.chars().take(200).collect())
+}
+
+fn unreachable(e: &reqwest::Error) -> PushError {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message = format!("{message}: {s}");
+        source = s.source();
+    }
+    PushError::Unreachable(message)
+}
+
+pub async fn enroll(
+    client: &reqwest::Client,
+    collector: &str,
+    request: &EnrollRequest,
+) -> Result<EnrollResponse, PushError> {
+    let response = client
+        .post(format!("{collector}/api/v1/enroll"))
+        .json(request)
+        .send()
+        .await
+        .map_err(|e| unreachable(&e))?;
+    let status = response.status();
+    if status != StatusCode::CREATED && status != StatusCode::OK {
+        return Err(PushError::Refused {
+            status: status.as_u16(),
+            message: error_message(response).await,
+        });
+    }
+    response.json().await.map_err(|e| unreachable(&e))
+}
+
+/// Delivers one spooled gzip report.
+pub async fn send(
+    client: &reqwest::Client,
+    collector: &str,
+    agent_key: &str,
+    gzip_body: Vec<u8>,
+) -> Result<(Disposition, StatusCode, String), PushError> {
+    let response = client
+        .post(format!("{collector}/api/v1/reports"))
+        .bearer_auth(agent_key)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(reqwest::header::CONTENT_ENCODING, "gzip")
+        .body(gzip_body)
+        .send()
+        .await
+        .map_err(|e| unreachable(&e))?;
+    let status = response.status();
+    let disposition = classify(status);
+    let message = if disposition == Disposition::Delivered {
+        String::new()
+    } else {
+        error_message(response).await
+    };
+    Ok((disposition, status, message))
+}
+
+/// What one pass over the spool achieved.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Flushed {
+    pub delivered: usize,
+    pub dropped: usize,
+    pub waiting: usize,
+}
+
+/// Sends waiting reports oldest first until the spool is empty or the collector cannot take more
+/// now. Returns the error that stopped it, with the counts so far.
+pub async fn flush(
+    client: &reqwest::Client,
+    collector: &str,
+    agent_key: &str,
+    spool: &Spool,
+) -> (Flushed, Result<(), PushError>) {
+    let mut done = Flushed::default();
+    let pending = match spool.pending() {
+        Ok(p) => p,
+        Err(e) => return (done, Err(e.into())),
+    };
+    for (i, entry) in pending.iter().enumerate() {
+        done.waiting = pending.len() - i;
+        let body = match spool.read(entry) {
+            Ok(b) => b,
+            Err(e) => return (done, Err(e.into())),
+        };
+        let outcome = send(client, collector, agent_key, body).await;
+        let (disposition, status, message) = match outcome {
+            Ok(o) => o,
+            Err(e) => return (done, Err(e)),
+        };
+        match disposition {
+            Disposition::Delivered => done.delivered += 1,
+            Disposition::Drop => {
+                done.dropped += 1;
+                tracing::error!(report = %entry.report_id, status = status.as_u16(), reason = %message, "collector refused the report for good; dropping it");
+            }
+            Disposition::Retry | Disposition::Unauthorized => {
+                return (
+                    done,
+                    Err(PushError::Refused {
+                        status: status.as_u16(),
+                        message,
+                    }),
+                );
+            }
+        }
+        if let Err(e) = spool.remove(entry) {
+            return (done, Err(e.into()));
+        }
+    }
+    done.waiting = 0;
+    (done, Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_rules() {
+        let d = |code: u16| classify(StatusCode::from_u16(code).unwrap());
+        assert_eq!(d(202), Disposition::Delivered);
+        assert_eq!(d(200), Disposition::Delivered);
+        assert_eq!(d(401), Disposition::Unauthorized);
+        for code in [301, 308, 404, 405, 408, 429, 500, 502, 503, 504, 599] {
+            assert_eq!(d(code), Disposition::Retry, "{code}");
+        }
+        for code in [400, 403, 409, 413, 415, 422, 501] {
+            assert_eq!(d(code), Disposition::Drop, "{code}");
+        }
+    }
+}
