@@ -231,3 +231,91 @@ impl Default for Metrics {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::figures::{AgentRow, Role, Rules, UnitRow, compute};
+
+    fn families(exposition: &str) -> BTreeSet<String> {
+        exposition
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn one_unit_figures() -> Figures {
+        let units = [UnitRow {
+            code: "4351".into(),
+            name: "Phường \"Tân\" Hòa".into(),
+            level: "commune".into(),
+            parent_code: None,
+            staff: 4,
+            depth: 0,
+        }];
+        let agents = [AgentRow {
+            unit_code: "4351".into(),
+            role: Role::Workstation,
+            last_report_at: Some(100),
+            interval_secs: Some(60),
+        }];
+        let rules = Rules {
+            equipment_window_secs: 86_400,
+            targets: [("commune".to_string(), 0.88)].into(),
+        };
+        compute(&units, &agents, &rules, 120)
+    }
+
+    #[test]
+    fn reference_lists_every_family() {
+        let reference = include_str!("../../docs/metrics.md");
+        let documented: BTreeSet<String> = reference
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `hatang_"))
+            .filter_map(|l| l.split('`').next())
+            .map(|name| format!("hatang_{name}"))
+            .collect();
+        let exposed = families(&Metrics::new().render(&one_unit_figures()));
+        assert_eq!(documented, exposed);
+    }
+
+    #[test]
+    fn figures_become_series_with_escaped_labels() {
+        let m = Metrics::new();
+        m.report(Outcome::Accepted);
+        let text = m.render(&one_unit_figures());
+        for line in [
+            "hatang_equipment_ratio{level=\"commune\"} 0.25",
+            "hatang_equipment_target_ratio{level=\"commune\"} 0.88",
+            "hatang_unit_info{level=\"commune\",name=\"Phường \\\"Tân\\\" Hòa\",parent=\"\",unit=\"4351\"} 1",
+            "hatang_unit_equipped_staff{level=\"commune\",unit=\"4351\"} 1",
+            "hatang_agents{level=\"commune\",role=\"workstation\",state=\"online\"} 1",
+            "hatang_agents{level=\"commune\",role=\"server\",state=\"offline\"} 0",
+            "hatang_reports_received_total{outcome=\"accepted\"} 1",
+            "hatang_reports_received_total{outcome=\"unauthorized\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_second_render_forgets_units_that_are_gone() {
+        let m = Metrics::new();
+        let _ = m.render(&one_unit_figures());
+        let empty = compute(
+            &[],
+            &[],
+            &Rules {
+                equipment_window_secs: 1,
+                targets: Default::default(),
+            },
+            0,
+        );
+        let text = m.render(&empty);
+        assert!(!text.contains("4351"), "{text}");
+    }
+}

@@ -1,7 +1,8 @@
 //! The read API for viewers: coverage figures, the unit tree and the agents.
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, header};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::header;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -9,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
-use crate::figures::agent_state;
+use crate::figures::{Figures, agent_state};
 use crate::store::{AgentRecord, ApiRole};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -27,22 +28,45 @@ struct LevelFilter {
     level: Option<String>,
 }
 
+impl LevelFilter {
+    /// The level asked for, which must be one the current tree has.
+    fn check(&self, figures: &Figures) -> Result<Option<&str>, ApiError> {
+        match self.level.as_deref() {
+            Some(l) if !figures.levels.iter().any(|x| x.level == l) => {
+                Err(ApiError::not_found(format!("level {l}")))
+            }
+            other => Ok(other),
+        }
+    }
+}
+
+/// A request that carried a valid viewer (or admin) token.
+#[derive(Debug)]
+struct Viewer;
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        state.authorize(&parts.headers, ApiRole::Viewer).await?;
+        Ok(Viewer)
+    }
+}
+
 async fn coverage(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Viewer,
     Query(filter): Query<LevelFilter>,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, ApiRole::Viewer).await?;
     let f = state.figures().await?;
-    Ok(Json(crate::coverage::json(&f, filter.level.as_deref())))
+    Ok(Json(crate::coverage::json(&f, filter.check(&f)?)))
 }
 
 async fn coverage_csv(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Viewer,
     Query(filter): Query<LevelFilter>,
 ) -> Result<Response, ApiError> {
-    state.authorize(&headers, ApiRole::Viewer).await?;
     let f = state.figures().await?;
     Ok((
         [
@@ -52,22 +76,22 @@ async fn coverage_csv(
                 "attachment; filename=\"hatang-coverage.csv\"",
             ),
         ],
-        crate::coverage::csv(&f, filter.level.as_deref()),
+        crate::coverage::csv(&f, filter.check(&f)?),
     )
         .into_response())
 }
 
 async fn units(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Viewer,
     Query(filter): Query<LevelFilter>,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, ApiRole::Viewer).await?;
     let f = state.figures().await?;
+    let level = filter.check(&f)?;
     let units: Vec<_> = f
         .units
         .iter()
-        .filter(|u| filter.level.as_deref().is_none_or(|l| l == u.level))
+        .filter(|u| level.is_none_or(|l| l == u.level))
         .collect();
     Ok(Json(json!({ "units": units })))
 }
@@ -90,10 +114,9 @@ fn agent_json(a: &AgentRecord, now: i64) -> Value {
 
 async fn unit(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Viewer,
     Path(code): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, ApiRole::Viewer).await?;
     let f = state.figures().await?;
     let unit = f
         .units
@@ -120,11 +143,7 @@ async fn unit(
     ))
 }
 
-async fn agents(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, ApiRole::Viewer).await?;
+async fn agents(State(state): State<AppState>, _: Viewer) -> Result<Json<Value>, ApiError> {
     let now = crate::now();
     let agents: Vec<Value> = state
         .store()
@@ -138,10 +157,9 @@ async fn agents(
 
 async fn agent(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Viewer,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, ApiRole::Viewer).await?;
     let (record, evidence) = state
         .store()
         .agent(&id)
@@ -155,5 +173,6 @@ async fn agent(
     body["inventory"] = parse(evidence.inventory);
     body["sample"] = parse(evidence.sample);
     body["probes"] = parse(evidence.probes);
+    body["reports_stored"] = state.store().report_count(Some(&id)).await?.into();
     Ok(Json(body))
 }

@@ -47,12 +47,16 @@ pub(super) async fn enroll(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<EnrollResponse>), ApiError> {
-    let body = super::body_bytes(body)?;
-    let request: EnrollRequest = super::json(&body)?;
-    if let Err(e) = check(&request) {
-        state.metrics().enrolment("refused");
-        return Err(e);
-    }
+    let request = super::body_bytes(body)
+        .and_then(|body| super::json::<EnrollRequest>(&body))
+        .and_then(|request| check(&request).map(|()| request));
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => {
+            state.metrics().enrolment("refused");
+            return Err(e);
+        }
+    };
     let key = secret::generate(Kind::Agent).map_err(|e| {
         tracing::error!(error = %e, "no randomness for an agent key");
         ApiError::new(

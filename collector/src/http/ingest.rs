@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 use hatang_protocol::{Limits, Report};
 use serde_json::{Value, json};
 
@@ -113,7 +113,8 @@ fn decode(
 /// Decompresses at most `limit` bytes; a larger result (a gzip bomb) is refused, not buffered.
 fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
-    let read = GzDecoder::new(body)
+    // Every member of a multi-member stream, not just the first: nothing is silently cut off.
+    let read = MultiGzDecoder::new(body)
         .take(limit as u64 + 1)
         .read_to_end(&mut out)
         .map_err(|e| ApiError::bad_request("invalid_gzip", format!("gzip body: {e}")))?;

@@ -153,6 +153,15 @@ pub fn app(state: AppState) -> Router {
             post(ingest::ingest).layer(DefaultBodyLimit::max(max_body)),
         )
         .merge(api::routes())
+        // Without this, a wrong method gets axum's bare 405 with an empty body; the contract
+        // says every error the caller caused is the JSON error body.
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method (see the Allow header)",
+            )
+        })
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

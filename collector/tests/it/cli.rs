@@ -1,0 +1,243 @@
+//! The command-line actions (`units import`, `token create`, `coverage`) as library calls.
+
+use std::path::PathBuf;
+
+use axum::http::StatusCode;
+use hatang_collector::commands::{self, Format};
+
+use crate::support::{Harness, TREE_2, TREE_3, report};
+
+impl Harness {
+    /// Writes `csv` to a file in the test's directory and runs `units import` on it.
+    async fn units_import(&self, name: &str, csv: &str) -> anyhow::Result<String> {
+        let path: PathBuf = self.dir.path().join(name);
+        std::fs::write(&path, csv).unwrap();
+        let mut out = Vec::new();
+        commands::units_import(self.store(), &path, &mut out).await?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    async fn token_create(&self, unit: Option<&str>, role: Option<&str>) -> anyhow::Result<String> {
+        let mut out = Vec::new();
+        commands::token_create(self.store(), unit, role, None, &mut out).await?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    async fn coverage(&self, level: Option<&str>, format: Format) -> anyhow::Result<String> {
+        let mut out = Vec::new();
+        commands::coverage(self.store(), self.config(), level, format, &mut out).await?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+}
+
+#[tokio::test]
+async fn units_import_reports_what_changed() {
+    let h = Harness::empty().await;
+    let out = h.units_import("a.csv", TREE_3).await.unwrap();
+    let file = h.dir.path().join("a.csv");
+    assert_eq!(
+        out,
+        format!(
+            "imported 5 units from {}: 5 added, 0 updated, 0 unchanged, 0 retired\n",
+            file.display()
+        )
+    );
+    let out = h.units_import("b.csv", TREE_2).await.unwrap();
+    assert!(
+        out.ends_with(": 1 added, 2 updated, 2 unchanged, 1 retired\n"),
+        "{out}"
+    );
+
+    let mut list = Vec::new();
+    commands::units_list(h.store(), &mut list).await.unwrap();
+    assert_eq!(
+        String::from_utf8(list).unwrap(),
+        "17 Tỉnh Hoà Bình [province] staff 0\n  \
+         17-SYT Sở Y tế [province] staff 4\n  \
+         4351 Phường Tân Hòa [commune] staff 3\n  \
+         4352 Xã Hòa Bình [commune] staff 5\n  \
+         4360 Xã Tân Lạc [commune] staff 7\n"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_unit_file_changes_nothing() {
+    let h = Harness::with_tree(TREE_3).await;
+    let tree = h.store().units().await.unwrap();
+    let head = "code,name,level,parent_code,staff\n17,Tỉnh,province,,0\n";
+    let cases = [
+        ("unknown parent", format!("{head}1,A,commune,99,4\n")),
+        ("cycle", format!("{head}a,A,commune,b,1\nb,B,commune,a,1\n")),
+        (
+            "duplicate code",
+            format!("{head}1,A,commune,17,4\n1,B,commune,17,4\n"),
+        ),
+        ("negative staff", format!("{head}1,A,commune,17,-4\n")),
+        ("non-numeric staff", format!("{head}1,A,commune,17,bốn\n")),
+        (
+            "wrong header",
+            "code,name,tier,parent_code,staff\n17,P,province,,0\n".to_string(),
+        ),
+        (
+            "header only",
+            "code,name,level,parent_code,staff\n".to_string(),
+        ),
+    ];
+    for (why, csv) in cases {
+        let err = h
+            .units_import("bad.csv", &csv)
+            .await
+            .expect_err(why)
+            .to_string();
+        assert!(err.ends_with("; nothing was imported"), "{why}: {err}");
+        assert!(err.contains("bad.csv"), "{why}: {err}");
+        assert_eq!(h.store().units().await.unwrap(), tree, "{why}");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_unit_file_is_an_error() {
+    let h = Harness::with_tree(TREE_3).await;
+    let mut out = Vec::new();
+    let err = commands::units_import(h.store(), &h.dir.path().join("none.csv"), &mut out)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").starts_with("cannot open "), "{err:#}");
+    assert!(out.is_empty());
+}
+
+#[tokio::test]
+async fn token_create_for_a_unit_prints_one_enrolment_token() {
+    let h = Harness::with_tree(TREE_3).await;
+    let out = h.token_create(Some("4351"), None).await.unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(
+        lines[0].starts_with("hte_") && lines[0].len() == 4 + 64,
+        "{out}"
+    );
+    let enrolled = h.enroll(lines[0], "m").await.json(StatusCode::CREATED);
+    assert_eq!(
+        (&enrolled["unit"], &enrolled["role"]),
+        (&"4351".into(), &"workstation".into())
+    );
+
+    let server = h
+        .token_create(Some("17-SYT"), Some("server"))
+        .await
+        .unwrap();
+    let enrolled = h
+        .enroll(server.trim_end(), "s")
+        .await
+        .json(StatusCode::CREATED);
+    assert_eq!(enrolled["role"], "server");
+}
+
+#[tokio::test]
+async fn token_create_for_the_api_prints_a_viewer_or_admin_token() {
+    let h = Harness::with_tree(TREE_3).await;
+    for role in ["viewer", "admin"] {
+        let out = h.token_create(None, Some(role)).await.unwrap();
+        let token = out.trim_end();
+        assert!(token.starts_with("htu_") && !token.contains('\n'), "{out}");
+        let reply = h.get("/api/v1/units", Some(token)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{role}");
+    }
+}
+
+#[tokio::test]
+async fn token_create_refuses_what_it_cannot_make() {
+    let h = Harness::with_tree(TREE_3).await;
+    let cases = [
+        (None, None, "say what the token is for"),
+        (
+            Some("4351"),
+            Some("viewer"),
+            "must be workstation or server",
+        ),
+        (None, Some("server"), "must be viewer or admin"),
+        (Some("9999"), None, "unit 9999 is not in the current tree"),
+    ];
+    for (unit, role, expected) in cases {
+        let err = h.token_create(unit, role).await.unwrap_err().to_string();
+        assert!(err.contains(expected), "{unit:?} {role:?}: {err}");
+    }
+    h.import(TREE_2).await;
+    let err = h.token_create(Some("148"), None).await.unwrap_err();
+    assert!(err.to_string().contains("not in the current tree"), "{err}");
+}
+
+/// One workstation reporting in commune 4351 of [`TREE_3`].
+async fn one_equipped_commune() -> Harness {
+    let h = Harness::with_tree(TREE_3).await;
+    let agent = h.enrolled(&h.enrol_token("4351", None).await, "m").await;
+    h.report(&agent.key, &report())
+        .await
+        .json(StatusCode::ACCEPTED);
+    h
+}
+
+#[tokio::test]
+async fn coverage_as_csv() {
+    let h = one_equipped_commune().await;
+    assert_eq!(
+        h.coverage(Some("commune"), Format::Csv).await.unwrap(),
+        "\u{feff}level,code,name,parent_code,staff,active_workstations,equipped_staff,equipment_ratio,target_ratio\n\
+         commune,4351,Phường Tân Hòa,148,3,1,1,0.3333,0.8800\n\
+         commune,4352,Xã Hòa Bình,148,5,0,0,0.0000,0.8800\n"
+    );
+    let all = h.coverage(None, Format::Csv).await.unwrap();
+    assert_eq!(all.lines().count(), 1 + 5);
+}
+
+#[tokio::test]
+async fn coverage_as_json() {
+    let h = one_equipped_commune().await;
+    let doc: serde_json::Value =
+        serde_json::from_str(&h.coverage(None, Format::Json).await.unwrap()).unwrap();
+    let levels: Vec<(&str, f64)> = doc["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["level"].as_str().unwrap(),
+                l["equipment_ratio"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        levels,
+        [("province", 0.0), ("district", 0.0), ("commune", 0.125)]
+    );
+    assert_eq!(doc["units"].as_array().unwrap().len(), 5);
+    let commune: serde_json::Value =
+        serde_json::from_str(&h.coverage(Some("commune"), Format::Json).await.unwrap()).unwrap();
+    assert_eq!(commune["levels"][0]["staff"], 8);
+    assert_eq!(commune["levels"][0]["equipped_staff"], 1);
+    assert_eq!(commune["units"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn coverage_as_a_table_and_for_an_unknown_level() {
+    let h = one_equipped_commune().await;
+    let table = h.coverage(None, Format::Table).await.unwrap();
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["LEVEL", "UNITS", "STAFF", "EQUIPPED", "RATIO", "TARGET"],
+            vec!["province", "1", "4", "0", "0.0%", "98.0%"],
+            vec!["district", "1", "10", "0", "0.0%", "91.0%"],
+            vec!["commune", "2", "8", "1", "12.5%", "88.0%"],
+        ]
+    );
+    let err = h.coverage(Some("ward"), Format::Table).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no level \"ward\" in the unit tree (levels: province, district, commune)"
+    );
+}
