@@ -85,10 +85,17 @@ pub async fn once(config: &Config, print: bool, out: &mut impl Write) -> anyhow:
             )?;
             Ok(())
         }
-        Err(e) => Err(anyhow::Error::new(e).context(format!(
-            "report kept in the spool ({} waiting) for the next run",
-            flushed.waiting
-        ))),
+        Err(e) => {
+            let hint = if matches!(e, PushError::Refused { status: 401, .. }) {
+                "; the collector no longer accepts this agent's key: enrol again with `hatang-agent enroll`"
+            } else {
+                ""
+            };
+            Err(anyhow::Error::new(e).context(format!(
+                "report kept in the spool ({} waiting) for the next run{hint}",
+                flushed.waiting
+            )))
+        }
     }
 }
 
@@ -125,8 +132,13 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow:
             config.interval,
         );
         spool.push(report.report_id, &report::encode(&report)?)?;
-        let (flushed, result) =
-            push::flush(&client, &enrolment.collector, &enrolment.agent_key, &spool).await;
+        // Stopping mid-flush is safe: the report being sent stays spooled and, if the collector
+        // did commit it, the resend next time is answered as a duplicate. A long backlog must not
+        // hold the agent past its service manager's stop timeout.
+        let (flushed, result) = tokio::select! {
+            () = &mut shutdown => break,
+            done = push::flush(&client, &enrolment.collector, &enrolment.agent_key, &spool) => done,
+        };
         match result {
             Ok(()) => {
                 unauthorized_logged = false;

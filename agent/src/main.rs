@@ -107,7 +107,10 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Enroll { token, .. } => commands::enroll(&config, &token, &mut out).await?,
-        Command::Run => commands::run(&config, shutdown_signal()).await?,
+        Command::Run => {
+            let shutdown = shutdown_signal();
+            commands::run(&config, shutdown).await?
+        }
         Command::Once { print } => commands::once(&config, print, &mut out).await?,
         Command::Check => return commands::check(&config, &mut out).await,
         Command::Config(_) => {}
@@ -115,18 +118,21 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled, so a signal during start-up is not lost to the default action.
+fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let interrupt = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {},
+                _ = interrupt => {},
                 _ = term.recv() => {},
             }
             return;
         }
+        let _ = interrupt.await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }

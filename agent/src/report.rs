@@ -1,26 +1,34 @@
 //! Assembling a report from what was collected, and deciding when the inventory goes with it.
+//!
+//! A report must fit the collector's [`Limits`]: one it refuses is refused for good (a 4xx), so
+//! the agent would drop it and every later one like it. [`build`] therefore cuts what exceeds
+//! them (lists to `max_items`, strings to `max_string_bytes`, NUL characters removed) and says so
+//! in the log, rather than sending a report that can never be stored.
 
+use std::collections::BTreeMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use hatang_protocol::{Inventory, ProbeResult, Report, SCHEMA_VERSION, Sample};
+use hatang_protocol::{Interface, Inventory, Limits, ProbeResult, Report, SCHEMA_VERSION, Sample};
 use uuid::Uuid;
 
 /// The inventory is resent at least this often even when nothing changed, so a collector that
 /// lost it (restored from an old backup, a new replica) gets it back within a day.
 const INVENTORY_REFRESH: Duration = Duration::from_secs(24 * 3600);
 
+/// A new report of what was just collected, cut to the collector's default [`Limits`].
 pub fn build(
     inventory: Option<Inventory>,
     sample: Option<Sample>,
     probes: Vec<ProbeResult>,
     interval: Duration,
 ) -> Report {
-    Report {
+    let mut report = Report {
         schema_version: SCHEMA_VERSION,
         report_id: Uuid::now_v7(),
         agent_time: time::OffsetDateTime::now_utc(),
@@ -29,6 +37,164 @@ pub fn build(
         inventory,
         sample,
         probes,
+    };
+    let cuts = fit(&mut report, &Limits::default());
+    if !cuts.is_empty() {
+        // The same machine exceeds the same limits every cycle: say it once at warn level, not
+        // every minute.
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        let cut = cuts.describe();
+        if WARNED.swap(true, Ordering::Relaxed) {
+            tracing::debug!(%cut, "report cut to the collector's limits");
+        } else {
+            tracing::warn!(%cut, "report cut to the collector's limits (said once)");
+        }
+    }
+    report
+}
+
+/// What [`fit`] removed, per field (list indices left out).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Cuts {
+    /// Items dropped from each list.
+    pub(crate) items: BTreeMap<&'static str, usize>,
+    /// Strings shortened (or cleared of NUL characters) in each field.
+    pub(crate) strings: BTreeMap<&'static str, usize>,
+}
+
+impl Cuts {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty() && self.strings.is_empty()
+    }
+
+    /// One line for the log, e.g. `inventory.interfaces: 88 items dropped; ...`.
+    pub(crate) fn describe(&self) -> String {
+        let items = self
+            .items
+            .iter()
+            .map(|(field, n)| format!("{field}: {n} items dropped"));
+        let strings = self
+            .strings
+            .iter()
+            .map(|(field, n)| format!("{field}: {n} strings shortened"));
+        items.chain(strings).collect::<Vec<_>>().join("; ")
+    }
+}
+
+/// Cuts `report` down to `limits` so that `Report::validate` accepts it; returns what went.
+///
+/// Lists keep their first `max_items` entries, except that interfaces carrying the default route
+/// are kept first: they are the LAN evidence, and a host with hundreds of container interfaces
+/// must not lose its uplink to alphabetical order.
+pub(crate) fn fit(report: &mut Report, limits: &Limits) -> Cuts {
+    let mut f = Fitter {
+        limits: *limits,
+        cuts: Cuts::default(),
+    };
+    f.string("agent_version", &mut report.agent_version);
+    if let Some(inv) = &mut report.inventory {
+        f.inventory(inv);
+    }
+    if let Some(sample) = &mut report.sample {
+        f.list("sample.filesystems", &mut sample.filesystems);
+        for fs in &mut sample.filesystems {
+            f.string("sample.filesystems.mount_point", &mut fs.mount_point);
+        }
+        f.list("sample.interfaces", &mut sample.interfaces);
+        for n in &mut sample.interfaces {
+            f.string("sample.interfaces.name", &mut n.name);
+        }
+    }
+    f.list("probes", &mut report.probes);
+    for p in &mut report.probes {
+        f.string("probes.name", &mut p.name);
+        f.string("probes.target", &mut p.target);
+        f.opt("probes.error", &mut p.error);
+    }
+    f.cuts
+}
+
+struct Fitter {
+    limits: Limits,
+    cuts: Cuts,
+}
+
+impl Fitter {
+    fn list<T>(&mut self, field: &'static str, list: &mut Vec<T>) {
+        if list.len() > self.limits.max_items {
+            *self.cuts.items.entry(field).or_default() += list.len() - self.limits.max_items;
+            list.truncate(self.limits.max_items);
+        }
+    }
+
+    fn string(&mut self, field: &'static str, s: &mut String) {
+        let max = self.limits.max_string_bytes;
+        if s.len() <= max && !s.contains('\0') {
+            return;
+        }
+        s.retain(|c| c != '\0');
+        s.truncate(s.floor_char_boundary(max));
+        *self.cuts.strings.entry(field).or_default() += 1;
+    }
+
+    fn opt(&mut self, field: &'static str, s: &mut Option<String>) {
+        if let Some(s) = s {
+            self.string(field, s);
+        }
+    }
+
+    fn inventory(&mut self, inv: &mut Inventory) {
+        self.string("inventory.hostname", &mut inv.hostname);
+        self.string("inventory.os.family", &mut inv.os.family);
+        self.string("inventory.os.arch", &mut inv.os.arch);
+        self.opt("inventory.os.name", &mut inv.os.name);
+        self.opt("inventory.os.version", &mut inv.os.version);
+        self.opt("inventory.os.kernel", &mut inv.os.kernel);
+        self.opt("inventory.cpu.model", &mut inv.cpu.model);
+        self.opt("inventory.cpu.vendor", &mut inv.cpu.vendor);
+        self.opt("inventory.virtualization", &mut inv.virtualization);
+        self.list("inventory.disks", &mut inv.disks);
+        for d in &mut inv.disks {
+            self.string("inventory.disks.name", &mut d.name);
+            self.opt("inventory.disks.model", &mut d.model);
+            self.opt("inventory.disks.serial", &mut d.serial);
+        }
+        self.list("inventory.filesystems", &mut inv.filesystems);
+        for fs in &mut inv.filesystems {
+            self.string("inventory.filesystems.mount_point", &mut fs.mount_point);
+            self.string("inventory.filesystems.device", &mut fs.device);
+            self.string("inventory.filesystems.fs_type", &mut fs.fs_type);
+        }
+        if inv.interfaces.len() > self.limits.max_items {
+            // Stable: the default-route interfaces first, each group in its original order.
+            inv.interfaces.sort_by_key(|i: &Interface| !i.default_route);
+            self.list("inventory.interfaces", &mut inv.interfaces);
+            inv.interfaces.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        for n in &mut inv.interfaces {
+            self.string("inventory.interfaces.name", &mut n.name);
+            self.opt("inventory.interfaces.mac", &mut n.mac);
+            self.list("inventory.interfaces.addresses", &mut n.addresses);
+            for a in &mut n.addresses {
+                self.string("inventory.interfaces.addresses", a);
+            }
+        }
+        if let Some(dmi) = &mut inv.dmi {
+            for (field, v) in [
+                ("inventory.dmi.sys_vendor", &mut dmi.sys_vendor),
+                ("inventory.dmi.product_name", &mut dmi.product_name),
+                ("inventory.dmi.product_serial", &mut dmi.product_serial),
+                ("inventory.dmi.product_uuid", &mut dmi.product_uuid),
+                ("inventory.dmi.board_vendor", &mut dmi.board_vendor),
+                ("inventory.dmi.board_name", &mut dmi.board_name),
+                ("inventory.dmi.bios_vendor", &mut dmi.bios_vendor),
+                ("inventory.dmi.bios_version", &mut dmi.bios_version),
+                ("inventory.dmi.bios_date", &mut dmi.bios_date),
+                ("inventory.dmi.chassis_type", &mut dmi.chassis_type),
+            ] {
+                self.opt(field, v);
+            }
+        }
     }
 }
 
@@ -93,6 +259,120 @@ mod tests {
         assert_eq!(back, report);
         assert_eq!(back.report_id.get_version_num(), 7);
         back.validate(&Default::default()).unwrap();
+    }
+
+    fn interface(name: &str, addresses: usize) -> Interface {
+        Interface {
+            name: name.to_owned(),
+            addresses: (0..addresses).map(|i| format!("fd00::{i:x}/64")).collect(),
+            up: true,
+            ..Interface::default()
+        }
+    }
+
+    #[test]
+    fn a_report_with_too_many_interfaces_is_cut_to_validate() {
+        let limits = Limits::default();
+        let mut interfaces: Vec<Interface> = (0..600)
+            .map(|i| interface(&format!("veth{i:04}"), 1))
+            .collect();
+        interfaces.push(Interface {
+            default_route: true,
+            ..interface("wan0", 700)
+        });
+        let counters = interfaces
+            .iter()
+            .map(|i| hatang_protocol::InterfaceCounters {
+                name: i.name.clone(),
+                ..Default::default()
+            })
+            .collect();
+        let inventory = Inventory {
+            hostname: "h".repeat(2000),
+            interfaces,
+            ..Inventory::default()
+        };
+        let sample = Sample {
+            interfaces: counters,
+            ..Sample::default()
+        };
+        let mut unbounded = build(None, None, Vec::new(), Duration::from_secs(60));
+        unbounded.inventory = Some(inventory.clone());
+        assert!(unbounded.validate(&limits).is_err());
+
+        let report = build(
+            Some(inventory),
+            Some(sample),
+            Vec::new(),
+            Duration::from_secs(60),
+        );
+        report.validate(&limits).unwrap();
+        let inv = report.inventory.as_ref().unwrap();
+        assert_eq!(inv.hostname, "h".repeat(1024));
+        assert_eq!(inv.interfaces.len(), 512);
+        // The uplink survives although it sorts last, and the order stays by name.
+        let wan = inv.interfaces.last().unwrap();
+        assert_eq!((wan.name.as_str(), wan.default_route), ("wan0", true));
+        assert_eq!(wan.addresses.len(), 512);
+        assert_eq!(inv.interfaces[0].name, "veth0000");
+        assert_eq!(inv.interfaces[510].name, "veth0510");
+        assert_eq!(report.sample.as_ref().unwrap().interfaces.len(), 512);
+    }
+
+    #[test]
+    fn fit_reports_every_cut_and_keeps_what_fits() {
+        let limits = Limits {
+            max_string_bytes: 5,
+            max_items: 2,
+            ..Limits::default()
+        };
+        let probe = |name: &str| ProbeResult {
+            name: name.to_owned(),
+            kind: hatang_protocol::ProbeKind::Tcp,
+            class: hatang_protocol::ProbeClass::Internet,
+            target: "a:1".to_owned(),
+            attempts: 1,
+            successes: 1,
+            rtt_min_seconds: None,
+            rtt_avg_seconds: None,
+            rtt_max_seconds: None,
+            jitter_seconds: None,
+            error: Some("t\0o".to_owned()),
+        };
+        let mut report = build(
+            Some(Inventory {
+                // "ệ" is three bytes: five bytes would end inside the second one.
+                hostname: "ệệx".to_owned(),
+                os: hatang_protocol::Os {
+                    family: "linux".to_owned(),
+                    arch: "arm".to_owned(),
+                    ..Default::default()
+                },
+                disks: vec![Default::default(); 3],
+                ..Inventory::default()
+            }),
+            None,
+            Vec::new(),
+            Duration::from_secs(60),
+        );
+        // After `build`, which already fits the report to the default limits.
+        report.probes = vec![probe("a"), probe("b"), probe("c")];
+        report.agent_version = "0.1.0".to_owned();
+        let cuts = fit(&mut report, &limits);
+        report.validate(&limits).unwrap();
+        let inv = report.inventory.as_ref().unwrap();
+        assert_eq!(inv.hostname, "ệ");
+        assert_eq!(inv.os.family, "linux");
+        assert_eq!(inv.disks.len(), 2);
+        let names: Vec<&str> = report.probes.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(report.probes[0].error.as_deref(), Some("to"));
+        assert_eq!(
+            cuts.describe(),
+            "inventory.disks: 1 items dropped; probes: 1 items dropped; \
+             inventory.hostname: 1 strings shortened; probes.error: 2 strings shortened"
+        );
+        assert!(fit(&mut report, &limits).is_empty());
     }
 
     #[test]

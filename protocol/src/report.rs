@@ -188,8 +188,13 @@ pub struct Sample {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FilesystemUsage {
     pub mount_point: String,
+    /// Blocks in use (total minus free), as `df` counts them.
     pub used_bytes: u64,
+    /// Free blocks, including those reserved for the superuser.
     pub free_bytes: u64,
+    /// Free blocks an unprivileged user may use; `None` where the OS does not tell them apart.
+    #[serde(default)]
+    pub available_bytes: Option<u64>,
 }
 
 /// Cumulative counters since boot.

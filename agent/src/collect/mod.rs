@@ -200,8 +200,11 @@ impl Collector {
                 fs_type: disk.file_system().to_string_lossy().into_owned(),
                 total_bytes: disk.total_space(),
             },
-            available_bytes: disk.available_space(),
+            space: filesystems::Space::Available(disk.available_space()),
         }))
+        .into_iter()
+        .map(filesystems::read_blocks)
+        .collect()
     }
 
     /// Interfaces by name after a refresh of the list, counters and addresses.

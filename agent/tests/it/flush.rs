@@ -1,0 +1,175 @@
+//! `push::flush`: delivery order, acknowledgement and what each answer does to the spool.
+
+use std::time::Duration;
+
+use hatang_agent::push::{self, Flushed, PushError};
+
+use crate::support::{AGENT_KEY, FakeCollector, closed_port_url, pending_ids, spooled};
+
+fn client() -> reqwest::Client {
+    push::client(Duration::from_secs(5))
+}
+
+#[tokio::test]
+async fn delivers_oldest_first_and_forgets_only_acknowledged_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, ids) = spooled(dir.path(), 3);
+    let server = FakeCollector::start([202, 200, 202]).await;
+    server.watch_spool(&dir.path().join("spool"));
+
+    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool).await;
+
+    result.unwrap();
+    assert_eq!(
+        flushed,
+        Flushed {
+            delivered: 3,
+            dropped: 0,
+            waiting: 0
+        }
+    );
+    let received = server.received();
+    assert_eq!(server.report_ids(), ids);
+    // Each report was still on disk while it was being sent: removed only after the answer.
+    let spooled: Vec<Option<usize>> = received.iter().map(|r| r.spooled).collect();
+    assert_eq!(spooled, [Some(3), Some(2), Some(1)]);
+    for r in &received {
+        assert_eq!(r.path, "/api/v1/reports");
+        let bearer = format!("Bearer {AGENT_KEY}");
+        assert_eq!(r.header("authorization"), Some(bearer.as_str()));
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert!(r.header("user-agent").unwrap().starts_with("hatang-agent/"));
+        let report = r.report();
+        report.validate(&Default::default()).unwrap();
+        assert_eq!(report.interval_secs, 60);
+    }
+    assert!(pending_ids(&spool).is_empty());
+}
+
+#[tokio::test]
+async fn a_503_stops_the_flush_and_a_later_one_delivers_the_rest_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, ids) = spooled(dir.path(), 3);
+    let server = FakeCollector::start([202, 503, 202]).await;
+
+    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool).await;
+
+    match result {
+        Err(PushError::Refused { status, message }) => {
+            assert_eq!((status, message.as_str()), (503, "scripted 503"));
+        }
+        other => panic!("expected a 503 refusal, got {other:?}"),
+    }
+    assert_eq!(
+        flushed,
+        Flushed {
+            delivered: 1,
+            dropped: 0,
+            waiting: 2
+        }
+    );
+    assert_eq!(pending_ids(&spool), ids[1..]);
+    assert_eq!(server.received().len(), 2, "no request after the 503");
+
+    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool).await;
+
+    result.unwrap();
+    assert_eq!((flushed.delivered, flushed.waiting), (2, 0));
+    assert!(pending_ids(&spool).is_empty());
+    assert_eq!(server.report_ids(), [ids[0], ids[1], ids[1], ids[2]]);
+    assert_eq!(server.deliveries(), [(ids[0], 1), (ids[1], 1), (ids[2], 1)]);
+}
+
+#[tokio::test]
+async fn an_unreachable_collector_keeps_every_report_for_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, ids) = spooled(dir.path(), 3);
+
+    let (flushed, result) = push::flush(&client(), &closed_port_url(), AGENT_KEY, &spool).await;
+
+    assert!(
+        matches!(&result, Err(PushError::Unreachable(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        flushed,
+        Flushed {
+            delivered: 0,
+            dropped: 0,
+            waiting: 3
+        }
+    );
+    assert_eq!(pending_ids(&spool), ids);
+
+    let server = FakeCollector::start([202]).await;
+    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool).await;
+    result.unwrap();
+    assert_eq!(flushed.delivered, 3);
+    assert_eq!(server.deliveries(), [(ids[0], 1), (ids[1], 1), (ids[2], 1)]);
+    assert_eq!(server.received().len(), 3);
+    assert!(pending_ids(&spool).is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_key_stops_and_keeps_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, ids) = spooled(dir.path(), 2);
+    let server = FakeCollector::start([401]).await;
+
+    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool).await;
+
+    assert!(
+        matches!(&result, Err(PushError::Refused { status: 401, message }) if message == "scripted 401"),
+        "{result:?}"
+    );
+    assert_eq!((flushed.delivered, flushed.waiting), (0, 2));
+    assert_eq!(server.received().len(), 1);
+    assert_eq!(pending_ids(&spool), ids);
+}
+
+#[tokio::test]
+async fn a_422_drops_only_that_report_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, ids) = spooled(dir.path(), 3);
+    let server = FakeCollector::start([202, 422, 202]).await;
+
+    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool).await;
+
+    result.unwrap();
+    assert_eq!(
+        flushed,
+        Flushed {
+            delivered: 2,
+            dropped: 1,
+            waiting: 0
+        }
+    );
+    assert_eq!(server.report_ids(), ids);
+    assert_eq!(server.deliveries(), [(ids[0], 1), (ids[2], 1)]);
+    assert!(pending_ids(&spool).is_empty());
+}
+
+#[tokio::test]
+async fn a_404_keeps_the_report_for_a_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, ids) = spooled(dir.path(), 2);
+    let server = FakeCollector::start([404]).await;
+
+    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool).await;
+
+    assert!(
+        matches!(&result, Err(PushError::Refused { status: 404, .. })),
+        "{result:?}"
+    );
+    assert_eq!(
+        flushed,
+        Flushed {
+            delivered: 0,
+            dropped: 0,
+            waiting: 2
+        }
+    );
+    assert_eq!(server.received().len(), 1);
+    assert_eq!(pending_ids(&spool), ids);
+}

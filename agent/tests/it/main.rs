@@ -1,0 +1,9 @@
+//! hatang-agent's integration tests: the library's push against a real local HTTP server, and
+//! the binary end to end against the same fake collector.
+
+mod cli;
+mod enroll;
+mod flush;
+mod once;
+mod run;
+mod support;

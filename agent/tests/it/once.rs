@@ -1,0 +1,64 @@
+//! `hatang-agent once`: print, refuse without enrolment, keep and resend.
+
+use hatang_protocol::Report;
+
+use crate::support::{AGENT_KEY, FakeCollector, agent, enrol, run, spool_files};
+
+#[tokio::test]
+async fn print_writes_one_valid_report_and_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let out = run(agent(dir.path()).args(["once", "--print"])).await;
+
+    assert!(out.success, "{out:?}");
+    let report: Report = serde_json::from_str(&out.stdout).unwrap();
+    report.validate(&Default::default()).unwrap();
+    let inventory = report.inventory.expect("an inventory");
+    assert!(!inventory.hostname.is_empty());
+    assert!(report.sample.is_some());
+    assert_eq!(report.interval_secs, 60);
+    assert!(!dir.path().join("spool").exists(), "--print spooled");
+}
+
+#[tokio::test]
+async fn without_enrolment_it_says_how_to_enrol() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let out = run(agent(dir.path()).arg("once")).await;
+
+    assert!(!out.success, "{out:?}");
+    assert!(out.error_line().contains("hatang-agent enroll"), "{out:?}");
+    assert_eq!(spool_files(&dir.path().join("spool")), 0);
+}
+
+#[tokio::test]
+async fn a_report_the_collector_could_not_take_goes_with_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = FakeCollector::start([503, 202]).await;
+    enrol(dir.path(), &server.url);
+
+    let first = run(agent(dir.path()).arg("once")).await;
+
+    assert!(!first.success, "{first:?}");
+    let line = first.error_line();
+    assert!(line.contains("kept") && line.contains("503"), "{line}");
+    assert_eq!(spool_files(&dir.path().join("spool")), 1);
+
+    let second = run(agent(dir.path()).arg("once")).await;
+
+    assert!(second.success, "{second:?}");
+    assert!(second.stdout.contains("sent 2 report(s)"), "{second:?}");
+    assert_eq!(spool_files(&dir.path().join("spool")), 0);
+    let ids = server.report_ids();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(ids[0], ids[1], "the kept report is resent first");
+    assert!(ids[1] < ids[2], "oldest first");
+    assert_eq!(server.deliveries(), [(ids[1], 1), (ids[2], 1)]);
+    let bearer = format!("Bearer {AGENT_KEY}");
+    assert!(
+        server
+            .received()
+            .iter()
+            .all(|r| r.header("authorization") == Some(bearer.as_str()))
+    );
+}
