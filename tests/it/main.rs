@@ -1,0 +1,5 @@
+//! End-to-end tests: the real `hatang-collector` and `hatang-agent` binaries, driven as an
+//! operator would, against a collector on loopback.
+
+mod foundation;
+mod support;

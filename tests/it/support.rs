@@ -1,0 +1,361 @@
+//! Running the real binaries: a collector process on a loopback port, agents with their own
+//! state directories and machine ids, a minimal HTTP client and an exposition parser.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A binary built by this workspace (`target/<profile>/<name>`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/e2e-<hash> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`, which builds it",
+        path.display()
+    );
+    path
+}
+
+pub fn testdata(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata")
+        .join(file)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {}\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Runs a command to completion and insists that it succeeded; returns its stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let output = cmd.output().expect("command runs");
+    assert!(output.status.success(), "{cmd:?} failed: {}", text(&output));
+    String::from_utf8(output.stdout).expect("utf-8 stdout")
+}
+
+/// A collector on a loopback port with its own SQLite file; killed when dropped.
+pub struct Collector {
+    pub dir: tempfile::TempDir,
+    pub addr: String,
+    database: String,
+    child: Option<Child>,
+}
+
+impl Collector {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = format!("sqlite://{}", dir.path().join("hatang.db").display());
+        Self {
+            addr: format!("127.0.0.1:{}", free_port()),
+            dir,
+            database,
+            child: None,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `hatang-collector ARGS --database <this collector's database>`.
+    pub fn cli(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("hatang-collector"));
+        cmd.args(args).args(["--database", &self.database]);
+        cmd.env("HATANG_LOG", "warn");
+        cmd
+    }
+
+    pub fn token(&self, args: &[&str]) -> String {
+        let out = run_ok(&mut self.cli(&[&["token", "create"], args].concat()));
+        out.lines().last().expect("a token line").trim().to_string()
+    }
+
+    /// Starts `serve` with figures cached at most `cache_secs` and waits until it answers.
+    pub fn start(&mut self, cache_secs: u32) {
+        let config = self.dir.path().join("collector.toml");
+        std::fs::write(&config, format!("figures_cache_secs = {cache_secs}\n")).unwrap();
+        let log = std::fs::File::create(self.dir.path().join("collector.log")).unwrap();
+        let child = self
+            .cli(&["serve", "--listen", &self.addr])
+            .arg("--config")
+            .arg(&config)
+            .env("HATANG_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("collector starts");
+        self.child = Some(child);
+        eventually(Duration::from_secs(20), || {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("collector exited with {status}: {}", self.log());
+            }
+            matches!(get(&self.addr, "/healthz"), Ok((200, _))).then_some(())
+        });
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("collector.log")).unwrap_or_default()
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        let (status, body) = get(&self.addr, "/metrics").expect("GET /metrics");
+        assert_eq!(status, 200, "{body}");
+        Metrics::parse(&body)
+    }
+
+    pub fn exposition(&self) -> String {
+        get(&self.addr, "/metrics").expect("GET /metrics").1
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One simulated machine: its own state directory and machine id.
+pub struct Agent {
+    pub state: tempfile::TempDir,
+    pub machine_id: String,
+}
+
+impl Agent {
+    pub fn new(machine_id: &str) -> Self {
+        Self {
+            state: tempfile::tempdir().expect("temp dir"),
+            machine_id: machine_id.to_string(),
+        }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("hatang-agent"));
+        cmd.args(args)
+            .env("HATANG_STATE_DIR", self.state.path())
+            .env("HATANG_MACHINE_ID", &self.machine_id)
+            .env("HATANG_LOG", "warn");
+        cmd
+    }
+
+    /// Enrols and returns the agent id the collector gave.
+    pub fn enroll(&self, collector: &Collector, token: &str) -> String {
+        run_ok(&mut self.cmd(&["enroll", "--collector", &collector.url(), "--token", token]));
+        let state = std::fs::read_to_string(self.state.path().join("agent.json")).unwrap();
+        let agent_id = state
+            .split("\"agent_id\": \"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("agent_id in agent.json");
+        agent_id.to_string()
+    }
+
+    pub fn once(&self) {
+        run_ok(&mut self.cmd(&["once"]));
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics after `limit`.
+pub fn eventually<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A plain HTTP/1.1 GET on loopback: (status, body).
+pub fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    Ok((
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        },
+    ))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Samples of a Prometheus text exposition, keyed by name and sorted labels.
+#[derive(Debug, Default)]
+pub struct Metrics(BTreeMap<(String, Vec<(String, String)>), f64>);
+
+impl Metrics {
+    pub fn parse(text: &str) -> Self {
+        let mut samples = BTreeMap::new();
+        for line in text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            let (series, value) = line.rsplit_once(' ').expect("sample line");
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => (name, parse_labels(rest.trim_end_matches('}'))),
+                None => (series, Vec::new()),
+            };
+            samples.insert((name.to_string(), labels), value.parse().expect("number"));
+        }
+        Self(samples)
+    }
+
+    /// Values of every sample of `name` whose labels include `labels`.
+    fn matching<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&'a str, &'a str)],
+    ) -> impl Iterator<Item = f64> + 'a {
+        self.0
+            .iter()
+            .filter(move |((n, ls), _)| {
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| ls.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
+            .map(|(_, v)| *v)
+    }
+
+    /// The one sample of `name` whose labels include `labels`; `None` if absent.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let hits: Vec<f64> = self.matching(name, labels).collect();
+        assert!(
+            hits.len() <= 1,
+            "{name}{labels:?} matches {} series",
+            hits.len()
+        );
+        hits.first().copied()
+    }
+
+    /// Sum of every sample of `name` whose labels include `labels`.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.matching(name, labels).sum()
+    }
+}
+
+fn parse_labels(text: &str) -> Vec<(String, String)> {
+    let mut labels = Vec::new();
+    let mut rest = text;
+    while let Some((key, after)) = rest.split_once("=\"") {
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some((_, escaped)) = chars.next() {
+                        value.push(if escaped == 'n' { '\n' } else { escaped });
+                    }
+                }
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        labels.push((key.trim_start_matches(',').trim().to_string(), value));
+        rest = &after[end..];
+    }
+    labels.sort();
+    labels
+}
+
+/// A unit tree as the CSV says: code → (level, staff).
+pub fn units(file: &Path) -> BTreeMap<String, (String, u32)> {
+    let mut reader = csv::Reader::from_path(file).expect("unit CSV");
+    reader
+        .records()
+        .map(|r| {
+            let r = r.expect("CSV record");
+            (
+                r[0].to_string(),
+                (r[2].to_string(), r[4].parse().expect("staff")),
+            )
+        })
+        .collect()
+}
+
+/// Runs `promtool check metrics` on an exposition; `None` when promtool is not installed (CI
+/// installs it, and there its absence fails the test).
+pub fn promtool_check(exposition: &str) -> Option<Output> {
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(_) if std::env::var_os("CI").is_none() => return None,
+        Err(e) => panic!("promtool is required in CI: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(exposition.as_bytes())
+        .expect("write to promtool");
+    Some(child.wait_with_output().expect("promtool runs"))
+}
