@@ -1,13 +1,14 @@
 //! The agent's commands (`enroll`, `once`, `run`, `check`), apart from argument parsing.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
-use hatang_protocol::EnrollRequest;
+use hatang_protocol::{EnrollRequest, Report};
 
 use crate::collect::{self, Collector};
 use crate::config::Config;
+use crate::probe::{self, Evidence, speed};
 use crate::push::{self, PushError};
 use crate::report::{self, InventoryPolicy};
 use crate::spool::Spool;
@@ -58,24 +59,56 @@ fn enrolment(config: &Config) -> anyhow::Result<Enrolment> {
     Ok(enrolment)
 }
 
+fn open_spool(config: &Config) -> anyhow::Result<Spool> {
+    Spool::open(&config.state_dir, config.spool_bounds(), SystemTime::now())
+        .with_context(|| format!("cannot open the spool in {}", config.state_dir.display()))
+}
+
+/// Spools `report`, telling it first what the spool has lost and holds. Drops that spooling it
+/// causes travel with the next report.
+fn spool_report(spool: &Spool, report: &mut Report) -> anyhow::Result<()> {
+    report.spool = spool
+        .stats()
+        .inspect_err(|e| tracing::warn!(error = %e, "spool figures unreadable; sent without them"))
+        .ok();
+    let body = report::encode(report)?;
+    spool
+        .push(report.report_id, &body, SystemTime::now())
+        .context("cannot write the report to the spool")?;
+    Ok(())
+}
+
 /// Collects one report; prints it (`print`) or spools and sends it with everything waiting.
 pub async fn once(config: &Config, print: bool, out: &mut impl Write) -> anyhow::Result<()> {
     let mut collector = Collector::new();
     let inventory = collector.inventory();
     let sample = collector.sample();
-    let report = report::build(Some(inventory), Some(sample), Vec::new(), config.interval);
+    let evidence = probes(config, inventory.default_gateway).await;
+    let mut report = report::build(
+        Some(inventory),
+        Some(sample),
+        evidence.probes,
+        config.interval,
+    );
+    report.gateway = evidence.gateway;
     if print {
         serde_json::to_writer_pretty(&mut *out, &report)?;
         writeln!(out)?;
         return Ok(());
     }
     let enrolment = enrolment(config)?;
-    let spool = Spool::open(&config.state_dir, config.spool_max_reports)
-        .context("cannot open the spool")?;
-    spool.push(report.report_id, &report::encode(&report)?)?;
+    let spool = open_spool(config)?;
+    spool_report(&spool, &mut report)?;
     let client = push::client(config.timeout);
-    let (flushed, result) =
-        push::flush(&client, &enrolment.collector, &enrolment.agent_key, &spool).await;
+    // Everything waiting, not one batch: a person (or a script) ran this to send.
+    let (flushed, result) = push::flush(
+        &client,
+        &enrolment.collector,
+        &enrolment.agent_key,
+        &spool,
+        usize::MAX,
+    )
+    .await;
     match result {
         Ok(()) => {
             writeln!(
@@ -103,14 +136,14 @@ pub async fn once(config: &Config, print: bool, out: &mut impl Write) -> anyhow:
 /// Returns when `shutdown` completes, never in the middle of writing a report.
 pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let enrolment = enrolment(config)?;
-    let spool = Spool::open(&config.state_dir, config.spool_max_reports)
-        .context("cannot open the spool")?;
+    let spool = open_spool(config)?;
     let client = push::client(config.timeout);
     let mut collector = Collector::new();
     let mut policy = InventoryPolicy::default();
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut unauthorized_logged = false;
+    let mut speed_tests = speed::Schedule::new(config.speedtest_interval);
     tokio::pin!(shutdown);
     tracing::info!(
         agent = %enrolment.agent_id,
@@ -118,26 +151,56 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow:
         interval_secs = config.interval.as_secs(),
         "agent running"
     );
-    loop {
+    'cycles: loop {
         tokio::select! {
             () = &mut shutdown => break,
             _ = ticker.tick() => {}
         }
+        let cycle_end = tokio::time::Instant::now() + config.interval;
         let inventory = collector.inventory();
+        let gateway = inventory.default_gateway;
         let inventory = policy.due(&inventory, Instant::now()).then_some(inventory);
-        let report = report::build(
+        // Measuring writes nothing, so a shutdown meanwhile loses nothing.
+        let evidence = tokio::select! {
+            () = &mut shutdown => break,
+            evidence = probes(config, gateway) => evidence,
+        };
+        let speed = if speed_tests.start(Instant::now()) {
+            tokio::select! {
+                () = &mut shutdown => break,
+                test = speed::measure(&enrolment.collector, &enrolment.agent_key, config.speedtest_bytes) => Some(log_speed(test)),
+            }
+        } else {
+            None
+        };
+        let mut report = report::build(
             inventory,
             Some(collector.sample()),
-            Vec::new(),
+            evidence.probes,
             config.interval,
         );
-        spool.push(report.report_id, &report::encode(&report)?)?;
+        report.gateway = evidence.gateway;
+        report.speed = speed;
+        // A spool that cannot be written (a full disk) must not stop the agent: what is already
+        // spooled still goes out.
+        if let Err(e) = spool_report(&spool, &mut report) {
+            tracing::error!(error = %format!("{e:#}"), "report not kept");
+        }
         // Stopping mid-flush is safe: the report being sent stays spooled and, if the collector
         // did commit it, the resend next time is answered as a duplicate. A long backlog must not
         // hold the agent past its service manager's stop timeout.
-        let (flushed, result) = tokio::select! {
-            () = &mut shutdown => break,
-            done = push::flush(&client, &enrolment.collector, &enrolment.agent_key, &spool) => done,
+        // Passes of `send_batch_reports`, oldest first, until the spool is empty, the collector
+        // cannot take more or the next cycle is due: a week of backlog drains at the link's
+        // pace and never delays a cycle's collection.
+        let (flushed, result) = loop {
+            let batch = config.send_batch_reports;
+            let (flushed, result) = tokio::select! {
+                () = &mut shutdown => break 'cycles,
+                done = push::flush(&client, &enrolment.collector, &enrolment.agent_key, &spool, batch) => done,
+            };
+            if result.is_err() || flushed.waiting == 0 || tokio::time::Instant::now() >= cycle_end {
+                break (flushed, result);
+            }
         };
         match result {
             Ok(()) => {
@@ -225,9 +288,21 @@ pub async fn check(config: &Config, out: &mut impl Write) -> anyhow::Result<bool
             }
         }
     }
-    if let Ok(spool) = Spool::open(&config.state_dir, config.spool_max_reports) {
+    if let Ok(spool) = open_spool(config) {
         let waiting = spool.pending().map(|p| p.len()).unwrap_or(0);
-        line("spool", true, format!("{waiting} report(s) waiting"))?;
+        let d = spool.drops().unwrap_or_default();
+        line(
+            "spool",
+            true,
+            format!(
+                "{waiting} report(s) waiting; {} dropped since install ({} spool full, {} expired, {} damaged, {} refused by the collector)",
+                d.total(),
+                d.full,
+                d.expired,
+                d.damaged,
+                d.refused
+            ),
+        )?;
     }
     let inventory = Collector::new().inventory();
     let lan = inventory
@@ -256,5 +331,111 @@ pub async fn check(config: &Config, out: &mut impl Write) -> anyhow::Result<bool
             )?;
         }
     }
+    let evidence = probes(config, inventory.default_gateway).await;
+    if let Some(g) = &evidence.gateway {
+        let good = g.successes > 0;
+        ok &= good;
+        let text = format!(
+            "{} answered {} of {} attempts{}{}",
+            g.address,
+            g.successes,
+            g.attempts,
+            milliseconds(", avg", g.rtt_avg_seconds),
+            failure(g.error.as_deref())
+        );
+        line("gateway", good, text)?;
+    }
+    for p in &evidence.probes {
+        let good = p.successes > 0;
+        ok &= good;
+        line("probe", good, describe_probe(p))?;
+    }
+    let speed = match (&enrolment, config.speedtest_interval) {
+        (Some(e), Some(_)) => {
+            Some(speed::measure(&e.collector, &e.agent_key, config.speedtest_bytes).await)
+        }
+        _ => None,
+    };
+    if let Some(s) = &speed {
+        let good = s.error.is_none();
+        ok &= good;
+        let mbit = |bps: Option<f64>| bps.map_or("-".to_owned(), probe::mbit_per_second);
+        let text = format!(
+            "{} Mbit/s down, {} Mbit/s up ({:.1} MiB in {:.1} s){}",
+            mbit(s.download_bits_per_second),
+            mbit(s.upload_bits_per_second),
+            s.bytes as f64 / f64::from(1 << 20),
+            s.duration_seconds,
+            failure(s.error.as_deref())
+        );
+        line("speed", good, text)?;
+    }
+    line(
+        "verdict",
+        ok,
+        probe::verdict(lan.is_some(), &evidence, speed.as_ref()),
+    )?;
     Ok(ok)
+}
+
+/// This cycle's probes, and the gateway's when the configuration allows and there is one.
+async fn probes(config: &Config, gateway: Option<std::net::IpAddr>) -> Evidence {
+    let gateway = gateway.filter(|_| config.gateway_probe);
+    probe::gather(&config.probes, gateway, probe::budget(config.interval)).await
+}
+
+fn log_speed(test: hatang_protocol::SpeedTest) -> hatang_protocol::SpeedTest {
+    let mbit = |bps: Option<f64>| bps.map(probe::mbit_per_second);
+    match &test.error {
+        None => tracing::info!(
+            down_mbit = mbit(test.download_bits_per_second),
+            up_mbit = mbit(test.upload_bits_per_second),
+            "speed test to the collector"
+        ),
+        Some(e) => tracing::warn!(error = %e, "speed test to the collector failed"),
+    }
+    test
+}
+
+/// `portal (http, datacentre) https://…: 4 of 4 answered, avg 41 ms, jitter 3 ms, HTTP 200,
+/// certificate expires 2026-03-14`.
+fn describe_probe(p: &hatang_protocol::ProbeResult) -> String {
+    let mut text = format!(
+        "{} ({}, {}) {}: {} of {} answered{}{}",
+        p.name,
+        wire_name(&p.kind),
+        wire_name(&p.class),
+        p.target,
+        p.successes,
+        p.attempts,
+        milliseconds(", avg", p.rtt_avg_seconds),
+        milliseconds(", jitter", p.jitter_seconds),
+    );
+    if let Some(status) = p.http_status {
+        text.push_str(&format!(", HTTP {status}"));
+    }
+    if let Some(at) = p.tls_not_after {
+        let days = (at - time::OffsetDateTime::now_utc()).whole_days();
+        text.push_str(&format!(
+            ", certificate expires {} ({days} days)",
+            at.date()
+        ));
+    }
+    text + &failure(p.error.as_deref())
+}
+
+/// A protocol enum as the wire and the configuration spell it (`gov-wan`).
+fn wire_name(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn milliseconds(label: &str, seconds: Option<f64>) -> String {
+    seconds.map_or_else(String::new, |s| format!("{label} {:.1} ms", s * 1000.0))
+}
+
+fn failure(error: Option<&str>) -> String {
+    error.map_or_else(String::new, |e| format!(" ({e})"))
 }

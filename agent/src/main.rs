@@ -103,6 +103,10 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     let config = RawConfig::load(cli.config.as_deref())?.check(Overrides {
         state_dir: cli.state_dir,
         collector,
+        gateway_probe: std::env::var("HATANG_GATEWAY_PROBE")
+            .ok()
+            .map(|v| config::switch("HATANG_GATEWAY_PROBE", &v))
+            .transpose()?,
     })?;
     let mut out = std::io::stdout().lock();
     match cli.command {

@@ -133,27 +133,40 @@ pub async fn send(
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Flushed {
     pub delivered: usize,
+    /// Refused for good by the collector (counted in the spool's drops).
     pub dropped: usize,
+    /// Still in the spool: behind the batch, or from the one that stopped the pass on.
     pub waiting: usize,
 }
 
-/// Sends waiting reports oldest first until the spool is empty or the collector cannot take more
-/// now. Returns the error that stopped it, with the counts so far.
+/// Sends up to `batch` waiting reports, oldest first, until the collector cannot take more now.
+/// Returns the error that stopped it, with the counts so far.
+///
+/// Order: one report at a time over the one client (its connection kept alive between them),
+/// each only after every older one was acknowledged or dropped. The collector therefore first
+/// receives reports in the order they were spooled; what it may see again, out of that order, is
+/// a report whose answer was lost (a timeout, a crash before the file was deleted), which it
+/// answers as a duplicate. Bounding the pass keeps a week of backlog from holding up the next
+/// cycle's collection: the caller runs more passes between cycles.
 pub async fn flush(
     client: &reqwest::Client,
     collector: &str,
     agent_key: &str,
     spool: &Spool,
+    batch: usize,
 ) -> (Flushed, Result<(), PushError>) {
     let mut done = Flushed::default();
     let pending = match spool.pending() {
         Ok(p) => p,
         Err(e) => return (done, Err(e.into())),
     };
-    for (i, entry) in pending.iter().enumerate() {
+    let batch = batch.min(pending.len());
+    for (i, entry) in pending[..batch].iter().enumerate() {
         done.waiting = pending.len() - i;
         let body = match spool.read(entry) {
-            Ok(b) => b,
+            Ok(Some(b)) => b,
+            // Damaged (set aside and counted) or sent by another agent process.
+            Ok(None) => continue,
             Err(e) => return (done, Err(e.into())),
         };
         let outcome = send(client, collector, agent_key, body).await;
@@ -161,11 +174,15 @@ pub async fn flush(
             Ok(o) => o,
             Err(e) => return (done, Err(e)),
         };
-        match disposition {
-            Disposition::Delivered => done.delivered += 1,
+        let forgotten = match disposition {
+            Disposition::Delivered => {
+                done.delivered += 1;
+                spool.remove(entry)
+            }
             Disposition::Drop => {
                 done.dropped += 1;
                 tracing::error!(report = %entry.report_id, status = status.as_u16(), reason = %message, "collector refused the report for good; dropping it");
+                spool.refused(entry)
             }
             Disposition::Retry | Disposition::Unauthorized => {
                 return (
@@ -176,12 +193,12 @@ pub async fn flush(
                     }),
                 );
             }
-        }
-        if let Err(e) = spool.remove(entry) {
+        };
+        if let Err(e) = forgotten {
             return (done, Err(e.into()));
         }
     }
-    done.waiting = 0;
+    done.waiting = pending.len() - batch;
     (done, Ok(()))
 }
 

@@ -37,6 +37,10 @@ pub fn build(
         inventory,
         sample,
         probes,
+        // Set by the caller when measured; their one string (an error) is bounded where it is made.
+        gateway: None,
+        speed: None,
+        spool: None,
     };
     let cuts = fit(&mut report, &Limits::default());
     if !cuts.is_empty() {
@@ -338,6 +342,8 @@ mod tests {
             rtt_max_seconds: None,
             jitter_seconds: None,
             error: Some("t\0o".to_owned()),
+            http_status: None,
+            tls_not_after: None,
         };
         let mut report = build(
             Some(Inventory {

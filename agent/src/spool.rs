@@ -1,169 +1,805 @@
 //! The spool: reports waiting on disk until the collector acknowledged them.
 //!
-//! # On-disk format
-//! One file per report in `<state_dir>/spool/`, named `<report_id>.json.gz`, holding exactly the
-//! gzip body that is sent. Report ids are UUID v7, so name order is creation order and the oldest
-//! report is sent first.
+//! Every report is written here, durably, before the first attempt to send it, and leaves only
+//! when the collector acknowledged it, when the collector refused it for good, or when the bounds
+//! below push it out. What left without being delivered is counted, and the count travels in the
+//! next report ([`Spool::stats`]).
 //!
-//! # Invariants and crash points
-//! - A report is in the spool before any attempt to send it: written to `<name>.tmp`, synced,
-//!   renamed, and the directory synced. A crash before the rename leaves a `.tmp` file that
-//!   [`Spool::open`] deletes (that report was never sent, and the cycle that made it did not
-//!   finish); a crash after it leaves a complete file. There is no partially written report.
-//! - A file is deleted only after the collector answered `202 accepted` or `200 duplicate`, or
-//!   refused it for good (a 4xx that resending cannot fix). A crash between the answer and the
-//!   deletion resends the report, which the collector recognises by its `report_id`: delivered
-//!   exactly once.
-//! - The spool holds at most `max_reports` files; when full, the oldest are deleted first and
-//!   counted, so a machine offline for weeks keeps its most recent evidence.
+//! # Why one file per report
+//! The alternative is an append-only log with a checksum per record, as vector's disk buffer
+//! does. A log needs fewer fsyncs under heavy load, but an agent writes one report a minute, and
+//! a log brings its own recovery code: finding the last whole record after a torn append,
+//! tracking an acknowledgement offset in a second file, compacting or rotating segments so the
+//! disk is given back. With one file per report the filesystem does that work: a record becomes
+//! visible by an atomic `rename`, leaves by an atomic `unlink`, and dropping the oldest is
+//! deleting a file. The checksum is still there, because `rename` is only atomic for the
+//! directory entry: after a power cut, a filesystem that does not order data before renames
+//! (ext4 `data=writeback`, some FAT and network filesystems) can show a whole name over missing
+//! or partial data.
+//!
+//! # On-disk format
+//! `<state_dir>/spool/` holds:
+//! - `<seq>-<report_id>.rec`, one per waiting report. `seq` is 20 decimal digits, one more than
+//!   the highest waiting when the report was spooled, so name order is spool order even when the
+//!   clock goes backwards (report ids are UUID v7, ordered by a clock). A record is a 40-byte
+//!   header, all integers little-endian, then the gzip JSON body exactly as it is sent:
+//!
+//!   | bytes  | field                                                       |
+//!   |--------|-------------------------------------------------------------|
+//!   | 0..4   | magic `HTSR`                                                |
+//!   | 4      | format version, 1                                           |
+//!   | 5..8   | zero                                                        |
+//!   | 8..16  | when it was spooled, Unix seconds (u64)                     |
+//!   | 16..32 | report id (UUID bytes; must match the name)                 |
+//!   | 32..36 | body length (u32)                                           |
+//!   | 36..40 | CRC-32 (IEEE, as gzip's) of bytes 0..36 followed by the body |
+//! - `*.tmp`: a record (or `drops.json`) being written.
+//! - `drops.json`: reports dropped since install, by cause ([`Drops`]).
+//! - `damaged/`: records that failed their check, kept for someone to look at (the first 16;
+//!   later ones are deleted, so a failing disk cannot fill this one).
+//!
+//! # Invariants
+//! - A record is complete before it has its name: written to `<name>.tmp`, synced, renamed,
+//!   and the directory synced; [`Spool::push`] returns only then.
+//! - A record is checked (length, magic, version, checksum, id) whenever it is read: when the
+//!   spool is opened (every record), before it is sent, and when its age is looked at. One that
+//!   fails is moved aside, counted as dropped and logged once (it is gone from the spool after);
+//!   never an error, and the others keep flowing.
+//! - Reports are handed out oldest first, by `seq`. After [`Spool::push`] the spool holds at
+//!   most `max_reports` records and `max_bytes` bytes (or only the new report, if that alone is
+//!   larger) and nothing spooled more than `max_age` ago: the oldest go first, each counted.
+//! - A drop is counted only by the process whose `unlink` or `rename` removed the record, after
+//!   it did, so one record is never counted twice even when two agent processes share the spool.
+//!
+//! # What happens at each crash point
+//! - Before the write: nothing was spooled; the report is lost with the process that made it,
+//!   and never claimed to be kept.
+//! - During the write: a `.tmp` file remains. [`Spool::open`] deletes `.tmp` files untouched for
+//!   a minute (younger ones may belong to another agent process writing right now). That report
+//!   was never spooled or sent.
+//! - After the rename, before or during the send: the record is complete and is sent on the next
+//!   run. If a power cut tore it despite the rename, the check finds it and it is counted.
+//! - After the collector stored it, before the file is deleted: the next run sends it again and
+//!   the collector, which keys reports by `report_id`, answers `200 duplicate`: stored once.
+//! - During the delete: `unlink` is atomic; either the record is gone or it is resent as above.
+//!   Deletes are not followed by a directory sync for that reason: a lost delete costs a
+//!   duplicate, never a report.
+//! - Between dropping a record and saving `drops.json`: that drop is not counted. Counts can
+//!   fall short by the records of one interrupted trim; they never count a report twice.
+//!
+//! # Clocks and counts
+//! - Age is by the wall clock (the caller passes `now`, so tests move time without sleeping): a
+//!   clock set years ahead and then corrected makes the backlog look old, and it is dropped as
+//!   expired (and counted, so the collector sees it). Order does not depend on the clock.
+//! - A report carries the counts as they were before it was spooled; the drops its own arrival
+//!   causes travel with the next one.
+//! - `drops.json` is read, added to and replaced without a lock: two agent processes dropping
+//!   at the same instant (the service and an operator's `once`) can lose one increment.
+//!
+//! # Acknowledged
+//! A report is acknowledged when the collector answered `202 accepted` or `200 duplicate` to it:
+//! the collector commits a report before answering, so either means it is stored. Only then is
+//! [`Spool::remove`] called. A report the collector refused for good (a 4xx resending cannot fix)
+//! leaves through [`Spool::refused`] and is counted as dropped.
 
 use std::fs;
 use std::io;
+use std::ops::AddAssign;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hatang_protocol::SpoolStats;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-const SUFFIX: &str = ".json.gz";
+use crate::state::{sync_dir, write_synced};
 
-#[derive(Debug)]
-pub struct Spool {
-    dir: PathBuf,
-    max_reports: usize,
+const SUFFIX: &str = ".rec";
+const TMP_SUFFIX: &str = ".tmp";
+const MAGIC: [u8; 4] = *b"HTSR";
+const FORMAT_VERSION: u8 = 1;
+/// Bytes before the body in every record.
+const HEADER_LEN: usize = 40;
+const DROPS_FILE: &str = "drops.json";
+const DAMAGED_DIR: &str = "damaged";
+/// Damaged records kept in `damaged/` for someone to look at; beyond this they are deleted.
+const DAMAGED_KEPT: usize = 16;
+/// A `.tmp` file untouched this long was left by a crash, not by a writer still at work.
+const ABANDONED_TMP: Duration = Duration::from_secs(60);
+
+/// How much the spool may hold; the oldest reports are dropped beyond any of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub max_reports: usize,
+    /// Bytes of records on disk, headers included.
+    pub max_bytes: u64,
+    pub max_age: Duration,
+}
+
+/// Reports that left the spool without being delivered, by cause, since the agent was installed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Drops {
+    /// The spool was over `max_reports` or `max_bytes`.
+    pub full: u64,
+    /// Spooled longer ago than `max_age`.
+    pub expired: u64,
+    /// Failed its check: cut short, a wrong checksum, not a record.
+    pub damaged: u64,
+    /// The collector refused it for good.
+    pub refused: u64,
+}
+
+impl Drops {
+    pub fn total(&self) -> u64 {
+        self.full + self.expired + self.damaged + self.refused
+    }
+}
+
+impl AddAssign for Drops {
+    fn add_assign(&mut self, other: Self) {
+        self.full += other.full;
+        self.expired += other.expired;
+        self.damaged += other.damaged;
+        self.refused += other.refused;
+    }
 }
 
 /// One waiting report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub path: PathBuf,
-    pub report_id: String,
+    pub report_id: Uuid,
+    /// Bytes on disk, header included.
+    pub len: u64,
+    seq: u64,
+}
+
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    bounds: Bounds,
 }
 
 impl Spool {
-    /// Opens (creating) the spool under `state_dir` and clears what a crash left half-written.
-    pub fn open(state_dir: &Path, max_reports: usize) -> io::Result<Self> {
-        let dir = state_dir.join("spool");
-        fs::create_dir_all(&dir)?;
-        for entry in fs::read_dir(&dir)? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "tmp") {
-                tracing::warn!(file = %path.display(), "removing a report left half-written by a crash");
-                fs::remove_file(&path)?;
+    /// Opens (creating) the spool under `state_dir`: clears what a crash left half-written,
+    /// checks every record (setting aside those that fail) and applies the bounds as of `now`.
+    pub fn open(state_dir: &Path, bounds: Bounds, now: SystemTime) -> io::Result<Self> {
+        let spool = Self {
+            dir: state_dir.join("spool"),
+            bounds,
+        };
+        fs::create_dir_all(&spool.dir)?;
+        for entry in fs::read_dir(&spool.dir)? {
+            let entry = entry?;
+            if !entry.file_name().to_string_lossy().ends_with(TMP_SUFFIX) {
+                continue;
+            }
+            let idle = entry.metadata().and_then(|m| m.modified()).ok();
+            if idle.is_some_and(|t| now.duration_since(t).is_ok_and(|i| i >= ABANDONED_TMP)) {
+                let path = entry.path();
+                tracing::warn!(file = %path.display(), "removing a file left half-written by a crash");
+                remove_if_present(&path)?;
             }
         }
-        Ok(Self { dir, max_reports })
+        for entry in spool.pending()? {
+            spool.load(&entry)?;
+        }
+        spool.trim(spool.pending()?, now)?;
+        Ok(spool)
     }
 
-    /// Stores one gzip report durably; returns how many old reports were dropped to make room.
-    pub fn push(&self, report_id: Uuid, gzip_body: &[u8]) -> io::Result<usize> {
-        let name = format!("{report_id}{SUFFIX}");
-        let tmp = self.dir.join(format!("{name}.tmp"));
-        crate::state::write_synced(&tmp, gzip_body)?;
-        fs::rename(&tmp, self.dir.join(&name))?;
-        crate::state::sync_dir(&self.dir)?;
-        let pending = self.pending()?;
-        let excess = pending.len().saturating_sub(self.max_reports);
-        for old in &pending[..excess] {
-            fs::remove_file(&old.path)?;
-        }
-        if excess > 0 {
-            tracing::warn!(
-                dropped = excess,
-                max_reports = self.max_reports,
-                "spool full: dropped the oldest unsent reports"
-            );
-        }
-        Ok(excess)
+    /// Stores one report body durably, then applies the bounds as of `now`, never dropping this
+    /// report. Returns how many older reports were dropped.
+    pub fn push(&self, report_id: Uuid, body: &[u8], now: SystemTime) -> io::Result<usize> {
+        let mut pending = self.pending()?;
+        let seq = pending.last().map_or(0, |e| e.seq + 1);
+        let record = encode(report_id, unix_secs(now), body)?;
+        let path = self.dir.join(format!("{seq:020}-{report_id}{SUFFIX}"));
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(TMP_SUFFIX);
+        write_synced(Path::new(&tmp), &record)?;
+        fs::rename(&tmp, &path)?;
+        sync_dir(&self.dir)?;
+        pending.push(Entry {
+            path,
+            report_id,
+            len: record.len() as u64,
+            seq,
+        });
+        self.trim(pending, now)
     }
 
-    /// Waiting reports, oldest first.
+    /// Waiting reports, oldest first. Listing does not check them: a damaged record is found
+    /// (and set aside) when it is read.
     pub fn pending(&self) -> io::Result<Vec<Entry>> {
         let mut entries = Vec::new();
-        for entry in fs::read_dir(&self.dir)? {
-            let path = entry?.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        for dirent in fs::read_dir(&self.dir)? {
+            let dirent = dirent?;
+            let Some((seq, report_id)) = dirent.file_name().to_str().and_then(parse_name) else {
                 continue;
             };
-            if let Some(id) = name.strip_suffix(SUFFIX) {
-                entries.push(Entry {
-                    report_id: id.to_string(),
-                    path: path.clone(),
-                });
-            }
+            let len = match dirent.metadata() {
+                Ok(m) => m.len(),
+                // Sent or dropped by another agent process since the listing.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            entries.push(Entry {
+                path: dirent.path(),
+                report_id,
+                len,
+                seq,
+            });
         }
-        entries.sort_by(|a, b| a.report_id.cmp(&b.report_id));
+        entries.sort_by_key(|e| (e.seq, e.report_id));
         Ok(entries)
     }
 
-    pub fn read(&self, entry: &Entry) -> io::Result<Vec<u8>> {
-        fs::read(&entry.path)
+    /// The body to send, checked. `None` when there is nothing to send: the record failed its
+    /// check (it was set aside and counted) or another agent process already took it.
+    pub fn read(&self, entry: &Entry) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.load(entry)?.map(|r| r.body))
     }
 
-    /// Forgets a report the collector acknowledged (or refused for good).
+    /// Forgets a report the collector acknowledged.
     pub fn remove(&self, entry: &Entry) -> io::Result<()> {
-        match fs::remove_file(&entry.path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        remove_if_present(&entry.path).map(drop)
+    }
+
+    /// Forgets a report the collector refused for good, counting it as dropped.
+    pub fn refused(&self, entry: &Entry) -> io::Result<()> {
+        if remove_if_present(&entry.path)? {
+            self.count(Drops {
+                refused: 1,
+                ..Drops::default()
+            })?;
         }
+        Ok(())
+    }
+
+    /// Reports dropped since install, by cause. A `drops.json` that cannot be parsed counts as
+    /// zero (with a warning) rather than stopping the agent.
+    pub fn drops(&self) -> io::Result<Drops> {
+        let path = self.dir.join(DROPS_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(file = %path.display(), error = %e, "drop counts unreadable; counting from zero");
+                Drops::default()
+            })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Drops::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What the next report says about the spool.
+    pub fn stats(&self) -> io::Result<SpoolStats> {
+        Ok(SpoolStats {
+            dropped_reports: self.drops()?.total(),
+            waiting_reports: self.pending()?.len() as u64,
+        })
+    }
+
+    /// Drops the oldest of `pending` while the bounds are exceeded or the oldest is damaged or
+    /// expired; the newest is dropped only for age. Returns how many went for size or age.
+    fn trim(&self, pending: Vec<Entry>, now: SystemTime) -> io::Result<usize> {
+        let mut count = pending.len();
+        let mut bytes: u64 = pending.iter().map(|e| e.len).sum();
+        let mut dropped = Drops::default();
+        let max_age = self.bounds.max_age.as_secs();
+        for entry in &pending {
+            let full =
+                count > self.bounds.max_reports || (bytes > self.bounds.max_bytes && count > 1);
+            let counter = if full {
+                Some(&mut dropped.full)
+            } else {
+                match self.load(entry)? {
+                    // Damaged (set aside and counted by `load`) or taken by another process.
+                    None => None,
+                    Some(r) if unix_secs(now).saturating_sub(r.spooled_at) <= max_age => break,
+                    Some(_) => Some(&mut dropped.expired),
+                }
+            };
+            if let Some(counter) = counter
+                && remove_if_present(&entry.path)?
+            {
+                *counter += 1;
+            }
+            count -= 1;
+            bytes -= entry.len;
+        }
+        if dropped.total() > 0 {
+            tracing::warn!(
+                full = dropped.full,
+                expired = dropped.expired,
+                max_reports = self.bounds.max_reports,
+                max_bytes = self.bounds.max_bytes,
+                max_age_secs = self.bounds.max_age.as_secs(),
+                "spool bounds reached: dropped the oldest unsent reports"
+            );
+            self.count(dropped)?;
+        }
+        Ok((dropped.full + dropped.expired) as usize)
+    }
+
+    /// Reads and checks one record; one that fails is set aside, counted and logged here.
+    fn load(&self, entry: &Entry) -> io::Result<Option<Record>> {
+        let bytes = match fs::read(&entry.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match decode(bytes, entry.report_id) {
+            Ok(record) => Ok(Some(record)),
+            Err(reason) => {
+                self.set_aside(entry, &reason)?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn set_aside(&self, entry: &Entry, reason: &str) -> io::Result<()> {
+        let damaged = self.dir.join(DAMAGED_DIR);
+        fs::create_dir_all(&damaged)?;
+        let keep = fs::read_dir(&damaged)?.count() < DAMAGED_KEPT;
+        let moved = if keep {
+            let to = damaged.join(entry.path.file_name().unwrap_or_default());
+            match fs::rename(&entry.path, to) {
+                Ok(()) => true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+                Err(e) => return Err(e),
+            }
+        } else {
+            remove_if_present(&entry.path)?
+        };
+        if moved {
+            tracing::warn!(
+                report = %entry.report_id,
+                file = %entry.path.display(),
+                %reason,
+                kept = keep,
+                "a spooled report failed its check; set aside and counted as dropped"
+            );
+            self.count(Drops {
+                damaged: 1,
+                ..Drops::default()
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Adds to the persistent drop counts (written like a record: tmp, sync, rename, sync).
+    fn count(&self, more: Drops) -> io::Result<()> {
+        let mut drops = self.drops()?;
+        drops += more;
+        let tmp = self.dir.join(format!("{DROPS_FILE}{TMP_SUFFIX}"));
+        write_synced(&tmp, &serde_json::to_vec(&drops)?)?;
+        fs::rename(&tmp, self.dir.join(DROPS_FILE))?;
+        sync_dir(&self.dir)
+    }
+}
+
+/// A record read back and checked.
+struct Record {
+    spooled_at: u64,
+    body: Vec<u8>,
+}
+
+fn encode(report_id: Uuid, spooled_at: u64, body: &[u8]) -> io::Result<Vec<u8>> {
+    let len = u32::try_from(body.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "report larger than 4 GiB"))?;
+    let mut record = Vec::with_capacity(HEADER_LEN + body.len());
+    record.extend_from_slice(&MAGIC);
+    record.extend_from_slice(&[FORMAT_VERSION, 0, 0, 0]);
+    record.extend_from_slice(&spooled_at.to_le_bytes());
+    record.extend_from_slice(report_id.as_bytes());
+    record.extend_from_slice(&len.to_le_bytes());
+    let crc = checksum(&record, body);
+    record.extend_from_slice(&crc.to_le_bytes());
+    record.extend_from_slice(body);
+    Ok(record)
+}
+
+fn checksum(head: &[u8], body: &[u8]) -> u32 {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(head);
+    crc.update(body);
+    crc.finalize()
+}
+
+/// The checked record, or why it fails its check.
+fn decode(mut bytes: Vec<u8>, report_id: Uuid) -> Result<Record, String> {
+    let le = |range: std::ops::Range<usize>| -> u64 {
+        bytes[range]
+            .iter()
+            .rev()
+            .fold(0, |n, b| (n << 8) | u64::from(*b))
+    };
+    if bytes.len() < HEADER_LEN {
+        return Err(format!("{} bytes, shorter than a header", bytes.len()));
+    }
+    if bytes[..4] != MAGIC {
+        return Err("not a spool record".into());
+    }
+    if bytes[4] != FORMAT_VERSION {
+        return Err(format!(
+            "format version {}, expected {FORMAT_VERSION}",
+            bytes[4]
+        ));
+    }
+    let body_len = bytes.len() - HEADER_LEN;
+    if le(32..36) != body_len as u64 {
+        return Err(format!(
+            "{body_len} body bytes where the header says {}",
+            le(32..36)
+        ));
+    }
+    if le(36..40) != u64::from(checksum(&bytes[..36], &bytes[HEADER_LEN..])) {
+        return Err("checksum mismatch".into());
+    }
+    if bytes[16..32] != report_id.as_bytes()[..] {
+        return Err("holds another report than its name says".into());
+    }
+    let spooled_at = le(8..16);
+    bytes.drain(..HEADER_LEN);
+    Ok(Record {
+        spooled_at,
+        body: bytes,
+    })
+}
+
+/// `<seq>-<report_id>.rec` → (seq, report id).
+fn parse_name(name: &str) -> Option<(u64, Uuid)> {
+    let (seq, id) = name.strip_suffix(SUFFIX)?.split_once('-')?;
+    Some((seq.parse().ok()?, id.parse().ok()?))
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Deletes `path`; whether it was there to delete (another process may have been first).
+fn remove_if_present(path: &Path) -> io::Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+
+    use proptest::prelude::*;
+
     use super::*;
+
+    const BOUNDS: Bounds = Bounds {
+        max_reports: 6,
+        max_bytes: 600,
+        max_age: Duration::from_secs(300),
+    };
+
+    /// The simulated clock: `secs` after a fixed moment.
+    fn clock(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_767_225_600 + secs)
+    }
+
+    fn ids(spool: &Spool) -> Vec<Uuid> {
+        spool
+            .pending()
+            .unwrap()
+            .iter()
+            .map(|e| e.report_id)
+            .collect()
+    }
 
     #[test]
     fn reports_come_back_oldest_first_and_leave_on_remove() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path(), 10).unwrap();
-        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
-        for (i, id) in ids.iter().enumerate().rev() {
-            spool.push(*id, format!("body{i}").as_bytes()).unwrap();
+        let spool = Spool::open(dir.path(), BOUNDS, clock(0)).unwrap();
+        // Spool order, not id order: the clock may go backwards between two reports.
+        let ids_in_order: Vec<Uuid> = (0..3).rev().map(|i| Uuid::from_u128(i + 1)).collect();
+        for (i, id) in ids_in_order.iter().enumerate() {
+            spool
+                .push(*id, format!("body{i}").as_bytes(), clock(0))
+                .unwrap();
         }
+        assert_eq!(ids(&spool), ids_in_order);
         let pending = spool.pending().unwrap();
-        let got: Vec<String> = pending.iter().map(|e| e.report_id.clone()).collect();
-        assert_eq!(got, ids.iter().map(Uuid::to_string).collect::<Vec<_>>());
-        assert_eq!(spool.read(&pending[0]).unwrap(), b"body0");
+        assert_eq!(pending[0].len, (HEADER_LEN + 5) as u64);
+        assert_eq!(spool.read(&pending[0]).unwrap().unwrap(), b"body0");
         spool.remove(&pending[0]).unwrap();
         spool.remove(&pending[0]).unwrap();
-        assert_eq!(spool.pending().unwrap().len(), 2);
+        assert_eq!(ids(&spool), ids_in_order[1..]);
+        assert_eq!(spool.drops().unwrap(), Drops::default());
     }
 
     #[test]
-    fn a_full_spool_drops_the_oldest() {
+    fn bounds_drop_the_oldest_and_the_counts_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path(), 2).unwrap();
-        let ids: Vec<Uuid> = (0..4).map(|_| Uuid::now_v7()).collect();
-        let dropped: Vec<usize> = ids
+        let bounds = Bounds {
+            max_reports: 2,
+            ..BOUNDS
+        };
+        let spool = Spool::open(dir.path(), bounds, clock(0)).unwrap();
+        let made: Vec<Uuid> = (1..=4).map(Uuid::from_u128).collect();
+        let dropped: Vec<usize> = made
             .iter()
-            .map(|id| spool.push(*id, b"x").unwrap())
+            .map(|id| spool.push(*id, b"x", clock(0)).unwrap())
             .collect();
         assert_eq!(dropped, [0, 0, 1, 1]);
-        let left: Vec<String> = spool
-            .pending()
-            .unwrap()
-            .into_iter()
-            .map(|e| e.report_id)
-            .collect();
-        assert_eq!(left, [ids[2].to_string(), ids[3].to_string()]);
+        assert_eq!(ids(&spool), made[2..]);
+        let reopened = Spool::open(dir.path(), bounds, clock(301)).unwrap();
+        assert!(ids(&reopened).is_empty(), "all expired");
+        let drops = Drops {
+            full: 2,
+            expired: 2,
+            ..Drops::default()
+        };
+        assert_eq!(reopened.drops().unwrap(), drops);
+        assert_eq!(
+            reopened.stats().unwrap(),
+            SpoolStats {
+                dropped_reports: 4,
+                waiting_reports: 0
+            }
+        );
     }
 
     #[test]
-    fn survives_restart_and_clears_half_written_files() {
+    fn a_damaged_record_is_set_aside_counted_and_the_rest_flow() {
         let dir = tempfile::tempdir().unwrap();
-        let id = Uuid::now_v7();
-        Spool::open(dir.path(), 10)
+        let spool = Spool::open(dir.path(), BOUNDS, clock(0)).unwrap();
+        for i in 1..=3 {
+            spool.push(Uuid::from_u128(i), b"report", clock(0)).unwrap();
+        }
+        let pending = spool.pending().unwrap();
+        let mut bytes = fs::read(&pending[1].path).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        fs::write(&pending[1].path, bytes).unwrap();
+
+        let bodies: Vec<Option<Vec<u8>>> = pending.iter().map(|e| spool.read(e).unwrap()).collect();
+
+        assert_eq!(
+            bodies,
+            [Some(b"report".to_vec()), None, Some(b"report".to_vec())]
+        );
+        assert_eq!(ids(&spool), [Uuid::from_u128(1), Uuid::from_u128(3)]);
+        assert_eq!(spool.drops().unwrap().damaged, 1);
+        let aside = dir.path().join("spool").join(DAMAGED_DIR);
+        assert_eq!(fs::read_dir(aside).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn open_clears_abandoned_tmp_files_and_spares_fresh_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        // File times are real times: so is this test's clock.
+        let now = SystemTime::now();
+        Spool::open(dir.path(), BOUNDS, now)
             .unwrap()
-            .push(id, b"kept")
+            .push(Uuid::from_u128(1), b"kept", now)
             .unwrap();
-        let torn = dir
-            .path()
-            .join("spool")
-            .join(format!("{}{SUFFIX}.tmp", Uuid::now_v7()));
+        let spool_dir = dir.path().join("spool");
+        let torn = spool_dir.join(format!(
+            "00000000000000000001-{}.rec.tmp",
+            Uuid::from_u128(2)
+        ));
+        let fresh = spool_dir.join("drops.json.tmp");
         fs::write(&torn, b"half").unwrap();
-        let reopened = Spool::open(dir.path(), 10).unwrap();
+        fs::write(&fresh, b"{").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&torn)
+            .unwrap()
+            .set_modified(now - ABANDONED_TMP)
+            .unwrap();
+
+        let reopened = Spool::open(dir.path(), BOUNDS, now).unwrap();
+
         assert!(!torn.exists());
+        assert!(fresh.exists(), "may be another process's write in progress");
         let pending = reopened.pending().unwrap();
         assert_eq!(pending.len(), 1);
-        assert_eq!(reopened.read(&pending[0]).unwrap(), b"kept");
+        assert_eq!(reopened.read(&pending[0]).unwrap().unwrap(), b"kept");
+    }
+
+    #[test]
+    fn every_kind_of_damage_is_named() {
+        let id = Uuid::from_u128(7);
+        let good = encode(id, 5, b"body").unwrap();
+        let damaged = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut bytes = good.clone();
+            f(&mut bytes);
+            decode(bytes, id).err().unwrap()
+        };
+        assert_eq!(
+            damaged(&|b| b.truncate(10)),
+            "10 bytes, shorter than a header"
+        );
+        assert_eq!(damaged(&|b| b[0] = b'X'), "not a spool record");
+        assert_eq!(damaged(&|b| b[4] = 2), "format version 2, expected 1");
+        assert_eq!(
+            damaged(&|b| b.truncate(42)),
+            "2 body bytes where the header says 4"
+        );
+        assert_eq!(damaged(&|b| b[9] ^= 1), "checksum mismatch");
+        assert_eq!(
+            decode(good.clone(), Uuid::from_u128(8)).err().unwrap(),
+            "holds another report than its name says"
+        );
+        let record = decode(good, id).unwrap();
+        assert_eq!(
+            (record.spooled_at, record.body.as_slice()),
+            (5, &b"body"[..])
+        );
+    }
+
+    /// One step of the property test.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push(Vec<u8>),
+        /// The oldest `n` are read and sent: acknowledged, or refused for good.
+        Send {
+            n: usize,
+            refused: bool,
+        },
+        /// The process dies and a new one opens the spool.
+        Restart,
+        /// The record at `index` (modulo those waiting) is cut to `at` bytes or has the byte at
+        /// `at` flipped (modulo its length).
+        Damage {
+            index: usize,
+            at: usize,
+            cut: bool,
+        },
+        /// The clock moves on.
+        Wait(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            // Small bodies fill the spool by count, large ones by bytes (one alone may exceed it).
+            4 => prop::collection::vec(any::<u8>(), 0..40).prop_map(Op::Push),
+            2 => prop::collection::vec(any::<u8>(), 0..640).prop_map(Op::Push),
+            3 => (1..4usize, prop::bool::weighted(0.2))
+                .prop_map(|(n, refused)| Op::Send { n, refused }),
+            1 => Just(Op::Restart),
+            1 => (any::<usize>(), any::<usize>(), any::<bool>())
+                .prop_map(|(index, at, cut)| Op::Damage { index, at, cut }),
+            // Steps of 75 s against a 300 s bound: reports reach exactly the bound, too.
+            1 => (0..=3u64).prop_map(|n| Op::Wait(n * 75)),
+        ]
+    }
+
+    struct Modelled {
+        id: Uuid,
+        body: Vec<u8>,
+        spooled_at: u64,
+        len: u64,
+        damaged: bool,
+    }
+
+    /// What the spool should hold, in memory, with the same bounds and the same clock.
+    #[derive(Default)]
+    struct Model {
+        records: VecDeque<Modelled>,
+        drops: Drops,
+        now: u64,
+        next_id: u128,
+    }
+
+    impl Model {
+        /// The spool's rule: from the oldest, drop while over a bound (without reading), or
+        /// damaged or expired (found by reading); stop at the first that stays.
+        fn trim(&mut self) {
+            while let Some(oldest) = self.records.front() {
+                let count = self.records.len();
+                let bytes: u64 = self.records.iter().map(|r| r.len).sum();
+                if count > BOUNDS.max_reports || (bytes > BOUNDS.max_bytes && count > 1) {
+                    self.drops.full += 1;
+                } else if oldest.damaged {
+                    self.drops.damaged += 1;
+                } else if self.now - oldest.spooled_at > BOUNDS.max_age.as_secs() {
+                    self.drops.expired += 1;
+                } else {
+                    break;
+                }
+                self.records.pop_front();
+            }
+        }
+    }
+
+    /// Applies `op` to both; asserts what the spool answered on the way.
+    fn step(spool: &mut Spool, model: &mut Model, dir: &Path, op: Op) {
+        match op {
+            Op::Push(body) => {
+                model.next_id += 1;
+                let id = Uuid::from_u128(model.next_id);
+                spool.push(id, &body, clock(model.now)).unwrap();
+                model.records.push_back(Modelled {
+                    id,
+                    len: (HEADER_LEN + body.len()) as u64,
+                    body,
+                    spooled_at: model.now,
+                    damaged: false,
+                });
+                model.trim();
+            }
+            Op::Send { n, refused } => {
+                for entry in spool.pending().unwrap().iter().take(n) {
+                    let expected = model.records.pop_front().unwrap();
+                    match spool.read(entry).unwrap() {
+                        None => {
+                            assert!(expected.damaged, "a sound record was refused");
+                            model.drops.damaged += 1;
+                        }
+                        Some(body) => {
+                            assert!(!expected.damaged, "a damaged record passed its check");
+                            assert_eq!(body, expected.body);
+                            if refused {
+                                spool.refused(entry).unwrap();
+                                model.drops.refused += 1;
+                            } else {
+                                spool.remove(entry).unwrap();
+                            }
+                        }
+                    }
+                }
+            }
+            Op::Restart => {
+                *spool = Spool::open(dir, BOUNDS, clock(model.now)).unwrap();
+                let before = model.records.len();
+                model.records.retain(|r| !r.damaged);
+                model.drops.damaged += (before - model.records.len()) as u64;
+                model.trim();
+            }
+            Op::Damage { index, at, cut } => {
+                let pending = spool.pending().unwrap();
+                if pending.is_empty() {
+                    return;
+                }
+                let index = index % pending.len();
+                let path = &pending[index].path;
+                let mut bytes = fs::read(path).unwrap();
+                if bytes.is_empty() {
+                    return;
+                }
+                let at = at % bytes.len();
+                let record = &mut model.records[index];
+                if cut {
+                    bytes.truncate(at);
+                    record.len = at as u64;
+                } else {
+                    bytes[at] ^= 0x5a;
+                }
+                record.damaged = true;
+                fs::write(path, bytes).unwrap();
+            }
+            Op::Wait(secs) => model.now += secs,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn the_spool_behaves_like_its_model(ops in prop::collection::vec(op(), 1..40)) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut model = Model::default();
+            let mut spool = Spool::open(dir.path(), BOUNDS, clock(0)).unwrap();
+            for op in ops {
+                step(&mut spool, &mut model, dir.path(), op);
+                let pending = spool.pending().unwrap();
+                let got: Vec<(Uuid, u64)> = pending.iter().map(|e| (e.report_id, e.len)).collect();
+                let want: Vec<(Uuid, u64)> = model.records.iter().map(|r| (r.id, r.len)).collect();
+                prop_assert_eq!(got, want);
+                prop_assert_eq!(spool.drops().unwrap(), model.drops);
+                prop_assert!(pending.len() <= BOUNDS.max_reports);
+                let bytes: u64 = pending.iter().map(|e| e.len).sum();
+                prop_assert!(bytes <= BOUNDS.max_bytes || pending.len() == 1);
+            }
+        }
     }
 }

@@ -15,8 +15,9 @@ mod validate;
 
 pub use enroll::{EnrollRequest, EnrollResponse};
 pub use report::{
-    Cpu, Disk, Dmi, Filesystem, FilesystemUsage, Interface, InterfaceCounters, Inventory, Memory,
-    Os, ProbeClass, ProbeKind, ProbeResult, Report, Sample,
+    Cpu, Disk, Dmi, Filesystem, FilesystemUsage, GatewayCheck, Interface, InterfaceCounters,
+    Inventory, Memory, Os, ProbeClass, ProbeKind, ProbeResult, Report, Sample, SpeedTest,
+    SpoolStats,
 };
 pub use validate::{Limits, ValidationError};
 

@@ -30,6 +30,15 @@ pub struct Report {
     pub sample: Option<Sample>,
     #[serde(default)]
     pub probes: Vec<ProbeResult>,
+    /// Whether the default gateway answered; absent when no gateway is known.
+    #[serde(default)]
+    pub gateway: Option<GatewayCheck>,
+    /// Throughput to and from the collector, in the reports where a speed test ran.
+    #[serde(default)]
+    pub speed: Option<SpeedTest>,
+    /// The agent's spool when the report was made: what is lost and what is still waiting.
+    #[serde(default)]
+    pub spool: Option<SpoolStats>,
 }
 
 /// What the machine is: changes rarely.
@@ -249,6 +258,64 @@ pub struct ProbeResult {
     /// Last failure, for humans.
     #[serde(default)]
     pub error: Option<String>,
+    /// HTTP status of the last answer (`http` probes).
+    #[serde(default)]
+    pub http_status: Option<u16>,
+    /// When the server's TLS certificate expires (`https://` targets), whether or not it is
+    /// trusted: an expired or self-signed certificate is evidence too.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub tls_not_after: Option<OffsetDateTime>,
+}
+
+/// Reachability of the default gateway: the LAN half of connectivity.
+///
+/// Kept apart from `probes` because it has no [`ProbeClass`] (it is the office's own network,
+/// not the internet, the gov-wan or the data centre); a new class would make collectors that do
+/// not know it refuse whole reports.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GatewayCheck {
+    pub address: IpAddr,
+    pub attempts: u32,
+    /// Attempts the gateway answered (a refused connection is an answer).
+    pub successes: u32,
+    #[serde(default)]
+    pub rtt_avg_seconds: Option<f64>,
+    /// Last failure, for humans.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// One speed test against the collector. Each direction stops at the agent's configured size or
+/// its time limit, whichever comes first, so a thin link is not held for minutes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SpeedTest {
+    /// Collector to agent; absent when that transfer failed.
+    #[serde(default)]
+    pub download_bits_per_second: Option<f64>,
+    /// Agent to collector; absent when that transfer failed.
+    #[serde(default)]
+    pub upload_bits_per_second: Option<f64>,
+    /// Bytes moved, both directions together.
+    pub bytes: u64,
+    /// Time both transfers took together.
+    pub duration_seconds: f64,
+    /// Why a direction has no figure, for humans.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// The agent's spool of unsent reports as it stood when a report was made.
+///
+/// `dropped_reports` is cumulative since the agent was installed (it is kept in the agent's state
+/// directory), so the latest report tells the whole story even if earlier ones were lost: the
+/// collector compares it with the previous value rather than adding reports' counts up.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SpoolStats {
+    /// Reports this agent made that no collector will ever have: dropped oldest first from a full
+    /// or expired spool, found damaged on disk, or refused for good by the collector.
+    pub dropped_reports: u64,
+    /// Older reports still waiting to be sent when this one was made.
+    pub waiting_reports: u64,
 }
 
 impl ProbeResult {

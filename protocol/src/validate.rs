@@ -1,8 +1,10 @@
 //! Semantic checks on a decoded report: what serde's types cannot express.
 //!
 //! The collector runs these before storing anything, so a report that passes is safe to store and
-//! to turn into metrics: bounded collection sizes and string lengths, ratios within 0..=1, finite
-//! numbers, a real (non-nil, v4 or v7) `report_id` and a schema version this crate knows.
+//! to turn into metrics: bounded collection sizes and string lengths, no control characters in
+//! the names that become label values, ratios within 0..=1, finite numbers, integers that fit a
+//! signed 64-bit column, a real (non-nil, v4 or v7) `report_id` and a schema version this crate
+//! knows.
 
 use std::fmt;
 
@@ -68,6 +70,26 @@ impl Checker {
         }
     }
 
+    /// A name that becomes a label value (host, interface, mount point) or a dashboard row: no
+    /// control characters. The exposition would escape a line break, but a name with one is no
+    /// name; the agent reads these from interfaces that cannot produce them.
+    fn label(&mut self, field: &str, value: &str) {
+        self.string(field, value);
+        if value.chars().any(|c| c.is_control() && c != '\0') {
+            self.fail(field, "contains a control character");
+        }
+    }
+
+    /// Byte counts, counters and seconds: at most `i64::MAX`, so a store that keeps them in a
+    /// signed 64-bit column (PostgreSQL has no unsigned one) holds them exactly, never negative.
+    fn integers(&mut self, at: &str, values: &[(&str, Option<u64>)]) {
+        for (name, value) in values {
+            if value.is_some_and(|v| i64::try_from(v).is_err()) {
+                self.fail(format!("{at}{name}"), format!("larger than {}", i64::MAX));
+            }
+        }
+    }
+
     fn opt_string(&mut self, field: &str, value: Option<&String>) {
         if let Some(v) = value {
             self.string(field, v);
@@ -127,27 +149,55 @@ impl Report {
             {
                 c.fail("sample.cpu_usage_ratio", "must be between 0 and 1");
             }
+            // A million: far above any real run queue, far below a float that breaks a graph.
             if let Some(load) = s.load
-                && load.iter().any(|l| !(l.is_finite() && *l >= 0.0))
+                && load
+                    .iter()
+                    .any(|l| !(l.is_finite() && (0.0..=1e6).contains(l)))
             {
-                c.fail("sample.load", "must be finite and not negative");
+                c.fail("sample.load", "must be between 0 and 1e6");
             }
+            c.integers(
+                "sample.",
+                &[
+                    ("uptime_secs", Some(s.uptime_secs)),
+                    ("memory_used_bytes", Some(s.memory_used_bytes)),
+                    ("memory_available_bytes", s.memory_available_bytes),
+                    ("swap_used_bytes", Some(s.swap_used_bytes)),
+                ],
+            );
             c.items("sample.filesystems", &s.filesystems);
             for (i, fs) in s.filesystems.iter().enumerate() {
-                c.string(
-                    &format!("sample.filesystems[{i}].mount_point"),
-                    &fs.mount_point,
+                let at = format!("sample.filesystems[{i}].");
+                c.label(&format!("{at}mount_point"), &fs.mount_point);
+                c.integers(
+                    &at,
+                    &[
+                        ("used_bytes", Some(fs.used_bytes)),
+                        ("free_bytes", Some(fs.free_bytes)),
+                        ("available_bytes", fs.available_bytes),
+                    ],
                 );
             }
             c.items("sample.interfaces", &s.interfaces);
             for (i, n) in s.interfaces.iter().enumerate() {
-                c.string(&format!("sample.interfaces[{i}].name"), &n.name);
+                let at = format!("sample.interfaces[{i}].");
+                c.label(&format!("{at}name"), &n.name);
+                c.integers(
+                    &at,
+                    &[
+                        ("rx_bytes", Some(n.rx_bytes)),
+                        ("tx_bytes", Some(n.tx_bytes)),
+                        ("rx_errors", Some(n.rx_errors)),
+                        ("tx_errors", Some(n.tx_errors)),
+                    ],
+                );
             }
         }
         c.items("probes", &self.probes);
         for (i, p) in self.probes.iter().enumerate() {
             let at = format!("probes[{i}]");
-            c.string(&format!("{at}.name"), &p.name);
+            c.label(&format!("{at}.name"), &p.name);
             c.string(&format!("{at}.target"), &p.target);
             c.opt_string(&format!("{at}.error"), p.error.as_ref());
             if p.successes > p.attempts {
@@ -155,6 +205,11 @@ impl Report {
             }
             if p.attempts > 1000 {
                 c.fail(format!("{at}.attempts"), "more than 1000 attempts");
+            }
+            if let Some(status) = p.http_status
+                && !(100..=599).contains(&status)
+            {
+                c.fail(format!("{at}.http_status"), "must be between 100 and 599");
             }
             for (name, v) in [
                 ("rtt_min_seconds", p.rtt_min_seconds),
@@ -165,6 +220,44 @@ impl Report {
                 c.seconds(&format!("{at}.{name}"), v);
             }
         }
+        if let Some(g) = &self.gateway {
+            c.opt_string("gateway.error", g.error.as_ref());
+            if g.successes > g.attempts {
+                c.fail("gateway.successes", "more successes than attempts");
+            }
+            if g.attempts > 1000 {
+                c.fail("gateway.attempts", "more than 1000 attempts");
+            }
+            c.seconds("gateway.rtt_avg_seconds", g.rtt_avg_seconds);
+        }
+        if let Some(s) = &self.speed {
+            for (name, v) in [
+                ("download_bits_per_second", s.download_bits_per_second),
+                ("upload_bits_per_second", s.upload_bits_per_second),
+            ] {
+                // 1 Tbit/s: far beyond any office link, small enough to catch a unit mix-up.
+                if let Some(v) = v
+                    && !(v.is_finite() && (0.0..=1e12).contains(&v))
+                {
+                    c.fail(
+                        format!("speed.{name}"),
+                        "must be between 0 and 1e12 bits per second",
+                    );
+                }
+            }
+            c.seconds("speed.duration_seconds", Some(s.duration_seconds));
+            c.integers("speed.", &[("bytes", Some(s.bytes))]);
+            c.opt_string("speed.error", s.error.as_ref());
+        }
+        if let Some(s) = &self.spool {
+            c.integers(
+                "spool.",
+                &[
+                    ("dropped_reports", Some(s.dropped_reports)),
+                    ("waiting_reports", Some(s.waiting_reports)),
+                ],
+            );
+        }
         if c.errors.is_empty() {
             Ok(())
         } else {
@@ -174,7 +267,7 @@ impl Report {
 }
 
 fn check_inventory(c: &mut Checker, inv: &crate::Inventory) {
-    c.string("inventory.hostname", &inv.hostname);
+    c.label("inventory.hostname", &inv.hostname);
     c.string("inventory.os.family", &inv.os.family);
     c.string("inventory.os.arch", &inv.os.arch);
     c.opt_string("inventory.os.name", inv.os.name.as_ref());
@@ -183,24 +276,44 @@ fn check_inventory(c: &mut Checker, inv: &crate::Inventory) {
     c.opt_string("inventory.cpu.model", inv.cpu.model.as_ref());
     c.opt_string("inventory.cpu.vendor", inv.cpu.vendor.as_ref());
     c.opt_string("inventory.virtualization", inv.virtualization.as_ref());
+    c.integers(
+        "inventory.",
+        &[
+            ("cpu.frequency_hz", inv.cpu.frequency_hz),
+            ("memory.total_bytes", Some(inv.memory.total_bytes)),
+            ("memory.swap_total_bytes", Some(inv.memory.swap_total_bytes)),
+        ],
+    );
     c.items("inventory.disks", &inv.disks);
     for (i, d) in inv.disks.iter().enumerate() {
         c.string(&format!("inventory.disks[{i}].name"), &d.name);
+        c.integers(
+            &format!("inventory.disks[{i}]."),
+            &[("size_bytes", Some(d.size_bytes))],
+        );
         c.opt_string(&format!("inventory.disks[{i}].model"), d.model.as_ref());
         c.opt_string(&format!("inventory.disks[{i}].serial"), d.serial.as_ref());
     }
     c.items("inventory.filesystems", &inv.filesystems);
     for (i, f) in inv.filesystems.iter().enumerate() {
-        c.string(
+        c.label(
             &format!("inventory.filesystems[{i}].mount_point"),
             &f.mount_point,
+        );
+        c.integers(
+            &format!("inventory.filesystems[{i}]."),
+            &[("total_bytes", Some(f.total_bytes))],
         );
         c.string(&format!("inventory.filesystems[{i}].device"), &f.device);
         c.string(&format!("inventory.filesystems[{i}].fs_type"), &f.fs_type);
     }
     c.items("inventory.interfaces", &inv.interfaces);
     for (i, n) in inv.interfaces.iter().enumerate() {
-        c.string(&format!("inventory.interfaces[{i}].name"), &n.name);
+        c.label(&format!("inventory.interfaces[{i}].name"), &n.name);
+        c.integers(
+            &format!("inventory.interfaces[{i}]."),
+            &[("speed_bps", n.speed_bps)],
+        );
         c.opt_string(&format!("inventory.interfaces[{i}].mac"), n.mac.as_ref());
         c.items(
             &format!("inventory.interfaces[{i}].addresses"),

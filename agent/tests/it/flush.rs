@@ -17,7 +17,7 @@ async fn delivers_oldest_first_and_forgets_only_acknowledged_reports() {
     let server = FakeCollector::start([202, 200, 202]).await;
     server.watch_spool(&dir.path().join("spool"));
 
-    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool).await;
+    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool, 100).await;
 
     result.unwrap();
     assert_eq!(
@@ -53,7 +53,7 @@ async fn a_503_stops_the_flush_and_a_later_one_delivers_the_rest_in_order() {
     let (spool, ids) = spooled(dir.path(), 3);
     let server = FakeCollector::start([202, 503, 202]).await;
 
-    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool).await;
+    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool, 100).await;
 
     match result {
         Err(PushError::Refused { status, message }) => {
@@ -72,7 +72,7 @@ async fn a_503_stops_the_flush_and_a_later_one_delivers_the_rest_in_order() {
     assert_eq!(pending_ids(&spool), ids[1..]);
     assert_eq!(server.received().len(), 2, "no request after the 503");
 
-    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool).await;
+    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool, 100).await;
 
     result.unwrap();
     assert_eq!((flushed.delivered, flushed.waiting), (2, 0));
@@ -86,7 +86,8 @@ async fn an_unreachable_collector_keeps_every_report_for_later() {
     let dir = tempfile::tempdir().unwrap();
     let (spool, ids) = spooled(dir.path(), 3);
 
-    let (flushed, result) = push::flush(&client(), &closed_port_url(), AGENT_KEY, &spool).await;
+    let (flushed, result) =
+        push::flush(&client(), &closed_port_url(), AGENT_KEY, &spool, 100).await;
 
     assert!(
         matches!(&result, Err(PushError::Unreachable(_))),
@@ -103,7 +104,7 @@ async fn an_unreachable_collector_keeps_every_report_for_later() {
     assert_eq!(pending_ids(&spool), ids);
 
     let server = FakeCollector::start([202]).await;
-    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool).await;
+    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool, 100).await;
     result.unwrap();
     assert_eq!(flushed.delivered, 3);
     assert_eq!(server.deliveries(), [(ids[0], 1), (ids[1], 1), (ids[2], 1)]);
@@ -117,7 +118,7 @@ async fn a_refused_key_stops_and_keeps_the_report() {
     let (spool, ids) = spooled(dir.path(), 2);
     let server = FakeCollector::start([401]).await;
 
-    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool).await;
+    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool, 100).await;
 
     assert!(
         matches!(&result, Err(PushError::Refused { status: 401, message }) if message == "scripted 401"),
@@ -134,7 +135,7 @@ async fn a_422_drops_only_that_report_and_goes_on() {
     let (spool, ids) = spooled(dir.path(), 3);
     let server = FakeCollector::start([202, 422, 202]).await;
 
-    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool).await;
+    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool, 100).await;
 
     result.unwrap();
     assert_eq!(
@@ -148,6 +149,57 @@ async fn a_422_drops_only_that_report_and_goes_on() {
     assert_eq!(server.report_ids(), ids);
     assert_eq!(server.deliveries(), [(ids[0], 1), (ids[2], 1)]);
     assert!(pending_ids(&spool).is_empty());
+    assert_eq!(
+        spool.drops().unwrap().refused,
+        1,
+        "counted for the next report"
+    );
+}
+
+#[tokio::test]
+async fn a_pass_sends_one_batch_oldest_first_and_the_next_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, ids) = spooled(dir.path(), 5);
+    let server = FakeCollector::start([202]).await;
+
+    let (first, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool, 2).await;
+
+    result.unwrap();
+    assert_eq!((first.delivered, first.waiting), (2, 3));
+    assert_eq!(server.report_ids(), ids[..2]);
+    assert_eq!(pending_ids(&spool), ids[2..]);
+
+    let (second, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool, 2).await;
+
+    result.unwrap();
+    assert_eq!((second.delivered, second.waiting), (2, 1));
+    assert_eq!(server.report_ids(), ids[..4]);
+}
+
+#[tokio::test]
+async fn a_damaged_report_is_skipped_and_counted_and_the_rest_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, ids) = spooled(dir.path(), 3);
+    // A power cut on a filesystem that renamed before it wrote: the name, half the data.
+    let torn = &spool.pending().unwrap()[1].path;
+    let len = std::fs::metadata(torn).unwrap().len();
+    std::fs::File::options()
+        .write(true)
+        .open(torn)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let server = FakeCollector::start([202]).await;
+
+    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool, 100).await;
+
+    result.unwrap();
+    assert_eq!((flushed.delivered, flushed.waiting), (2, 0));
+    assert_eq!(server.report_ids(), [ids[0], ids[2]]);
+    assert!(pending_ids(&spool).is_empty());
+    assert_eq!(spool.drops().unwrap().damaged, 1);
+    let stats = spool.stats().unwrap();
+    assert_eq!((stats.dropped_reports, stats.waiting_reports), (1, 0));
 }
 
 #[tokio::test]
@@ -156,7 +208,7 @@ async fn a_404_keeps_the_report_for_a_retry() {
     let (spool, ids) = spooled(dir.path(), 2);
     let server = FakeCollector::start([404]).await;
 
-    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool).await;
+    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool, 100).await;
 
     assert!(
         matches!(&result, Err(PushError::Refused { status: 404, .. })),

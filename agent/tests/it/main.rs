@@ -2,8 +2,10 @@
 //! the binary end to end against the same fake collector.
 
 mod cli;
+mod crash;
 mod enroll;
 mod flush;
 mod once;
+mod probe;
 mod run;
 mod support;

@@ -3,7 +3,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{FakeCollector, agent, enrol, wait_until};
+use crate::support::{FakeCollector, agent, enrol, spool_files, wait_until};
 
 #[tokio::test]
 async fn reports_every_interval_and_stops_on_sigterm() {
@@ -45,8 +45,5 @@ async fn reports_every_interval_and_stops_on_sigterm() {
     assert!(reports[0].inventory.is_some(), "the first report");
     assert!(reports[1].inventory.is_none(), "an unchanged inventory");
     assert!(reports.windows(2).all(|w| w[0].report_id < w[1].report_id));
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("spool")).unwrap().count(),
-        0
-    );
+    assert_eq!(spool_files(&dir.path().join("spool")), 0);
 }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use hatang_agent::report;
-use hatang_agent::spool::Spool;
+use hatang_agent::spool::{Bounds, Spool};
 use hatang_agent::state::{self, Enrolment};
 use hatang_protocol::{Report, Sample};
 use serde_json::{Value, json};
@@ -80,6 +80,23 @@ struct Shared {
     script: Vec<Answer>,
     received: Vec<Received>,
     watch: Option<PathBuf>,
+    /// Answer like the real collector instead of from the script.
+    dedup: bool,
+    /// Time between recording a request and answering it.
+    delay: Duration,
+    /// Answer 503 to every report, storing nothing.
+    down: bool,
+    /// Speed-test requests, kept apart from `received` (which holds reports).
+    speedtests: Vec<SpeedRequest>,
+}
+
+/// One speed-test request as the fake collector saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpeedRequest {
+    pub path: String,
+    pub authorized: bool,
+    /// Bytes sent (download) or received (upload).
+    pub bytes: u64,
 }
 
 #[derive(Debug)]
@@ -101,12 +118,43 @@ impl FakeCollector {
             ..Shared::default()
         }));
         let app = Router::new()
+            .route(
+                "/api/v1/speedtest/download",
+                axum::routing::get(speed_download),
+            )
+            .route(
+                "/api/v1/speedtest/upload",
+                axum::routing::post(speed_upload),
+            )
             .fallback(record)
             .with_state(Arc::clone(&shared));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { url, shared }
+    }
+
+    /// Starts a collector that answers like the real one: 202 for a report id it has not
+    /// stored, 200 for one it has. It stores a report on arrival and answers `delay` later, so a
+    /// client that dies in between has a report stored without knowing it.
+    pub async fn storing(delay: Duration) -> Self {
+        let collector = Self::start([202]).await;
+        {
+            let mut shared = collector.shared.lock().unwrap();
+            shared.dedup = true;
+            shared.delay = delay;
+        }
+        collector
+    }
+
+    /// The speed-test requests so far.
+    pub fn speedtests(&self) -> Vec<SpeedRequest> {
+        self.shared.lock().unwrap().speedtests.clone()
+    }
+
+    /// Makes the collector answer 503 to every report (`true`), or work again.
+    pub fn set_down(&self, down: bool) {
+        self.shared.lock().unwrap().down = down;
     }
 
     /// Records, with every request, how many reports `spool_dir` held when it arrived.
@@ -159,29 +207,92 @@ async fn record(
     }
     .and_then(|bytes| serde_json::from_slice(&bytes).ok())
     .unwrap_or(Value::Null);
-    let mut shared = shared.lock().unwrap();
-    let n = shared.received.len();
-    let answer = shared.script[n.min(shared.script.len() - 1)].clone();
-    let spooled = shared.watch.as_deref().map(spool_files);
-    shared.received.push(Received {
-        path: uri.path().to_owned(),
-        headers,
-        body: json,
-        answered: answer.status,
-        spooled,
-    });
+    let (answer, delay) = {
+        let mut shared = shared.lock().unwrap();
+        let n = shared.received.len();
+        let answer = if shared.down {
+            Answer::status(503)
+        } else if shared.dedup {
+            let stored = shared
+                .received
+                .iter()
+                .any(|r| r.delivered() && r.body["report_id"] == json["report_id"]);
+            Answer::status(if stored { 200 } else { 202 })
+        } else {
+            shared.script[n.min(shared.script.len() - 1)].clone()
+        };
+        let spooled = shared.watch.as_deref().map(spool_files);
+        shared.received.push(Received {
+            path: uri.path().to_owned(),
+            headers,
+            body: json,
+            answered: answer.status,
+            spooled,
+        });
+        (answer, shared.delay)
+    };
+    tokio::time::sleep(delay).await;
     let status = StatusCode::from_u16(answer.status).unwrap();
     (status, axum::Json(answer.body)).into_response()
 }
 
-/// Reports (`*.json.gz`) in a spool directory.
+/// Reports (`*.rec`) in a spool directory.
 pub fn spool_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |entries| {
+    spooled_ids(dir).len()
+}
+
+/// Ids of the reports (`<seq>-<report_id>.rec`) in a spool directory, in name order.
+pub fn spooled_ids(dir: &Path) -> Vec<Uuid> {
+    let mut names: Vec<String> = std::fs::read_dir(dir).map_or(Vec::new(), |entries| {
         entries
             .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".json.gz"))
-            .count()
-    })
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".rec"))
+            .collect()
+    });
+    names.sort();
+    names
+        .iter()
+        .filter_map(|n| n.strip_suffix(".rec")?.split_once('-')?.1.parse().ok())
+        .collect()
+}
+
+/// Like the real collector's endpoint, minus the randomness: zeros, exactly as many as asked.
+async fn speed_download(
+    State(shared): State<Arc<Mutex<Shared>>>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, u64>>,
+) -> Response {
+    let bytes = query.get("bytes").copied().unwrap_or(4 << 20);
+    if !speed_request(&shared, "download", &headers, bytes) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    vec![0u8; usize::try_from(bytes).unwrap()].into_response()
+}
+
+async fn speed_upload(
+    State(shared): State<Arc<Mutex<Shared>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let bytes = body.len() as u64;
+    if !speed_request(&shared, "upload", &headers, bytes) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    axum::Json(json!({"bytes": bytes, "seconds": 0.001})).into_response()
+}
+
+/// Records a speed-test request; returns whether it carried the agent key.
+fn speed_request(shared: &Mutex<Shared>, path: &str, headers: &HeaderMap, bytes: u64) -> bool {
+    let authorized = headers
+        .get("authorization")
+        .is_some_and(|v| v.as_bytes() == format!("Bearer {AGENT_KEY}").as_bytes());
+    shared.lock().unwrap().speedtests.push(SpeedRequest {
+        path: path.to_owned(),
+        authorized,
+        bytes,
+    });
+    authorized
 }
 
 /// A port nothing listens on (bound, then released).
@@ -194,7 +305,12 @@ pub fn closed_port_url() -> String {
 
 /// Spools `n` small reports under `state_dir`; returns the spool and their ids, oldest first.
 pub fn spooled(state_dir: &Path, n: usize) -> (Spool, Vec<Uuid>) {
-    let spool = Spool::open(state_dir, 100).unwrap();
+    let bounds = Bounds {
+        max_reports: 100,
+        max_bytes: 1 << 20,
+        max_age: Duration::from_secs(3600),
+    };
+    let spool = Spool::open(state_dir, bounds, SystemTime::now()).unwrap();
     let ids = (0..n)
         .map(|_| {
             let report = report::build(
@@ -203,8 +319,9 @@ pub fn spooled(state_dir: &Path, n: usize) -> (Spool, Vec<Uuid>) {
                 Vec::new(),
                 Duration::from_secs(60),
             );
+            let body = report::encode(&report).unwrap();
             spool
-                .push(report.report_id, &report::encode(&report).unwrap())
+                .push(report.report_id, &body, SystemTime::now())
                 .unwrap();
             report.report_id
         })
@@ -218,7 +335,7 @@ pub fn pending_ids(spool: &Spool) -> Vec<Uuid> {
         .pending()
         .unwrap()
         .iter()
-        .map(|e| e.report_id.parse().unwrap())
+        .map(|e| e.report_id)
         .collect()
 }
 
@@ -248,6 +365,8 @@ pub fn agent(state_dir: &Path) -> tokio::process::Command {
     }
     cmd.env("HATANG_STATE_DIR", state_dir)
         .env("HATANG_MACHINE_ID", "it-machine")
+        // Tests send traffic to loopback only, never to this machine's real gateway.
+        .env("HATANG_GATEWAY_PROBE", "false")
         .stdin(Stdio::null())
         .kill_on_drop(true);
     cmd

@@ -30,6 +30,20 @@ fn v1_golden_fields_land_where_expected() {
     let p = &report.probes[0];
     assert_eq!((p.kind, p.class), (ProbeKind::Tcp, ProbeClass::Datacentre));
     assert!((p.loss_ratio() - 0.25).abs() < 1e-12);
+    let web = &report.probes[1];
+    assert_eq!((web.kind, web.http_status), (ProbeKind::Http, Some(200)));
+    assert_eq!(
+        web.tls_not_after,
+        Some(time::macros::datetime!(2026-03-14 23:59:59 UTC))
+    );
+    let gateway = report.gateway.as_ref().unwrap();
+    assert_eq!(gateway.address.to_string(), "10.17.4.1");
+    assert_eq!((gateway.attempts, gateway.successes), (4, 4));
+    let speed = report.speed.as_ref().unwrap();
+    assert_eq!(speed.download_bits_per_second, Some(23_500_000.0));
+    assert_eq!(speed.bytes, 8 << 20);
+    let spool = report.spool.unwrap();
+    assert_eq!((spool.dropped_reports, spool.waiting_reports), (3, 41));
     report
         .validate(&Default::default())
         .expect("golden report is valid");

@@ -75,3 +75,67 @@ fn negative_rtt_is_refused() {
         ["probes[0].rtt_min_seconds: must be a number of seconds between 0 and 3600"]
     );
 }
+
+#[test]
+fn connectivity_numbers_out_of_range_are_refused() {
+    let mut v = golden();
+    v["probes"][1]["http_status"] = Value::from(42);
+    v["gateway"]["successes"] = Value::from(5);
+    v["gateway"]["rtt_avg_seconds"] = Value::from(-1.0);
+    v["speed"]["download_bits_per_second"] = Value::from(-3.0);
+    v["speed"]["upload_bits_per_second"] = Value::from(2e12);
+    v["speed"]["duration_seconds"] = Value::from(4000.0);
+    assert_eq!(
+        problems(v),
+        [
+            "probes[1].http_status: must be between 100 and 599",
+            "gateway.successes: more successes than attempts",
+            "gateway.rtt_avg_seconds: must be a number of seconds between 0 and 3600",
+            "speed.download_bits_per_second: must be between 0 and 1e12 bits per second",
+            "speed.upload_bits_per_second: must be between 0 and 1e12 bits per second",
+            "speed.duration_seconds: must be a number of seconds between 0 and 3600",
+        ]
+    );
+}
+
+#[test]
+fn a_long_gateway_error_is_refused() {
+    let mut v = golden();
+    v["gateway"]["error"] = Value::from("e".repeat(1025));
+    assert_eq!(problems(v), ["gateway.error: longer than 1024 bytes"]);
+}
+
+#[test]
+fn control_characters_in_names_that_become_labels_are_refused() {
+    let mut v = golden();
+    v["inventory"]["hostname"] = Value::from("db\"}\nhatang_host_up{host=\"x");
+    v["sample"]["interfaces"][0]["name"] = Value::from("eth0\r");
+    // quotes, braces and backslashes are escaped in the exposition, not refused
+    v["sample"]["filesystems"][0]["mount_point"] = Value::from("/mnt/a\"} 1 \\ {");
+    assert_eq!(
+        problems(v),
+        [
+            "inventory.hostname: contains a control character",
+            "sample.interfaces[0].name: contains a control character",
+        ]
+    );
+}
+
+#[test]
+fn integers_beyond_a_signed_64_bit_column_and_absurd_loads_are_refused() {
+    let mut v = golden();
+    v["sample"]["uptime_secs"] = Value::from(u64::MAX);
+    v["sample"]["interfaces"][0]["rx_bytes"] = Value::from(1u64 << 63);
+    v["sample"]["load"] = serde_json::json!([1e308, 0.5, 0.5]);
+    v["inventory"]["memory"]["total_bytes"] = Value::from(i64::MAX as u64);
+    let got = problems(v);
+    assert_eq!(
+        got,
+        [
+            "sample.load: must be between 0 and 1e6",
+            "sample.uptime_secs: larger than 9223372036854775807",
+            "sample.interfaces[0].rx_bytes: larger than 9223372036854775807",
+        ],
+        "i64::MAX itself is fine"
+    );
+}
