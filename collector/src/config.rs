@@ -19,7 +19,8 @@ pub const EXAMPLE: &str = include_str!("../hatang-collector.example.toml");
 pub struct RawConfig {
     /// Address and port the HTTP server listens on.
     pub listen: String,
-    /// `sqlite://PATH` (embedded, the default) or, later, `postgres://…`.
+    /// `sqlite://PATH` (embedded, the default) or `postgres://USER:PASSWORD@HOST/DB` (an existing
+    /// database several collector replicas may share).
     pub database: String,
     /// A workstation counts as equipment if it reported within this many days.
     pub equipment_window_days: u32,
@@ -29,6 +30,45 @@ pub struct RawConfig {
     pub max_report_bytes: usize,
     /// Target equipment ratio (0..1) per level name, e.g. `province = 0.98`.
     pub targets: BTreeMap<String, f64>,
+    /// A probe success counts as connectivity for this many seconds.
+    pub broadband_window_secs: u32,
+    /// Slowest measured download, in Mbit/s, that still counts as broadband.
+    pub broadband_min_mbps: f64,
+    /// Rate limits and the clock-skew bound of ingest.
+    pub limits: LimitsConfig,
+}
+
+/// The `[limits]` table: what one agent or one address may send, and how far an agent's clock
+/// may be from the collector's. 0 disables each.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Reports one agent may send per minute (a minute's worth at once, then evenly), duplicates
+    /// included; past it, `429` with `Retry-After`.
+    pub reports_per_minute_per_agent: u32,
+    /// Requests one client address (IPv6: one /64) may make per minute that count against it:
+    /// enrolments and reports whose key was refused.
+    pub requests_per_minute_per_address: u32,
+    /// A report whose `agent_time` is further than this from the collector's clock is refused
+    /// (422 `clock_skew`); nearer, it is accepted and its skew recorded.
+    pub max_clock_skew_days: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            reports_per_minute_per_agent: 60,
+            requests_per_minute_per_address: 600,
+            max_clock_skew_days: 365,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// `max_clock_skew_days` in seconds; `None` when disabled.
+    pub fn max_clock_skew_secs(&self) -> Option<i64> {
+        (self.max_clock_skew_days > 0).then(|| i64::from(self.max_clock_skew_days) * 86_400)
+    }
 }
 
 impl Default for RawConfig {
@@ -44,6 +84,9 @@ impl Default for RawConfig {
                 .into_iter()
                 .map(|(l, t)| (l.to_string(), t))
                 .collect(),
+            broadband_window_secs: 3600,
+            broadband_min_mbps: 2.0,
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -66,6 +109,9 @@ pub struct Config {
     pub figures_cache_secs: u64,
     pub max_report_bytes: usize,
     pub targets: BTreeMap<String, f64>,
+    pub broadband_window_secs: i64,
+    pub broadband_min_bps: f64,
+    pub limits: LimitsConfig,
 }
 
 // The database URL may carry a password.
@@ -78,6 +124,9 @@ impl fmt::Debug for Config {
             .field("figures_cache_secs", &self.figures_cache_secs)
             .field("max_report_bytes", &self.max_report_bytes)
             .field("targets", &self.targets)
+            .field("broadband_window_secs", &self.broadband_window_secs)
+            .field("broadband_min_bps", &self.broadband_min_bps)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -145,6 +194,12 @@ impl RawConfig {
                 ));
             }
         }
+        if self.broadband_window_secs < 60 {
+            errors.push("broadband_window_secs must be at least 60".into());
+        }
+        if !(self.broadband_min_mbps.is_finite() && self.broadband_min_mbps >= 0.0) {
+            errors.push("broadband_min_mbps must be a number of Mbit/s, 0 or more".into());
+        }
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
@@ -155,6 +210,9 @@ impl RawConfig {
             figures_cache_secs: self.figures_cache_secs,
             max_report_bytes: self.max_report_bytes,
             targets: self.targets,
+            broadband_window_secs: i64::from(self.broadband_window_secs),
+            broadband_min_bps: self.broadband_min_mbps * 1e6,
+            limits: self.limits,
         })
     }
 }
@@ -205,6 +263,40 @@ mod tests {
             .unwrap();
         assert_eq!(c.listen.port(), 7000);
         assert_eq!(c.database, "sqlite:///tmp/x.db");
+    }
+
+    #[test]
+    fn limits_are_read_from_their_table_and_zero_disables() {
+        let raw = RawConfig::from_toml(
+            "[limits]\nreports_per_minute_per_agent = 0\nmax_clock_skew_days = 0\n",
+        )
+        .unwrap();
+        let limits = raw.check(&Overrides::default()).unwrap().limits;
+        assert_eq!(
+            limits,
+            LimitsConfig {
+                reports_per_minute_per_agent: 0,
+                requests_per_minute_per_address: 600,
+                max_clock_skew_days: 0,
+            }
+        );
+        assert_eq!(limits.max_clock_skew_secs(), None);
+        assert_eq!(
+            LimitsConfig::default().max_clock_skew_secs(),
+            Some(365 * 86_400)
+        );
+        let err = RawConfig::from_toml("[limits]\nreports_per_minute = 5\n")
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .contains("unknown field `reports_per_minute`"),
+            "{err}"
+        );
+        let err = RawConfig::from_toml("[limits]\nreports_per_minute_per_agent = -1\n")
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("invalid value"), "{err}");
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub fn csv(figures: &Figures, level: Option<&str>) -> String {
         "equipped_staff",
         "equipment_ratio",
         "target_ratio",
+        "lan",
+        "broadband",
     ];
     // Writing to a Vec cannot fail.
     let _ = w.write_record(header);
@@ -62,6 +64,8 @@ pub fn csv(figures: &Figures, level: Option<&str>) -> String {
             &u.equipped_staff.to_string(),
             &ratio(u.equipment_ratio),
             &ratio(target),
+            if u.lan { "1" } else { "0" },
+            if u.broadband { "1" } else { "0" },
         ]);
     }
     let bytes = w.into_inner().unwrap_or_default();

@@ -7,20 +7,29 @@
 //! - an agent is `online` if it reported within 3 × its interval, `stale` within 24 h, else
 //!   `offline` (also when it never reported).
 //!
+//! - a unit has **LAN** when one of its agents' latest inventory showed an up, non-loopback
+//!   interface carrying the default route;
+//! - a unit is **reachable** on a probe class (internet, gov-wan, datacentre) when one of its
+//!   agents' probes of that class succeeded within the broadband window (default 1 h);
+//! - a unit has **broadband** when it is reachable on the internet class through an agent whose
+//!   latest speed test, if one ran, measured at least the configured download rate.
+//!
 //! Levels are data: they are whatever the unit tree says, ordered by how close to the root their
 //! units sit, so the 2024 three-tier tree and the 2025 two-tier tree need no code change.
 
 use std::collections::{BTreeMap, HashMap};
 
+use hatang_protocol::ProbeClass;
 use serde::Serialize;
 
 /// Agents whose unit is not in the current tree are counted under this level.
 pub const UNASSIGNED_LEVEL: &str = "unassigned";
 const STALE_AFTER_SECS: i64 = 24 * 3600;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    #[default]
     Workstation,
     Server,
 }
@@ -75,13 +84,40 @@ pub struct UnitRow {
     pub depth: u32,
 }
 
+/// The probe classes, in the order their evidence is kept.
+pub const CLASSES: [ProbeClass; 3] = [
+    ProbeClass::Internet,
+    ProbeClass::GovWan,
+    ProbeClass::Datacentre,
+];
+
+pub fn class_name(class: ProbeClass) -> &'static str {
+    match class {
+        ProbeClass::Internet => "internet",
+        ProbeClass::GovWan => "gov-wan",
+        ProbeClass::Datacentre => "datacentre",
+    }
+}
+
+/// An agent's latest speed test.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Speed {
+    pub at: i64,
+    pub download_bps: f64,
+}
+
 /// What the figures need to know of an agent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct AgentRow {
     pub unit_code: String,
     pub role: Role,
     pub last_report_at: Option<i64>,
     pub interval_secs: Option<u32>,
+    /// From the latest inventory; `None` before the first one.
+    pub lan_up: Option<bool>,
+    /// When a probe of each class (in [`CLASSES`] order) last succeeded.
+    pub class_ok_at: [Option<i64>; 3],
+    pub speed: Option<Speed>,
 }
 
 /// The rules that turn rows into figures, from the collector's configuration.
@@ -90,6 +126,24 @@ pub struct Rules {
     pub equipment_window_secs: i64,
     /// Target equipment ratio per level name.
     pub targets: BTreeMap<String, f64>,
+    /// A probe success older than this proves nothing about connectivity now.
+    pub broadband_window_secs: i64,
+    /// Slowest download rate, in bits per second, that still counts as broadband.
+    pub broadband_min_bps: f64,
+}
+
+impl Rules {
+    fn recent(&self, at: Option<i64>, now: i64) -> bool {
+        at.is_some_and(|t| now.saturating_sub(t) <= self.broadband_window_secs)
+    }
+
+    /// The agent proves the internet class now, at broadband speed where a speed test ran.
+    fn broadband(&self, agent: &AgentRow, now: i64) -> bool {
+        self.recent(agent.class_ok_at[0], now)
+            && agent
+                .speed
+                .is_none_or(|s| s.download_bps >= self.broadband_min_bps)
+    }
 }
 
 pub fn agent_state(
@@ -125,6 +179,12 @@ pub struct UnitFigures {
     /// `equipped_staff / staff`; absent for a unit with no staff.
     pub equipment_ratio: Option<f64>,
     pub servers: u32,
+    pub lan: bool,
+    pub broadband: bool,
+    /// Reachability per probe class name (`internet`, `gov-wan`, `datacentre`).
+    pub reachable: BTreeMap<&'static str, bool>,
+    /// The best download rate among the unit's agents' latest speed tests, bits per second.
+    pub download_bps: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -137,6 +197,14 @@ pub struct LevelFigures {
     /// Σ equipped / Σ staff; absent when no unit of the level has staff.
     pub equipment_ratio: Option<f64>,
     pub target_ratio: Option<f64>,
+    /// Units of the level with staff > 0 that have LAN / broadband.
+    pub lan_units: u32,
+    pub broadband_units: u32,
+    /// `lan_units / units` and `broadband_units / units`; absent when `units` is 0.
+    pub lan_ratio: Option<f64>,
+    pub broadband_ratio: Option<f64>,
+    /// Share of the level's units (staff > 0) reachable on each probe class.
+    pub reachable_ratio: BTreeMap<&'static str, f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -156,6 +224,34 @@ pub struct Figures {
     pub units: Vec<UnitFigures>,
     /// One entry for every level × role × state, zeros included, so series never vanish.
     pub agents: Vec<AgentCount>,
+    /// The data-centre hosts (agents with role `server`), filled in by the caller that has
+    /// their samples ([`crate::hosts::compute`]).
+    pub hosts: Vec<crate::hosts::HostFigures>,
+}
+
+/// What a unit's agents prove about its connectivity.
+#[derive(Debug, Clone, Copy, Default)]
+struct Links {
+    lan: bool,
+    broadband: bool,
+    reachable: [bool; 3],
+    download_bps: Option<f64>,
+}
+
+impl Links {
+    fn add(&mut self, agent: &AgentRow, rules: &Rules, now: i64) {
+        self.lan |= agent.lan_up == Some(true);
+        self.broadband |= rules.broadband(agent, now);
+        for (up, at) in self.reachable.iter_mut().zip(agent.class_ok_at) {
+            *up |= rules.recent(at, now);
+        }
+        if let Some(s) = agent.speed {
+            self.download_bps = Some(
+                self.download_bps
+                    .map_or(s.download_bps, |d| d.max(s.download_bps)),
+            );
+        }
+    }
 }
 
 /// Levels ordered from the root down: by the smallest depth any of their units has.
@@ -178,10 +274,12 @@ pub fn compute(units: &[UnitRow], agents: &[AgentRow], rules: &Rules, now: i64) 
         .collect();
     let mut active = vec![0u32; units.len()];
     let mut servers = vec![0u32; units.len()];
+    let mut links = vec![Links::default(); units.len()];
     let mut counts: BTreeMap<(String, Role, AgentState), u64> = BTreeMap::new();
     for a in agents {
         let unit = index.get(a.unit_code.as_str()).copied();
         if let Some(i) = unit {
+            links[i].add(a, rules, now);
             match a.role {
                 Role::Server => servers[i] += 1,
                 Role::Workstation => {
@@ -216,6 +314,14 @@ pub fn compute(units: &[UnitRow], agents: &[AgentRow], rules: &Rules, now: i64) 
                 equipped_staff: equipped,
                 equipment_ratio: (u.staff > 0).then(|| f64::from(equipped) / f64::from(u.staff)),
                 servers: servers[i],
+                lan: links[i].lan,
+                broadband: links[i].broadband,
+                reachable: CLASSES
+                    .iter()
+                    .zip(links[i].reachable)
+                    .map(|(c, up)| (class_name(*c), up))
+                    .collect(),
+                download_bps: links[i].download_bps,
             }
         })
         .collect();
@@ -225,6 +331,8 @@ pub fn compute(units: &[UnitRow], agents: &[AgentRow], rules: &Rules, now: i64) 
         .iter()
         .map(|level| {
             let (mut n, mut staff, mut equipped) = (0u32, 0u64, 0u64);
+            let (mut lan, mut broadband) = (0u32, 0u32);
+            let mut reachable = [0u32; 3];
             for u in unit_figures
                 .iter()
                 .filter(|u| &u.level == level && u.staff > 0)
@@ -232,7 +340,13 @@ pub fn compute(units: &[UnitRow], agents: &[AgentRow], rules: &Rules, now: i64) 
                 n += 1;
                 staff += u64::from(u.staff);
                 equipped += u64::from(u.equipped_staff);
+                lan += u32::from(u.lan);
+                broadband += u32::from(u.broadband);
+                for (count, class) in reachable.iter_mut().zip(CLASSES) {
+                    *count += u32::from(u.reachable[class_name(class)]);
+                }
             }
+            let share = |k: u32| (n > 0).then(|| f64::from(k) / f64::from(n));
             LevelFigures {
                 level: level.clone(),
                 units: n,
@@ -240,6 +354,15 @@ pub fn compute(units: &[UnitRow], agents: &[AgentRow], rules: &Rules, now: i64) 
                 equipped_staff: equipped,
                 equipment_ratio: (staff > 0).then(|| equipped as f64 / staff as f64),
                 target_ratio: rules.targets.get(level).copied(),
+                lan_units: lan,
+                broadband_units: broadband,
+                lan_ratio: share(lan),
+                broadband_ratio: share(broadband),
+                reachable_ratio: CLASSES
+                    .iter()
+                    .zip(reachable)
+                    .filter_map(|(c, k)| share(k).map(|r| (class_name(*c), r)))
+                    .collect(),
             }
         })
         .collect();
@@ -268,6 +391,7 @@ pub fn compute(units: &[UnitRow], agents: &[AgentRow], rules: &Rules, now: i64) 
         levels,
         units: unit_figures,
         agents: agent_counts,
+        hosts: Vec::new(),
     }
 }
 
@@ -295,6 +419,7 @@ mod tests {
             role,
             last_report_at: ago.map(|a| NOW - a),
             interval_secs: Some(60),
+            ..AgentRow::default()
         }
     }
 
@@ -306,6 +431,8 @@ mod tests {
                 ("commune".to_string(), 0.88),
             ]
             .into(),
+            broadband_window_secs: 3600,
+            broadband_min_bps: 2e6,
         }
     }
 
@@ -469,5 +596,87 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["province", "commune"]
         );
+    }
+
+    /// An agent of `unit` with connectivity evidence: LAN, the age of its last success per
+    /// class (internet, gov-wan, datacentre) and its latest download rate.
+    fn linked(
+        unit: &str,
+        lan: Option<bool>,
+        ok_ago: [Option<i64>; 3],
+        download: Option<f64>,
+    ) -> AgentRow {
+        AgentRow {
+            lan_up: lan,
+            class_ok_at: ok_ago.map(|a| a.map(|a| NOW - a)),
+            speed: download.map(|d| Speed {
+                at: NOW - 60,
+                download_bps: d,
+            }),
+            ..agent(unit, Role::Workstation, Some(60))
+        }
+    }
+
+    #[test]
+    fn lan_comes_from_any_agent_of_the_unit() {
+        let agents = vec![
+            linked("C1", Some(false), [None; 3], None),
+            linked("C1", Some(true), [None; 3], None),
+            linked("C2", Some(false), [None; 3], None),
+            linked("P-A", None, [None; 3], None),
+        ];
+        let f = compute(&tree(), &agents, &rules(), NOW);
+        assert!(unit_of(&f, "C1").lan);
+        assert!(!unit_of(&f, "C2").lan);
+        assert!(!unit_of(&f, "P-A").lan, "no inventory yet is no evidence");
+        let c = level(&f, "commune");
+        assert_eq!((c.units, c.lan_units), (2, 1));
+        assert_eq!(c.lan_ratio, Some(0.5));
+    }
+
+    #[test]
+    fn broadband_needs_a_recent_internet_success_at_speed() {
+        let agents = vec![
+            // recent success, no speed test: broadband
+            linked("C1", Some(true), [Some(600), None, None], None),
+            // recent success but too slow
+            linked("C2", Some(true), [Some(600), Some(60), None], Some(1e6)),
+            // fast enough but the success is over an hour old
+            linked("P-A", Some(true), [Some(3601), None, Some(10)], Some(50e6)),
+        ];
+        let f = compute(&tree(), &agents, &rules(), NOW);
+        assert!(unit_of(&f, "C1").broadband);
+        assert!(!unit_of(&f, "C2").broadband);
+        assert!(!unit_of(&f, "P-A").broadband);
+        let c2 = unit_of(&f, "C2");
+        assert!(c2.reachable["internet"]);
+        assert!(c2.reachable["gov-wan"]);
+        assert!(!c2.reachable["datacentre"]);
+        assert_eq!(c2.download_bps, Some(1e6));
+        assert!(unit_of(&f, "P-A").reachable["datacentre"]);
+        let c = level(&f, "commune");
+        assert_eq!(c.broadband_units, 1);
+        assert_eq!(c.broadband_ratio, Some(0.5));
+        assert_eq!(c.reachable_ratio["internet"], 1.0);
+        assert_eq!(c.reachable_ratio["gov-wan"], 0.5);
+        assert_eq!(level(&f, "province").broadband_ratio, Some(0.0));
+    }
+
+    #[test]
+    fn a_fast_agent_gives_the_unit_broadband_even_beside_a_slow_one() {
+        let agents = vec![
+            linked("C1", None, [Some(10), None, None], Some(0.5e6)),
+            linked("C1", None, [Some(10), None, None], Some(20e6)),
+        ];
+        let f = compute(&tree(), &agents, &rules(), NOW);
+        assert!(unit_of(&f, "C1").broadband);
+        assert_eq!(unit_of(&f, "C1").download_bps, Some(20e6));
+    }
+
+    #[test]
+    fn levels_without_staffed_units_have_no_connectivity_ratios() {
+        let f = compute(&[unit("P", "province", None, 0, 0)], &[], &rules(), NOW);
+        assert_eq!(f.levels[0].broadband_ratio, None);
+        assert!(f.levels[0].reachable_ratio.is_empty());
     }
 }

@@ -2,10 +2,13 @@
 //!
 //! `main.rs` only parses the command line; everything else lives here so tests can reach it.
 
+pub mod changes;
 pub mod commands;
 pub mod config;
 pub mod coverage;
+pub mod evidence;
 pub mod figures;
+pub mod hosts;
 pub mod http;
 pub mod metrics;
 pub mod secret;
@@ -13,6 +16,7 @@ pub mod store;
 pub mod units;
 
 use std::future::Future;
+use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
@@ -23,12 +27,16 @@ pub fn now() -> i64 {
 
 /// Serves the API on an already bound listener until `shutdown` completes, then finishes the
 /// requests in flight. Tests bind port 0 and pass the listener, so nothing waits for readiness.
+/// Each connection's peer address reaches the handlers, for the per-address rate limits.
 pub async fn serve(
     state: http::AppState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, http::app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        http::app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

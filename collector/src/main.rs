@@ -17,7 +17,8 @@ struct Cli {
     /// Configuration file (TOML); `hatang-collector config example` prints an annotated one.
     #[arg(long, global = true, env = "HATANG_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Database URL: sqlite://PATH (embedded, created on first use). Default: sqlite://hatang.db
+    /// Database URL: sqlite://PATH (embedded, created on first use) or postgres://USER:PASS@HOST/DB
+    /// (an existing database; several collectors may share it). Default: sqlite://hatang.db
     #[arg(long, global = true, env = "HATANG_DATABASE", value_name = "URL")]
     database: Option<String>,
     #[command(subcommand)]
@@ -91,7 +92,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HATANG_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                // PostgreSQL's notices ("relation … already exists, skipping" on every
+                // migration check) are not news.
+                .unwrap_or_else(|_| "info,sqlx::postgres::notice=warn".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -1,5 +1,6 @@
 //! The read API for viewers: coverage figures, the unit tree and the agents.
 
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::header;
 use axum::http::request::Parts;
@@ -40,6 +41,19 @@ impl LevelFilter {
     }
 }
 
+/// A path parameter; one axum cannot decode (`%FF`) gets the JSON error body, not axum's plain
+/// text.
+fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    p.map(|Path(v)| v)
+        .map_err(|r| ApiError::new(r.status(), "invalid_path", r.body_text()))
+}
+
+/// The query string, or the JSON error for one axum cannot decode.
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v)
+        .map_err(|r| ApiError::new(r.status(), "invalid_query", r.body_text()))
+}
+
 /// A request that carried a valid viewer (or admin) token.
 #[derive(Debug)]
 struct Viewer;
@@ -56,8 +70,9 @@ impl FromRequestParts<AppState> for Viewer {
 async fn coverage(
     State(state): State<AppState>,
     _: Viewer,
-    Query(filter): Query<LevelFilter>,
+    filter: Result<Query<LevelFilter>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let filter = query(filter)?;
     let f = state.figures().await?;
     Ok(Json(crate::coverage::json(&f, filter.check(&f)?)))
 }
@@ -65,8 +80,9 @@ async fn coverage(
 async fn coverage_csv(
     State(state): State<AppState>,
     _: Viewer,
-    Query(filter): Query<LevelFilter>,
+    filter: Result<Query<LevelFilter>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let filter = query(filter)?;
     let f = state.figures().await?;
     Ok((
         [
@@ -84,8 +100,9 @@ async fn coverage_csv(
 async fn units(
     State(state): State<AppState>,
     _: Viewer,
-    Query(filter): Query<LevelFilter>,
+    filter: Result<Query<LevelFilter>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let filter = query(filter)?;
     let f = state.figures().await?;
     let level = filter.check(&f)?;
     let units: Vec<_> = f
@@ -115,8 +132,9 @@ fn agent_json(a: &AgentRecord, now: i64) -> Value {
 async fn unit(
     State(state): State<AppState>,
     _: Viewer,
-    Path(code): Path<String>,
+    code: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let code = path(code)?;
     let f = state.figures().await?;
     let unit = f
         .units
@@ -158,8 +176,9 @@ async fn agents(State(state): State<AppState>, _: Viewer) -> Result<Json<Value>,
 async fn agent(
     State(state): State<AppState>,
     _: Viewer,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let id = path(id)?;
     let (record, evidence) = state
         .store()
         .agent(&id)

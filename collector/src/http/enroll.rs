@@ -4,10 +4,10 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use hatang_protocol::{EnrollRequest, EnrollResponse};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ClientAddr};
 use crate::secret::{self, Kind};
 use crate::store::EnrolRefusal;
 
@@ -45,9 +45,19 @@ fn check(request: &EnrollRequest) -> Result<(), ApiError> {
 
 pub(super) async fn enroll(
     State(state): State<AppState>,
+    address: ClientAddr,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<EnrollResponse>), ApiError> {
-    let request = super::body_bytes(body)
+    // Every attempt counts, successful or not: an address enrolling hundreds of machines a
+    // minute is a script, and each attempt costs a key generation and a database write.
+    if let Err(e) = state.limits().address(address) {
+        state.metrics().enrolment("rate_limited");
+        tracing::debug!(address = ?address.0, "enrolment rate-limited");
+        return Err(e);
+    }
+    let request = super::json_content_type(&headers)
+        .and_then(|()| super::body_bytes(body))
         .and_then(|body| super::json::<EnrollRequest>(&body))
         .and_then(|request| check(&request).map(|()| request));
     let request = match request {

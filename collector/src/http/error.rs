@@ -1,5 +1,7 @@
 //! The one error type of the HTTP layer and its JSON body.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,6 +14,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Whole seconds for `Retry-After`, on a 429.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -20,7 +24,22 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// `429 rate_limited` with a `Retry-After` of `wait` rounded up to whole seconds (at least
+    /// one, so a client never retries at once). `what` is whose allowance ran out.
+    pub fn rate_limited(wait: Duration, what: &str) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let secs = secs.max(1);
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests for this {what}; retry in {secs} s"),
+        );
+        e.retry_after = Some(secs);
+        e
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
@@ -41,6 +60,10 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         self.status
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
     }
 
     pub fn message(&self) -> &str {
@@ -74,10 +97,15 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, "Bearer".parse().unwrap());
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        let retry_after = match self.retry_after {
+            Some(secs) => Some(secs),
+            None if self.status == StatusCode::SERVICE_UNAVAILABLE => Some(5),
+            None => None,
+        };
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, "5".parse().unwrap());
+                .insert(header::RETRY_AFTER, secs.into());
         }
         response
     }

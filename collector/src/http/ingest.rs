@@ -16,36 +16,44 @@ use flate2::read::MultiGzDecoder;
 use hatang_protocol::{Limits, Report};
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ClientAddr};
 use crate::metrics::Outcome;
 use crate::store::Stored;
 
 pub(super) async fn ingest(
     State(state): State<AppState>,
+    address: ClientAddr,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let agent = match authenticate(&state, &headers).await {
+    let agent = match admit(&state, address, &headers).await {
         Ok(agent) => agent,
         Err(e) => {
-            if e.status() == StatusCode::UNAUTHORIZED {
-                state.metrics().report(Outcome::Unauthorized);
+            match e.status() {
+                StatusCode::UNAUTHORIZED => state.metrics().report(Outcome::Unauthorized),
+                StatusCode::TOO_MANY_REQUESTS => {
+                    state.metrics().report(Outcome::RateLimited);
+                    tracing::debug!(address = ?address.0, error = %e.message(), "report rate-limited");
+                }
+                _ => {}
             }
             return Err(e);
         }
     };
-    let report = match decode(&state, &headers, body) {
+    let now = crate::now();
+    let decoded = decode(&state, &headers, body)
+        .and_then(|(report, text)| check_clock(&state, &report, now).map(|()| (report, text)));
+    let (report, text) = match decoded {
         Ok(r) => r,
         Err(e) => {
             state.metrics().report(Outcome::Rejected);
-            tracing::warn!(agent = %agent, error = %e.message(), "report rejected");
+            tracing::warn!(agent = %agent, code = e.code(), error = %e.message(), "report rejected");
             return Err(e);
         }
     };
-    let (report, text) = report;
     let stored = state
         .store()
-        .store_report(&agent, &report, &text, crate::now())
+        .store_report(&agent, &report, &text, now)
         .await?;
     match stored {
         Stored::Accepted => {
@@ -61,8 +69,53 @@ pub(super) async fn ingest(
     }
 }
 
+/// The agent the bearer key names, within its rate limit. A refused key counts against the
+/// client's address, and an address that has used up its allowance is refused before its key is
+/// even looked up, so guessing keys costs the database nothing once it is refused.
+async fn admit(
+    state: &AppState,
+    address: ClientAddr,
+    headers: &HeaderMap,
+) -> Result<String, ApiError> {
+    let limits = state.limits();
+    limits.address_allowed(address)?;
+    let agent = authenticate(state, headers).await.inspect_err(|e| {
+        if e.status() == StatusCode::UNAUTHORIZED {
+            // This attempt gets its 401; the allowance it spent shows on the next one.
+            let _ = limits.address(address);
+        }
+    })?;
+    limits.agent(&agent)?;
+    Ok(agent)
+}
+
+/// Records how far the agent's clock is from the collector's, and refuses a report whose clock
+/// is too far off to be believed at all (`[limits] max_clock_skew_days`). Within the bound the
+/// report is accepted: the agent is counted by when its report arrived, never by its own clock,
+/// so a machine whose clock drifted or was reset is still counted.
+fn check_clock(state: &AppState, report: &Report, now: i64) -> Result<(), ApiError> {
+    let skew = report.agent_time.unix_timestamp() - now;
+    state.metrics().clock_skew(skew);
+    match state.config().limits.max_clock_skew_secs() {
+        Some(max) if skew.abs() > max => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "clock_skew",
+            format!(
+                "agent_time: {} days {} the collector's clock (at most {} allowed); set the machine's clock",
+                skew.abs() / 86_400,
+                if skew > 0 { "ahead of" } else { "behind" },
+                max / 86_400,
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The id of the agent the bearer key names.
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+pub(super) async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<String, ApiError> {
     let key = super::bearer(headers)?;
     let agent = state
         .store()
@@ -81,6 +134,7 @@ fn decode(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(Report, String), ApiError> {
     let limit = state.config().max_report_bytes;
+    super::json_content_type(headers)?;
     let body = super::body_bytes(body)?;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
@@ -89,6 +143,8 @@ fn decode(
         None | Some("identity") => body.to_vec(),
         Some("gzip") => gunzip(&body, limit)?,
         Some(other) => {
+            // Echo enough to recognise it, not a header of any size.
+            let other: String = other.chars().take(32).collect();
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_encoding",

@@ -8,6 +8,8 @@ mod api;
 mod enroll;
 mod error;
 mod ingest;
+mod limit;
+mod speedtest;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,9 +22,11 @@ use axum::routing::{get, post};
 use tokio::sync::Mutex;
 
 pub use error::ApiError;
+pub use limit::{ClientAddr, Limits};
 
 use crate::config::Config;
 use crate::figures::{self, Figures, Rules};
+use crate::hosts::HostEvidence;
 use crate::metrics::Metrics;
 use crate::store::{ApiRole, Store, StoreError};
 
@@ -37,6 +41,7 @@ struct Inner {
     store: Box<dyn Store>,
     config: Config,
     metrics: Metrics,
+    limits: Limits,
     figures: Mutex<Option<(Instant, Arc<Figures>)>>,
 }
 
@@ -44,6 +49,7 @@ impl AppState {
     pub fn new(store: Box<dyn Store>, config: Config) -> Self {
         Self {
             inner: Arc::new(Inner {
+                limits: Limits::new(&config.limits),
                 store,
                 config,
                 metrics: Metrics::new(),
@@ -62,6 +68,10 @@ impl AppState {
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
     }
 
     /// The figures, recomputed from the database when the cached ones are older than
@@ -115,8 +125,29 @@ pub async fn compute_figures(store: &dyn Store, config: &Config) -> Result<Figur
     let rules = Rules {
         equipment_window_secs: config.equipment_window_secs,
         targets: config.targets.clone(),
+        broadband_window_secs: config.broadband_window_secs,
+        broadband_min_bps: config.broadband_min_bps,
     };
-    Ok(figures::compute(&units, &agents, &rules, crate::now()))
+    let now = crate::now();
+    let mut figures = figures::compute(&units, &agents, &rules, now);
+    let servers: Vec<_> = store
+        .servers()
+        .await?
+        .into_iter()
+        .map(|(record, evidence)| {
+            // Stored documents were validated at ingest; one that no longer parses (written by
+            // a future version) shows the host without its sample rather than failing the scrape.
+            let parsed = HostEvidence {
+                inventory: evidence
+                    .inventory
+                    .and_then(|d| serde_json::from_str(&d).ok()),
+                sample: evidence.sample.and_then(|d| serde_json::from_str(&d).ok()),
+            };
+            (record, parsed)
+        })
+        .collect();
+    figures.hosts = crate::hosts::compute(&servers, now);
+    Ok(figures)
 }
 
 /// The bearer token of a request, or the 401 that explains what is missing.
@@ -152,6 +183,11 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/reports",
             post(ingest::ingest).layer(DefaultBodyLimit::max(max_body)),
         )
+        // The upload handler streams the raw body and enforces its own 32 MiB cap; the 64 KiB
+        // `DefaultBodyLimit` below applies only to buffering extractors, not to a streamed body
+        // (the speedtest tests upload 3 MiB through this router to show it).
+        .route("/api/v1/speedtest/download", get(speedtest::download))
+        .route("/api/v1/speedtest/upload", post(speedtest::upload))
         .merge(api::routes())
         // Without this, a wrong method gets axum's bare 405 with an empty body; the contract
         // says every error the caller caused is the JSON error body.
@@ -213,8 +249,88 @@ pub(crate) fn body_bytes(
     })
 }
 
+/// Refuses a body not declared as `Content-Type: application/json` (parameters such as
+/// `charset=utf-8` allowed). Both clients we ship declare it; requiring it also keeps out the
+/// form and `text/plain` posts a browser may send cross-site without asking first.
+pub(crate) fn json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let declared = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    match declared {
+        Some(t) if t.eq_ignore_ascii_case("application/json") => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be JSON, sent with Content-Type: application/json",
+        )),
+    }
+}
+
+/// Deepest nesting of arrays and objects a request body may have; a report has five levels.
+///
+/// serde_json stops at 128 levels only where it builds values: fields it skips (unknown ones,
+/// which the protocol tolerates for compatibility) it walks to any depth, and a report is stored
+/// as sent, so without this a body nested 10 000 deep would be accepted and break whatever parses
+/// it later.
+const MAX_JSON_DEPTH: usize = 32;
+
+/// Whether `bytes`, read as JSON, nests arrays and objects deeper than `max`. Brackets inside
+/// strings do not count; a body that is not JSON at all is left to the parser to refuse.
+fn nested_deeper_than(bytes: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Decodes a JSON body into `T` with a 400 that says where it went wrong.
 pub(crate) fn json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if nested_deeper_than(bytes, MAX_JSON_DEPTH) {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            format!("request body: nested deeper than {MAX_JSON_DEPTH} levels"),
+        ));
+    }
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("request body: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nested_deeper_than;
+
+    #[test]
+    fn nesting_is_measured_outside_strings() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(!nested_deeper_than(deep(3).as_bytes(), 3));
+        assert!(nested_deeper_than(deep(4).as_bytes(), 3));
+        assert!(nested_deeper_than(br#"{"a":{"b":[{"c":1}]}}"#, 3));
+        // brackets and escaped quotes inside strings are text
+        let text = format!(r#"{{"a":"\"{}\\"}}"#, "[".repeat(100));
+        assert!(!nested_deeper_than(text.as_bytes(), 1), "{text}");
+        assert!(!nested_deeper_than(br#"["\\",["x"]]"#, 2));
+        assert!(nested_deeper_than(br#"["\\",[["x"]]]"#, 2));
+    }
 }

@@ -6,18 +6,18 @@
 //! use a separate pool and never block the writer (WAL). `synchronous = FULL` makes a commit
 //! durable across power loss, not just a process crash: that is what "acknowledged" promises.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use hatang_protocol::Report;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{FromRow, SqlitePool};
 
 use super::{
-    AgentEvidence, AgentIdentity, AgentRecord, ApiRole, EnrolRefusal, Enrolled, ImportSummary,
-    Store, StoreError, Stored,
+    AGENT_COLUMNS, AgentEvidence, AgentIdentity, AgentRecord, ApiRole, ApiTokenRow, EnrolRefusal,
+    EnrolTokenRow, Enrolled, ImportSummary, Store, StoreError, Stored, StoredUnit, evidence_of,
+    import_summary,
 };
 use crate::figures::{Role, UnitRow};
 use crate::units::NewUnit;
@@ -52,10 +52,6 @@ impl SqliteStore {
     }
 }
 
-fn role_of(s: &str) -> Role {
-    Role::parse(s).unwrap_or(Role::Workstation)
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -65,42 +61,17 @@ impl Store for SqliteStore {
 
     async fn import_units(&self, units: &[NewUnit], now: i64) -> Result<ImportSummary, StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let current: HashMap<String, (String, String, Option<String>, i64)> = sqlx::query(
-            "SELECT code, name, level, parent_code, staff FROM units WHERE retired_at IS NULL",
+        let current: Vec<StoredUnit> = sqlx::query_as(
+            "SELECT code, name, level, parent_code, staff, depth FROM units WHERE retired_at IS NULL",
         )
         .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|r| {
-            (
-                r.get("code"),
-                (
-                    r.get("name"),
-                    r.get("level"),
-                    r.get("parent_code"),
-                    r.get("staff"),
-                ),
-            )
-        })
-        .collect();
+        .await?;
+        let summary = import_summary(current, units);
         sqlx::query("UPDATE units SET retired_at = ? WHERE retired_at IS NULL")
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        let mut summary = ImportSummary::default();
         for (position, u) in units.iter().enumerate() {
-            match current.get(&u.code) {
-                None => summary.added += 1,
-                Some((name, level, parent, staff))
-                    if name == &u.name
-                        && level == &u.level
-                        && parent == &u.parent_code
-                        && *staff == i64::from(u.staff) =>
-                {
-                    summary.unchanged += 1
-                }
-                Some(_) => summary.updated += 1,
-            }
             sqlx::query(
                 "INSERT INTO units (code, name, level, parent_code, staff, depth, position, imported_at, retired_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)
@@ -119,33 +90,18 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        let kept = units
-            .iter()
-            .filter(|u| current.contains_key(&u.code))
-            .count();
-        summary.retired = u32::try_from(current.len() - kept).unwrap_or(u32::MAX);
         tx.commit().await?;
         Ok(summary)
     }
 
     async fn units(&self) -> Result<Vec<UnitRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<StoredUnit> = sqlx::query_as(
             "SELECT code, name, level, parent_code, staff, depth FROM units
              WHERE retired_at IS NULL ORDER BY position",
         )
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| UnitRow {
-                code: r.get("code"),
-                name: r.get("name"),
-                level: r.get("level"),
-                parent_code: r.get("parent_code"),
-                staff: u32::try_from(r.get::<i64, _>("staff")).unwrap_or(0),
-                depth: u32::try_from(r.get::<i64, _>("depth")).unwrap_or(0),
-            })
-            .collect())
+        Ok(rows.into_iter().map(StoredUnit::into_row).collect())
     }
 
     async fn create_enrol_token(
@@ -199,7 +155,7 @@ impl Store for SqliteStore {
     }
 
     async fn api_token_role(&self, digest: &[u8], now: i64) -> Result<Option<ApiRole>, StoreError> {
-        let row = sqlx::query(
+        let row: Option<ApiTokenRow> = sqlx::query_as(
             "SELECT token_hash, role FROM api_tokens WHERE token_hash = ?
              AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
         )
@@ -207,12 +163,7 @@ impl Store for SqliteStore {
         .bind(now)
         .fetch_optional(&self.reader)
         .await?;
-        Ok(row.and_then(|r| {
-            let stored: Vec<u8> = r.get("token_hash");
-            crate::secret::same(&stored, digest)
-                .then(|| ApiRole::parse(r.get("role")))
-                .flatten()
-        }))
+        Ok(row.and_then(|r| r.role_for(digest)))
     }
 
     async fn enroll(
@@ -224,7 +175,7 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<Result<Enrolled, EnrolRefusal>, StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let token = sqlx::query(
+        let token: Option<EnrolTokenRow> = sqlx::query_as(
             "SELECT t.id, t.token_hash, t.unit_code, t.role, t.expires_at, t.revoked_at,
                     u.retired_at AS unit_retired_at
              FROM enrol_tokens t JOIN units u ON u.code = t.unit_code
@@ -236,24 +187,10 @@ impl Store for SqliteStore {
         let Some(token) = token else {
             return Ok(Err(EnrolRefusal::UnknownToken));
         };
-        let stored: Vec<u8> = token.get("token_hash");
-        if !crate::secret::same(&stored, token_digest) {
-            return Ok(Err(EnrolRefusal::UnknownToken));
-        }
-        if token.get::<Option<i64>, _>("revoked_at").is_some() {
-            return Ok(Err(EnrolRefusal::Revoked));
-        }
-        if token
-            .get::<Option<i64>, _>("expires_at")
-            .is_some_and(|e| e <= now)
-        {
-            return Ok(Err(EnrolRefusal::Expired));
-        }
-        if token.get::<Option<i64>, _>("unit_retired_at").is_some() {
-            return Ok(Err(EnrolRefusal::UnitRetired));
-        }
-        let unit_code: String = token.get("unit_code");
-        let role = role_of(token.get("role"));
+        let (unit_code, role) = match token.grant(token_digest, now) {
+            Ok(granted) => granted,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
         let existing: Option<String> =
             sqlx::query_scalar("SELECT id FROM agents WHERE machine_id = ?")
                 .bind(machine_id)
@@ -293,7 +230,7 @@ impl Store for SqliteStore {
             }
         };
         sqlx::query("UPDATE enrol_tokens SET uses = uses + 1 WHERE id = ?")
-            .bind(token.get::<i64, _>("id"))
+            .bind(token.id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -306,17 +243,12 @@ impl Store for SqliteStore {
     }
 
     async fn agent_by_key(&self, key_digest: &[u8]) -> Result<Option<AgentIdentity>, StoreError> {
-        let row = sqlx::query("SELECT id, unit_code, key_hash FROM agents WHERE key_hash = ?")
-            .bind(key_digest)
-            .fetch_optional(&self.reader)
-            .await?;
-        Ok(row
-            .map(|r| AgentIdentity {
-                id: r.get("id"),
-                unit_code: r.get("unit_code"),
-                key_hash: r.get("key_hash"),
-            })
-            .filter(|a| crate::secret::same(&a.key_hash, key_digest)))
+        let row: Option<AgentIdentity> =
+            sqlx::query_as("SELECT id, unit_code, key_hash FROM agents WHERE key_hash = ?")
+                .bind(key_digest)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(row.filter(|a| crate::secret::same(&a.key_hash, key_digest)))
     }
 
     async fn store_report(
@@ -343,55 +275,63 @@ impl Store for SqliteStore {
             tx.rollback().await?;
             return Ok(Stored::Duplicate);
         }
-        let inventory = report
-            .inventory
-            .as_ref()
-            .and_then(|i| serde_json::to_string(i).ok());
-        let sample = report
-            .sample
-            .as_ref()
-            .and_then(|s| serde_json::to_string(s).ok());
-        let probes = (!report.probes.is_empty())
-            .then(|| serde_json::to_string(&report.probes).ok())
-            .flatten();
+        let evidence = evidence_of(report);
+        let links = crate::evidence::of(report, now);
+        // COALESCE(MAX(col, ?), ?, col): the later of the stored and the new success time,
+        // whichever exists (SQLite's two-argument MAX is NULL if either argument is).
         sqlx::query(
             "UPDATE agents SET last_report_at = ?, interval_secs = ?, agent_version = ?,
                inventory = COALESCE(?, inventory), sample = COALESCE(?, sample),
-               probes = COALESCE(?, probes)
+               probes = COALESCE(?, probes), lan_up = COALESCE(?, lan_up),
+               internet_ok_at = COALESCE(MAX(internet_ok_at, ?), ?, internet_ok_at),
+               gov_wan_ok_at = COALESCE(MAX(gov_wan_ok_at, ?), ?, gov_wan_ok_at),
+               datacentre_ok_at = COALESCE(MAX(datacentre_ok_at, ?), ?, datacentre_ok_at)
              WHERE id = ?",
         )
         .bind(now)
         .bind(i64::from(report.interval_secs))
         .bind(&report.agent_version)
-        .bind(inventory)
-        .bind(sample)
-        .bind(probes)
+        .bind(evidence.inventory)
+        .bind(evidence.sample)
+        .bind(evidence.probes)
+        .bind(links.lan_up)
+        .bind(links.internet_ok_at)
+        .bind(links.internet_ok_at)
+        .bind(links.gov_wan_ok_at)
+        .bind(links.gov_wan_ok_at)
+        .bind(links.datacentre_ok_at)
+        .bind(links.datacentre_ok_at)
         .bind(agent_id)
         .execute(&mut *tx)
         .await?;
+        if let Some(speed) = links.speed {
+            sqlx::query(
+                "UPDATE agents SET speed_at = ?, download_bps = ?, upload_bps = ? WHERE id = ?",
+            )
+            .bind(speed.at)
+            .bind(speed.download_bps)
+            .bind(speed.upload_bps)
+            .bind(agent_id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(Stored::Accepted)
     }
 
     async fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, machine_id, unit_code, role, hostname, enrolled_at, last_report_at,
-                    interval_secs, agent_version
-             FROM agents ORDER BY unit_code, hostname, id",
-        )
-        .fetch_all(&self.reader)
-        .await?)
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY unit_code, hostname, id");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.reader)
+            .await?)
     }
 
     async fn agent(&self, id: &str) -> Result<Option<(AgentRecord, AgentEvidence)>, StoreError> {
-        let record: Option<AgentRecord> = sqlx::query_as(
-            "SELECT id, machine_id, unit_code, role, hostname, enrolled_at, last_report_at,
-                    interval_secs, agent_version
-             FROM agents WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.reader)
-        .await?;
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?");
+        let record: Option<AgentRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
         let Some(record) = record else {
             return Ok(None);
         };
@@ -411,5 +351,19 @@ impl Store for SqliteStore {
                 .fetch_one(&self.reader)
                 .await?,
         )
+    }
+
+    async fn servers(&self) -> Result<Vec<(AgentRecord, AgentEvidence)>, StoreError> {
+        let sql = format!(
+            "SELECT {AGENT_COLUMNS}, inventory, sample, probes FROM agents
+             WHERE role = 'server' ORDER BY id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok((AgentRecord::from_row(r)?, AgentEvidence::from_row(r)?)))
+            .collect::<Result<_, sqlx::Error>>()?)
     }
 }

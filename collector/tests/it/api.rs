@@ -108,7 +108,10 @@ async fn coverage_gives_levels_and_units() {
         level(&doc, "commune"),
         &json!({
             "level": "commune", "units": 2, "staff": 8, "equipped_staff": 3,
-            "equipment_ratio": 0.375, "target_ratio": 0.88
+            "equipment_ratio": 0.375, "target_ratio": 0.88,
+            // The golden report's inventory shows LAN; its probe results are from January.
+            "lan_units": 2, "broadband_units": 0, "lan_ratio": 1.0, "broadband_ratio": 0.0,
+            "reachable_ratio": {"internet": 0.0, "gov-wan": 0.0, "datacentre": 0.0}
         })
     );
     assert_eq!(
@@ -124,7 +127,8 @@ async fn coverage_gives_levels_and_units() {
         &json!({
             "code": "4351", "name": "Phường Tân Hòa", "level": "commune", "parent_code": "148",
             "staff": 3, "active_workstations": 5, "equipped_staff": 3, "equipment_ratio": 1.0,
-            "servers": 0
+            "servers": 0, "lan": true, "broadband": false, "download_bps": 23500000.0,
+            "reachable": {"internet": false, "gov-wan": false, "datacentre": false}
         })
     );
     let root = units.iter().find(|u| u["code"] == "17").unwrap();
@@ -165,12 +169,12 @@ async fn coverage_csv_keeps_vietnamese_names_for_spreadsheets() {
     assert_eq!(
         lines,
         [
-            "level,code,name,parent_code,staff,active_workstations,equipped_staff,equipment_ratio,target_ratio",
-            "province,17,Tỉnh Hoà Bình,,0,0,0,,0.9800",
-            "province,17-SYT,Sở Y tế,17,4,1,1,0.2500,0.9800",
-            "district,148,Thành phố Hòa Bình,17,10,2,2,0.2000,0.9100",
-            "commune,4351,Phường Tân Hòa,148,3,5,3,1.0000,0.8800",
-            "commune,4352,Xã Hòa Bình,148,5,0,0,0.0000,0.8800",
+            "level,code,name,parent_code,staff,active_workstations,equipped_staff,equipment_ratio,target_ratio,lan,broadband",
+            "province,17,Tỉnh Hoà Bình,,0,0,0,,0.9800,0,0",
+            "province,17-SYT,Sở Y tế,17,4,1,1,0.2500,0.9800,1,0",
+            "district,148,Thành phố Hòa Bình,17,10,2,2,0.2000,0.9100,1,0",
+            "commune,4351,Phường Tân Hòa,148,3,5,3,1.0000,0.8800,1,0",
+            "commune,4352,Xã Hòa Bình,148,5,0,0,0.0000,0.8800,1,0",
         ]
     );
 }

@@ -4,11 +4,18 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::support::{Agent, Harness, TREE_3, gzip, report, report_request, send};
+use crate::support::{
+    Agent, Backend, Harness, TREE_3, gzip, on_every_backend, report, report_request, send,
+};
 
 /// A collector with the three-tier tree and one workstation enrolled in commune 4351.
 async fn one_agent() -> (Harness, Agent) {
-    let h = Harness::with_tree(TREE_3).await;
+    one_agent_on(&Backend::Sqlite).await
+}
+
+/// [`one_agent`] on `backend`.
+async fn one_agent_on(backend: &Backend) -> (Harness, Agent) {
+    let h = Harness::with_tree_on(backend, TREE_3).await;
     let token = h.enrol_token("4351", None).await;
     let agent = h.enrolled(&token, "m-1").await;
     (h, agent)
@@ -26,35 +33,37 @@ fn padded(len: usize) -> Vec<u8> {
     body
 }
 
-#[tokio::test]
-async fn a_report_is_accepted_once_then_answered_as_duplicate() {
-    let (h, agent) = one_agent().await;
-    let r = report();
-    let before = h.snapshot().await;
+on_every_backend! {
+    #[tokio::test]
+    async fn a_report_is_accepted_once_then_answered_as_duplicate(db) {
+        let (h, agent) = one_agent_on(&db).await;
+        let r = report();
+        let before = h.snapshot().await;
 
-    let body = h.report(&agent.key, &r).await.json(StatusCode::ACCEPTED);
-    assert_eq!(body, json!({"status": "accepted"}));
-    let body = h.report(&agent.key, &r).await.json(StatusCode::OK);
-    assert_eq!(body, json!({"status": "duplicate"}));
+        let body = h.report(&agent.key, &r).await.json(StatusCode::ACCEPTED);
+        assert_eq!(body, json!({"status": "accepted"}));
+        let body = h.report(&agent.key, &r).await.json(StatusCode::OK);
+        assert_eq!(body, json!({"status": "duplicate"}));
 
-    assert_eq!(h.store().report_count(None).await.unwrap(), 1);
-    assert_eq!(h.store().report_count(Some(&agent.id)).await.unwrap(), 1);
-    let after = h.snapshot().await;
-    assert_eq!(
-        after.outcomes["accepted"],
-        before.outcomes["accepted"] + 1.0
-    );
-    assert_eq!(
-        after.outcomes["duplicate"],
-        before.outcomes["duplicate"] + 1.0
-    );
-    assert_eq!(after.outcomes["rejected"], 0.0);
+        assert_eq!(h.store().report_count(None).await.unwrap(), 1);
+        assert_eq!(h.store().report_count(Some(&agent.id)).await.unwrap(), 1);
+        let after = h.snapshot().await;
+        assert_eq!(
+            after.outcomes["accepted"],
+            before.outcomes["accepted"] + 1.0
+        );
+        assert_eq!(
+            after.outcomes["duplicate"],
+            before.outcomes["duplicate"] + 1.0
+        );
+        assert_eq!(after.outcomes["rejected"], 0.0);
 
-    let record = &h.store().agents().await.unwrap()[0];
-    assert_eq!(record.interval_secs, Some(60));
-    assert_eq!(record.agent_version.as_deref(), Some("0.1.0"));
-    let last = record.last_report_at.expect("last report time recorded");
-    assert!((hatang_collector::now() - last).abs() <= 5);
+        let record = &h.store().agents().await.unwrap()[0];
+        assert_eq!(record.interval_secs, Some(60));
+        assert_eq!(record.agent_version.as_deref(), Some("0.1.0"));
+        let last = record.last_report_at.expect("last report time recorded");
+        assert!((hatang_collector::now() - last).abs() <= 5);
+    }
 }
 
 #[tokio::test]
@@ -302,31 +311,121 @@ async fn a_report_id_another_agent_already_used_is_a_duplicate_not_a_second_copy
     assert_eq!(h.store().report_count(Some(&b.id)).await.unwrap(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_resends_of_one_report_store_it_once() {
+on_every_backend! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_resends_of_one_report_store_it_once(db) {
+        let (h, agent) = one_agent_on(&db).await;
+        let body = serde_json::to_vec(&report()).unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..16 {
+            let request = report_request(Some(&bearer(&agent)), None, body.clone());
+            tasks.spawn(send(h.state.clone(), request));
+        }
+        let mut statuses = Vec::new();
+        while let Some(reply) = tasks.join_next().await {
+            statuses.push(reply.unwrap().status);
+        }
+        statuses.sort();
+        let mut expected = vec![StatusCode::OK; 15];
+        expected.push(StatusCode::ACCEPTED);
+        assert_eq!(statuses, expected);
+        assert_eq!(h.store().report_count(None).await.unwrap(), 1);
+        let m = h.metrics().await;
+        assert_eq!(
+            m.value("hatang_reports_received_total", &[("outcome", "accepted")]),
+            1.0
+        );
+        assert_eq!(
+            m.value("hatang_reports_received_total", &[("outcome", "duplicate")]),
+            15.0
+        );
+    }
+}
+
+on_every_backend! {
+    /// Two collector replicas behind a load balancer get the same resent report at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_resends_through_two_replicas_store_it_once(db) {
+        let (a, agent) = one_agent_on(&db).await;
+        let b = a.replica().await;
+        let body = serde_json::to_vec(&report()).unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..16 {
+            let request = report_request(Some(&bearer(&agent)), None, body.clone());
+            let state = if i % 2 == 0 { &a.state } else { &b.state };
+            tasks.spawn(send(state.clone(), request));
+        }
+        let mut statuses = Vec::new();
+        while let Some(reply) = tasks.join_next().await {
+            statuses.push(reply.unwrap().status);
+        }
+        statuses.sort();
+        let mut expected = vec![StatusCode::OK; 15];
+        expected.push(StatusCode::ACCEPTED);
+        assert_eq!(statuses, expected);
+        assert_eq!(a.store().report_count(None).await.unwrap(), 1);
+        assert_eq!(b.store().report_count(None).await.unwrap(), 1);
+        // each replica counts what it answered; together, one accepted and fifteen duplicates
+        let (ma, mb) = (a.metrics().await, b.metrics().await);
+        let outcome = |o: &str| {
+            let labels = [("outcome", o)];
+            ma.value("hatang_reports_received_total", &labels)
+                + mb.value("hatang_reports_received_total", &labels)
+        };
+        assert_eq!((outcome("accepted"), outcome("duplicate")), (1.0, 15.0));
+    }
+}
+
+/// `agent_time` `days` away from now (negative: in the past), as the report carries it.
+fn agent_time(days: i64) -> serde_json::Value {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+    json!(
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    )
+}
+
+#[tokio::test]
+async fn a_skewed_clock_is_recorded_and_an_absurd_one_refused() {
     let (h, agent) = one_agent().await;
-    let body = serde_json::to_vec(&report()).unwrap();
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..16 {
-        let request = report_request(Some(&bearer(&agent)), None, body.clone());
-        tasks.spawn(send(h.state.clone(), request));
-    }
-    let mut statuses = Vec::new();
-    while let Some(reply) = tasks.join_next().await {
-        statuses.push(reply.unwrap().status);
-    }
-    statuses.sort();
-    let mut expected = vec![StatusCode::OK; 15];
-    expected.push(StatusCode::ACCEPTED);
-    assert_eq!(statuses, expected);
-    assert_eq!(h.store().report_count(None).await.unwrap(), 1);
+    // 20 days behind (a clock that drifted, or a report that waited in a spool): accepted, and
+    // the agent counts as reporting now
+    let mut r = report();
+    r["agent_time"] = agent_time(-20);
+    h.report(&agent.key, &r).await.json(StatusCode::ACCEPTED);
+    let last = h.store().agents().await.unwrap()[0].last_report_at.unwrap();
+    assert!((hatang_collector::now() - last).abs() <= 5);
+
+    // 400 days ahead: refused, nothing stored
+    let before = h.snapshot().await;
+    let mut r = report();
+    r["agent_time"] = agent_time(400);
+    let message = h
+        .report(&agent.key, &r)
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "clock_skew");
+    assert!(
+        message.starts_with("agent_time: 400 days ahead"),
+        "{message}"
+    );
+    h.assert_refused(&before, "rejected").await;
+
+    // both are in the histogram, each in its bucket
     let m = h.metrics().await;
-    assert_eq!(
-        m.value("hatang_reports_received_total", &[("outcome", "accepted")]),
-        1.0
-    );
-    assert_eq!(
-        m.value("hatang_reports_received_total", &[("outcome", "duplicate")]),
-        15.0
-    );
+    let bucket = |le: &str| m.value("hatang_report_clock_skew_seconds_bucket", &[("le", le)]);
+    assert_eq!(m.value("hatang_report_clock_skew_seconds_count", &[]), 2.0);
+    assert_eq!(bucket("-2592000"), 0.0);
+    assert_eq!(bucket("-86400"), 1.0);
+    assert_eq!(bucket("31536000"), 1.0);
+    assert_eq!(bucket("+Inf"), 2.0);
+}
+
+#[tokio::test]
+async fn max_clock_skew_days_0_accepts_any_clock() {
+    let h = Harness::with_config(|c| c.limits.max_clock_skew_days = 0).await;
+    h.import(TREE_3).await;
+    let agent = h.enrolled(&h.enrol_token("4351", None).await, "m-1").await;
+    let mut r = report();
+    r["agent_time"] = json!("2009-01-01T00:00:00+07:00");
+    h.report(&agent.key, &r).await.json(StatusCode::ACCEPTED);
 }

@@ -3,8 +3,12 @@
 
 mod api;
 mod cli;
+mod connectivity;
 mod enroll;
+mod hostile;
+mod hosts;
 mod ingest;
 mod metrics;
+mod speedtest;
 mod store;
 mod support;

@@ -2,7 +2,7 @@
 
 use axum::http::{StatusCode, header};
 
-use crate::support::{Harness, TREE_2, TREE_3, labels_of};
+use crate::support::{Harness, TREE_2, TREE_3, labels_of, on_every_backend};
 
 fn owned(pairs: &[(&str, f64)]) -> Vec<(String, f64)> {
     pairs.iter().map(|(l, v)| (l.to_string(), *v)).collect()
@@ -32,6 +32,7 @@ async fn metrics_are_prometheus_text_without_authentication() {
         owned(&[
             ("accepted", 0.0),
             ("duplicate", 0.0),
+            ("rate_limited", 0.0),
             ("rejected", 0.0),
             ("unauthorized", 0.0)
         ])
@@ -41,110 +42,116 @@ async fn metrics_are_prometheus_text_without_authentication() {
     assert!(m.series("hatang_unit_info").is_empty());
 }
 
-#[tokio::test]
-async fn level_ratios_and_targets_follow_the_fleet() {
-    let h = Harness::with_tree(TREE_3).await;
-    h.fleet().await;
-    let m = h.metrics().await;
-    // province 1/4 (the root has no staff), district 2/10, commune (min(3,5) + 0)/(3+5)
-    assert_eq!(
-        m.by("hatang_equipment_ratio", "level"),
-        owned(&[("commune", 0.375), ("district", 0.2), ("province", 0.25)])
-    );
-    assert_eq!(
-        m.by("hatang_equipment_target_ratio", "level"),
-        owned(&[("commune", 0.88), ("district", 0.91), ("province", 0.98)])
-    );
+on_every_backend! {
+    #[tokio::test]
+    async fn level_ratios_and_targets_follow_the_fleet(db) {
+        let h = Harness::with_tree_on(&db, TREE_3).await;
+        h.fleet().await;
+        let m = h.metrics().await;
+        // province 1/4 (the root has no staff), district 2/10, commune (min(3,5) + 0)/(3+5)
+        assert_eq!(
+            m.by("hatang_equipment_ratio", "level"),
+            owned(&[("commune", 0.375), ("district", 0.2), ("province", 0.25)])
+        );
+        assert_eq!(
+            m.by("hatang_equipment_target_ratio", "level"),
+            owned(&[("commune", 0.88), ("district", 0.91), ("province", 0.98)])
+        );
+    }
 }
 
-#[tokio::test]
-async fn every_unit_has_info_staff_and_equipped_staff() {
-    let h = Harness::with_tree(TREE_3).await;
-    h.fleet().await;
-    let m = h.metrics().await;
-    let info = [
-        ("17", "Tỉnh Hoà Bình", "province", ""),
-        ("17-SYT", "Sở Y tế", "province", "17"),
-        ("148", "Thành phố Hòa Bình", "district", "17"),
-        ("4351", "Phường Tân Hòa", "commune", "148"),
-        ("4352", "Xã Hòa Bình", "commune", "148"),
-    ];
-    let mut expected: Vec<_> = info
+on_every_backend! {
+    #[tokio::test]
+    async fn every_unit_has_info_staff_and_equipped_staff(db) {
+        let h = Harness::with_tree_on(&db, TREE_3).await;
+        h.fleet().await;
+        let m = h.metrics().await;
+        let info = [
+            ("17", "Tỉnh Hoà Bình", "province", ""),
+            ("17-SYT", "Sở Y tế", "province", "17"),
+            ("148", "Thành phố Hòa Bình", "district", "17"),
+            ("4351", "Phường Tân Hòa", "commune", "148"),
+            ("4352", "Xã Hòa Bình", "commune", "148"),
+        ];
+        let mut expected: Vec<_> = info
+            .iter()
+            .map(|(unit, name, level, parent)| {
+                (
+                    labels_of(&[
+                        ("unit", unit),
+                        ("name", name),
+                        ("level", level),
+                        ("parent", parent),
+                    ]),
+                    1.0,
+                )
+            })
+            .collect();
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(m.series("hatang_unit_info"), expected);
+
+        // (unit, level, staff, equipped, active workstations)
+        let units = [
+            ("17", "province", 0.0, 0.0, 0.0),
+            ("17-SYT", "province", 4.0, 1.0, 1.0),
+            ("148", "district", 10.0, 2.0, 2.0),
+            // five computers, three people: equipped is capped at staff
+            ("4351", "commune", 3.0, 3.0, 5.0),
+            // a server is not a staff computer
+            ("4352", "commune", 5.0, 0.0, 0.0),
+        ];
+        for (unit, level, staff, equipped, active) in units {
+            let labels = [("unit", unit), ("level", level)];
+            assert_eq!(m.value("hatang_unit_staff", &labels), staff, "{unit}");
+            assert_eq!(
+                m.value("hatang_unit_equipped_staff", &labels),
+                equipped,
+                "{unit}"
+            );
+            assert_eq!(
+                m.value("hatang_unit_active_workstations", &labels),
+                active,
+                "{unit}"
+            );
+        }
+        for name in [
+            "hatang_unit_staff",
+            "hatang_unit_equipped_staff",
+            "hatang_unit_active_workstations",
+        ] {
+            assert_eq!(m.series(name).len(), units.len(), "{name}");
+        }
+    }
+}
+
+on_every_backend! {
+    #[tokio::test]
+    async fn agents_are_counted_by_level_role_and_state(db) {
+        let h = Harness::with_tree_on(&db, TREE_3).await;
+        h.fleet().await;
+        let m = h.metrics().await;
+        let series = m.series("hatang_agents");
+        // every level × role × state, zeros included, so series never vanish
+        assert_eq!(series.len(), 3 * 2 * 3);
+        let nonzero: Vec<_> = series.into_iter().filter(|(_, v)| *v != 0.0).collect();
+        let mut expected: Vec<_> = [
+            ("province", "workstation", "online", 1.0),
+            ("district", "workstation", "online", 2.0),
+            ("district", "workstation", "offline", 1.0),
+            ("commune", "workstation", "online", 5.0),
+            ("commune", "server", "online", 1.0),
+        ]
         .iter()
-        .map(|(unit, name, level, parent)| {
+        .map(|(level, role, state, n)| {
             (
-                labels_of(&[
-                    ("unit", unit),
-                    ("name", name),
-                    ("level", level),
-                    ("parent", parent),
-                ]),
-                1.0,
+                labels_of(&[("level", level), ("role", role), ("state", state)]),
+                *n,
             )
         })
         .collect();
-    expected.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(m.series("hatang_unit_info"), expected);
-
-    // (unit, level, staff, equipped, active workstations)
-    let units = [
-        ("17", "province", 0.0, 0.0, 0.0),
-        ("17-SYT", "province", 4.0, 1.0, 1.0),
-        ("148", "district", 10.0, 2.0, 2.0),
-        // five computers, three people: equipped is capped at staff
-        ("4351", "commune", 3.0, 3.0, 5.0),
-        // a server is not a staff computer
-        ("4352", "commune", 5.0, 0.0, 0.0),
-    ];
-    for (unit, level, staff, equipped, active) in units {
-        let labels = [("unit", unit), ("level", level)];
-        assert_eq!(m.value("hatang_unit_staff", &labels), staff, "{unit}");
-        assert_eq!(
-            m.value("hatang_unit_equipped_staff", &labels),
-            equipped,
-            "{unit}"
-        );
-        assert_eq!(
-            m.value("hatang_unit_active_workstations", &labels),
-            active,
-            "{unit}"
-        );
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(nonzero, expected);
     }
-    for name in [
-        "hatang_unit_staff",
-        "hatang_unit_equipped_staff",
-        "hatang_unit_active_workstations",
-    ] {
-        assert_eq!(m.series(name).len(), units.len(), "{name}");
-    }
-}
-
-#[tokio::test]
-async fn agents_are_counted_by_level_role_and_state() {
-    let h = Harness::with_tree(TREE_3).await;
-    h.fleet().await;
-    let m = h.metrics().await;
-    let series = m.series("hatang_agents");
-    // every level × role × state, zeros included, so series never vanish
-    assert_eq!(series.len(), 3 * 2 * 3);
-    let nonzero: Vec<_> = series.into_iter().filter(|(_, v)| *v != 0.0).collect();
-    let mut expected: Vec<_> = [
-        ("province", "workstation", "online", 1.0),
-        ("district", "workstation", "online", 2.0),
-        ("district", "workstation", "offline", 1.0),
-        ("commune", "workstation", "online", 5.0),
-        ("commune", "server", "online", 1.0),
-    ]
-    .iter()
-    .map(|(level, role, state, n)| {
-        (
-            labels_of(&[("level", level), ("role", role), ("state", state)]),
-            *n,
-        )
-    })
-    .collect();
-    expected.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(nonzero, expected);
 }
 
 #[tokio::test]
@@ -161,6 +168,7 @@ async fn ingest_outcomes_are_counted() {
         owned(&[
             ("accepted", 1.0),
             ("duplicate", 1.0),
+            ("rate_limited", 0.0),
             ("rejected", 0.0),
             ("unauthorized", 1.0)
         ])
@@ -171,70 +179,72 @@ async fn ingest_outcomes_are_counted() {
     );
 }
 
-#[tokio::test]
-async fn a_reorganisation_shows_at_once() {
-    let h = Harness::with_tree(TREE_3).await;
-    let fleet = h.fleet().await;
-    assert_eq!(
-        h.metrics()
-            .await
-            .by("hatang_equipment_ratio", "level")
-            .len(),
-        3
-    );
+on_every_backend! {
+    #[tokio::test]
+    async fn a_reorganisation_shows_at_once(db) {
+        let h = Harness::with_tree_on(&db, TREE_3).await;
+        let fleet = h.fleet().await;
+        assert_eq!(
+            h.metrics()
+                .await
+                .by("hatang_equipment_ratio", "level")
+                .len(),
+            3
+        );
 
-    h.import(TREE_2).await;
-    let m = h.metrics().await;
-    // the district level is gone; the new commune 4360 (staff 7) joins the commune ratio
-    assert_eq!(
-        m.by("hatang_equipment_ratio", "level"),
-        owned(&[("commune", 3.0 / 15.0), ("province", 0.25)])
-    );
-    assert_eq!(
-        m.by("hatang_equipment_target_ratio", "level"),
-        owned(&[("commune", 0.88), ("province", 0.98)])
-    );
-    assert_eq!(
-        m.get(
-            "hatang_unit_staff",
-            &[("unit", "148"), ("level", "district")]
-        ),
-        None
-    );
-    assert_eq!(
-        m.value(
-            "hatang_unit_info",
-            &[
-                ("unit", "4351"),
-                ("name", "Phường Tân Hòa"),
-                ("level", "commune"),
-                ("parent", "17")
-            ]
-        ),
-        1.0
-    );
-    assert!(
-        m.series("hatang_unit_info")
-            .iter()
-            .all(|(l, _)| l["level"] != "district")
-    );
-    // the agents of the retired district are still counted, as unassigned, not lost
-    assert_eq!(
-        m.value(
-            "hatang_agents",
-            &[
-                ("level", "unassigned"),
-                ("role", "workstation"),
-                ("state", "online")
-            ]
-        ),
-        fleet.district.len() as f64
-    );
-    assert!(
-        m.series("hatang_agents")
-            .iter()
-            .all(|(l, _)| l["level"] != "district")
-    );
+        h.import(TREE_2).await;
+        let m = h.metrics().await;
+        // the district level is gone; the new commune 4360 (staff 7) joins the commune ratio
+        assert_eq!(
+            m.by("hatang_equipment_ratio", "level"),
+            owned(&[("commune", 3.0 / 15.0), ("province", 0.25)])
+        );
+        assert_eq!(
+            m.by("hatang_equipment_target_ratio", "level"),
+            owned(&[("commune", 0.88), ("province", 0.98)])
+        );
+        assert_eq!(
+            m.get(
+                "hatang_unit_staff",
+                &[("unit", "148"), ("level", "district")]
+            ),
+            None
+        );
+        assert_eq!(
+            m.value(
+                "hatang_unit_info",
+                &[
+                    ("unit", "4351"),
+                    ("name", "Phường Tân Hòa"),
+                    ("level", "commune"),
+                    ("parent", "17")
+                ]
+            ),
+            1.0
+        );
+        assert!(
+            m.series("hatang_unit_info")
+                .iter()
+                .all(|(l, _)| l["level"] != "district")
+        );
+        // the agents of the retired district are still counted, as unassigned, not lost
+        assert_eq!(
+            m.value(
+                "hatang_agents",
+                &[
+                    ("level", "unassigned"),
+                    ("role", "workstation"),
+                    ("state", "online")
+                ]
+            ),
+            fleet.district.len() as f64
+        );
+        assert!(
+            m.series("hatang_agents")
+                .iter()
+                .all(|(l, _)| l["level"] != "district")
+        );
+    }
 }
 
 #[tokio::test]

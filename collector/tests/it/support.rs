@@ -1,9 +1,11 @@
-//! Shared fixtures: a collector over a temporary SQLite file, requests through the router with
-//! `oneshot`, the golden report as a template, and a small parser for the metrics exposition.
+//! Shared fixtures: a collector over a fresh database (a temporary SQLite file, or a fresh
+//! PostgreSQL database when `HATANG_TEST_POSTGRES_URL` names a server), requests through the
+//! router with `oneshot`, the golden report as a template, and a small parser for the metrics
+//! exposition.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::Path;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
@@ -14,6 +16,7 @@ use hatang_collector::http::{self, AppState};
 use hatang_collector::store::{self, ApiRole, ImportSummary, Store};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
+use sqlx::Connection as _;
 use tempfile::TempDir;
 use tower::ServiceExt as _;
 
@@ -114,6 +117,158 @@ impl Reply {
     }
 }
 
+/// The database a test runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A file in the test's temporary directory.
+    Sqlite,
+    /// A fresh database created through this admin URL, e.g.
+    /// `postgres://postgres@127.0.0.1:55432/hatang`.
+    Postgres(String),
+}
+
+impl Backend {
+    /// PostgreSQL from `HATANG_TEST_POSTGRES_URL`. Unset: `None`, said on stderr so a skipped
+    /// test is visible, and a failure under `CI`, which must run them.
+    pub fn postgres() -> Option<Backend> {
+        match std::env::var("HATANG_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Some(Backend::Postgres(url)),
+            _ if std::env::var_os("CI").is_some() => {
+                panic!(
+                    "CI is set but HATANG_TEST_POSTGRES_URL is not: the PostgreSQL tests must run"
+                )
+            }
+            _ => {
+                eprintln!("skipped: HATANG_TEST_POSTGRES_URL not set");
+                None
+            }
+        }
+    }
+
+    /// A fresh, empty database of this kind.
+    pub async fn database(&self, dir: &Path) -> TestDb {
+        match self {
+            Backend::Sqlite => TestDb {
+                url: format!("sqlite://{}", dir.join("t.db").display()),
+                postgres: None,
+            },
+            Backend::Postgres(admin) => {
+                let name = format!("hatang_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("HATANG_TEST_POSTGRES_URL: {e}"));
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                conn.close().await.unwrap();
+                TestDb {
+                    url: with_database(admin, &name),
+                    postgres: Some((admin.clone(), name)),
+                }
+            }
+        }
+    }
+}
+
+/// A test's own database. A PostgreSQL one is dropped with the test, unless the test failed:
+/// then it is kept, and named on stderr, to be looked at.
+#[derive(Debug)]
+pub struct TestDb {
+    pub url: String,
+    /// (admin URL, database name)
+    postgres: Option<(String, String)>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.postgres.take() else {
+            return;
+        };
+        if std::thread::panicking() {
+            eprintln!("kept the database of the failed test: {name}");
+            return;
+        }
+        // Drop runs inside the test's runtime, which cannot block on another future: a thread
+        // with its own runtime does the dropping. FORCE ends the store's pooled connections.
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    let mut conn = sqlx::PgConnection::connect(&admin).await?;
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut conn)
+                        .await?;
+                    conn.close().await
+                })
+        })
+        .join()
+        .unwrap();
+        if let Err(e) = dropped {
+            eprintln!("could not drop a test database: {e}");
+        }
+    }
+}
+
+/// `url` with its database name replaced by `name`, query parameters kept.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[authority..].find('/') {
+        Some(slash) => &base[..authority + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{server}/{name}?{q}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
+/// Declares a test story once and runs it on every backend: `NAME::sqlite` always,
+/// `NAME::postgres` when `HATANG_TEST_POSTGRES_URL` is set (see [`Backend::postgres`]). The
+/// story gets the [`Backend`] and builds its harness with it.
+///
+/// ```ignore
+/// on_every_backend! {
+///     #[tokio::test]
+///     async fn a_story(db) {
+///         let h = Harness::on(&db).await;
+///     }
+/// }
+/// ```
+macro_rules! on_every_backend {
+    ($(
+        $(#[$attr:meta])*
+        async fn $name:ident($db:ident) $body:block
+    )*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn story($db: $crate::support::Backend) $body
+
+            $(#[$attr])*
+            async fn sqlite() {
+                story($crate::support::Backend::Sqlite).await
+            }
+
+            $(#[$attr])*
+            async fn postgres() {
+                if let Some(db) = $crate::support::Backend::postgres() {
+                    story(db).await
+                }
+            }
+        }
+    )*};
+}
+pub(crate) use on_every_backend;
+
 /// An enrolled agent: its id and the key it reports with.
 #[derive(Debug, Clone)]
 pub struct Agent {
@@ -121,36 +276,70 @@ pub struct Agent {
     pub key: String,
 }
 
-/// A collector state over a database in a temporary directory, driven through its router.
+/// A collector state over a fresh database, driven through its router; `dir` is a temporary
+/// directory for the test's files (and the SQLite database).
 #[derive(Debug)]
 pub struct Harness {
     pub dir: TempDir,
     pub state: AppState,
+    // Last, so the store is dropped before its database.
+    db: TestDb,
 }
 
 impl Harness {
-    /// An empty database.
+    /// An empty SQLite database.
     pub async fn empty() -> Self {
         Self::with_config(|_| {}).await
     }
 
-    /// An empty database with a configuration adjusted by `adjust`.
+    /// An empty SQLite database with a configuration adjusted by `adjust`.
     pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::on_with_config(&Backend::Sqlite, adjust).await
+    }
+
+    /// A SQLite database holding `tree`.
+    pub async fn with_tree(tree: &str) -> Self {
+        Self::with_tree_on(&Backend::Sqlite, tree).await
+    }
+
+    /// An empty database on `backend`.
+    pub async fn on(backend: &Backend) -> Self {
+        Self::on_with_config(backend, |_| {}).await
+    }
+
+    /// An empty database on `backend`, with a configuration adjusted by `adjust`.
+    pub async fn on_with_config(backend: &Backend, adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = config(&format!("sqlite://{}", dir.path().join("t.db").display()));
+        let db = backend.database(dir.path()).await;
+        let mut config = config(&db.url);
         adjust(&mut config);
         let store = store::open(&config.database).await.unwrap();
         Self {
             dir,
             state: AppState::new(store, config),
+            db,
         }
     }
 
-    /// A database holding `tree`.
-    pub async fn with_tree(tree: &str) -> Self {
-        let h = Self::empty().await;
+    /// A database on `backend` holding `tree`.
+    pub async fn with_tree_on(backend: &Backend, tree: &str) -> Self {
+        let h = Self::on(backend).await;
         h.import(tree).await;
         h
+    }
+
+    /// Another collector replica on the same database: its own store (and pool), as a second
+    /// process would have.
+    pub async fn replica(&self) -> Self {
+        let store = store::open(&self.db.url).await.unwrap();
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            state: AppState::new(store, self.config().clone()),
+            db: TestDb {
+                url: self.db.url.clone(),
+                postgres: None,
+            },
+        }
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -159,10 +348,6 @@ impl Harness {
 
     pub fn config(&self) -> &Config {
         self.state.config()
-    }
-
-    pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("t.db")
     }
 
     pub async fn import(&self, tree: &str) -> ImportSummary {
@@ -300,13 +485,19 @@ impl Harness {
         let metrics = self.metrics().await;
         Snapshot {
             reports: self.store().report_count(None).await.unwrap(),
-            outcomes: ["accepted", "duplicate", "rejected", "unauthorized"]
-                .into_iter()
-                .map(|o| {
-                    let n = metrics.value("hatang_reports_received_total", &[("outcome", o)]);
-                    (o.to_string(), n)
-                })
-                .collect(),
+            outcomes: [
+                "accepted",
+                "duplicate",
+                "rejected",
+                "unauthorized",
+                "rate_limited",
+            ]
+            .into_iter()
+            .map(|o| {
+                let n = metrics.value("hatang_reports_received_total", &[("outcome", o)]);
+                (o.to_string(), n)
+            })
+            .collect(),
         }
     }
 
@@ -322,14 +513,24 @@ impl Harness {
 
     /// Revokes every API token, as an operator would in the database.
     pub async fn revoke_api_tokens(&self) {
-        let url = format!("sqlite://{}", self.db_path().display());
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        sqlx::query("UPDATE api_tokens SET revoked_at = ?")
-            .bind(hatang_collector::now())
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
+        let now = hatang_collector::now();
+        if self.db.postgres.is_some() {
+            let mut conn = sqlx::PgConnection::connect(&self.db.url).await.unwrap();
+            sqlx::query("UPDATE api_tokens SET revoked_at = $1")
+                .bind(now)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        } else {
+            let pool = sqlx::SqlitePool::connect(&self.db.url).await.unwrap();
+            sqlx::query("UPDATE api_tokens SET revoked_at = ?")
+                .bind(now)
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
     }
 
     /// An API token of `role` that expired a minute ago.
@@ -533,6 +734,22 @@ fn parse_labels(text: &str) -> (Labels, &str) {
         }
         labels.insert(name, value);
     }
+}
+
+#[test]
+fn test_databases_are_named_in_the_admin_url() {
+    assert_eq!(
+        with_database("postgres://postgres@127.0.0.1:55432/hatang", "t1"),
+        "postgres://postgres@127.0.0.1:55432/t1"
+    );
+    assert_eq!(
+        with_database("postgresql://u:p@db/hatang?sslmode=disable", "t1"),
+        "postgresql://u:p@db/t1?sslmode=disable"
+    );
+    assert_eq!(
+        with_database("postgres://db:5432", "t1"),
+        "postgres://db:5432/t1"
+    );
 }
 
 #[test]

@@ -1,0 +1,413 @@
+//! The PostgreSQL store: several collector replicas on one database.
+//!
+//! The invariants are those of the SQLite store, but SQLite gets them from its single writer
+//! and PostgreSQL must get them from the database, because replicas do not talk to each other:
+//!
+//! - a report is stored once: `INSERT … ON CONFLICT (report_id) DO NOTHING`; a second replica
+//!   inserting the same id waits on the primary key until the first commits, then inserts
+//!   nothing and answers "duplicate". Acknowledged means committed (`synchronous_commit` is the
+//!   server's business: leave it on).
+//! - a machine has one agent: the enrolment is one `INSERT … ON CONFLICT (machine_id) DO UPDATE
+//!   … RETURNING id`, never a read followed by a write, so two replicas enrolling one machine at
+//!   once end with one record and the same id.
+//! - a unit import replaces the tree atomically: it takes `LOCK TABLE units IN EXCLUSIVE MODE`,
+//!   which lets plain reads (the figures) go on against the old tree but waits for, and then
+//!   holds off, every other writer of the tree: another import, and enrolments and token
+//!   creation, which lock the unit row they rely on `FOR SHARE`. A transaction-level advisory
+//!   lock would serialise imports too, but not against the enrolments.
+//!
+//! Transactions run at READ COMMITTED, the server's default; the locks above are what makes
+//! each read-then-write safe. Migrations are embedded; sqlx holds an advisory lock while it
+//! applies them, so replicas starting together do not race.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hatang_protocol::Report;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{FromRow, PgPool};
+
+use super::{
+    AGENT_COLUMNS, AgentEvidence, AgentIdentity, AgentRecord, ApiRole, ApiTokenRow, EnrolRefusal,
+    EnrolTokenRow, Enrolled, ImportSummary, Store, StoreError, Stored, StoredUnit, evidence_of,
+    import_summary, redact_url,
+};
+use crate::figures::{Role, UnitRow};
+use crate::units::NewUnit;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// How the store connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresSettings {
+    /// Connections each collector process keeps at most. Ten serves hundreds of reports a
+    /// second (each is one short transaction) and leaves room under PostgreSQL's default
+    /// `max_connections` (100) for several replicas and operators.
+    pub max_connections: u32,
+    /// How long opening the store may take before it gives up: a wrong host or port should
+    /// fail at start-up within seconds, not hang.
+    pub connect_timeout: Duration,
+    /// How long a request waits for a free connection before the collector answers 503 (the
+    /// agent keeps the report in its spool and retries).
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PostgresSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `postgres://…` (or `postgresql://…`) and applies pending migrations. The
+    /// database must exist; creating it is the operator's job (it needs more rights than the
+    /// collector should have).
+    pub async fn open(url: &str, settings: &PostgresSettings) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?.application_name("hatang-collector");
+        let connect = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options);
+        // The pool retries a refused connection until its acquire timeout; the shorter connect
+        // timeout bounds start-up. Other failures (authentication, unknown database) come back
+        // at once with the server's own message.
+        let pool = match tokio::time::timeout(settings.connect_timeout, connect).await {
+            Ok(Ok(pool)) => pool,
+            Ok(Err(sqlx::Error::PoolTimedOut)) | Err(_) => {
+                return Err(StoreError::ConnectTimeout {
+                    url: redact_url(url),
+                    secs: settings.connect_timeout.as_secs(),
+                });
+            }
+            Ok(Err(e)) => return Err(e.into()),
+        };
+        MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn import_units(&self, units: &[NewUnit], now: i64) -> Result<ImportSummary, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("LOCK TABLE units IN EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let current: Vec<StoredUnit> = sqlx::query_as(
+            "SELECT code, name, level, parent_code, staff, depth FROM units WHERE retired_at IS NULL",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let summary = import_summary(current, units);
+        sqlx::query("UPDATE units SET retired_at = $1 WHERE retired_at IS NULL")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        // One statement for the whole tree (arrays, one element per unit) rather than one
+        // round trip per unit: the database may be across the network.
+        let column = |f: fn(&NewUnit) -> String| units.iter().map(f).collect::<Vec<_>>();
+        let parents: Vec<Option<String>> = units.iter().map(|u| u.parent_code.clone()).collect();
+        let numbers =
+            |f: fn(&NewUnit) -> u32| units.iter().map(|u| i64::from(f(u))).collect::<Vec<i64>>();
+        let positions: Vec<i64> = (0..units.len()).map(|p| p as i64).collect();
+        sqlx::query(
+            "INSERT INTO units (code, name, level, parent_code, staff, depth, position, imported_at, retired_at)
+             SELECT code, name, level, parent_code, staff, depth, position, $8, NULL
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[])
+               AS t (code, name, level, parent_code, staff, depth, position)
+             ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, level = EXCLUDED.level,
+               parent_code = EXCLUDED.parent_code, staff = EXCLUDED.staff, depth = EXCLUDED.depth,
+               position = EXCLUDED.position, imported_at = EXCLUDED.imported_at, retired_at = NULL",
+        )
+        .bind(column(|u| u.code.clone()))
+        .bind(column(|u| u.name.clone()))
+        .bind(column(|u| u.level.clone()))
+        .bind(parents)
+        .bind(numbers(|u| u.staff))
+        .bind(numbers(|u| u.depth))
+        .bind(positions)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(summary)
+    }
+
+    async fn units(&self) -> Result<Vec<UnitRow>, StoreError> {
+        let rows: Vec<StoredUnit> = sqlx::query_as(
+            "SELECT code, name, level, parent_code, staff, depth FROM units
+             WHERE retired_at IS NULL ORDER BY position",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(StoredUnit::into_row).collect())
+    }
+
+    async fn create_enrol_token(
+        &self,
+        digest: &[u8],
+        unit_code: &str,
+        role: Role,
+        now: i64,
+        expires_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // FOR SHARE: an import running now finishes first, so the unit is current when the
+        // token lands, not retired a moment later by a replica's import.
+        let known =
+            sqlx::query("SELECT 1 FROM units WHERE code = $1 AND retired_at IS NULL FOR SHARE")
+                .bind(unit_code)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if known.is_none() {
+            return Err(StoreError::NotFound(format!("unit {unit_code}")));
+        }
+        sqlx::query(
+            "INSERT INTO enrol_tokens (token_hash, unit_code, role, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(digest)
+        .bind(unit_code)
+        .bind(role.as_str())
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_api_token(
+        &self,
+        digest: &[u8],
+        role: ApiRole,
+        now: i64,
+        expires_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_tokens (token_hash, role, created_at, expires_at)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(digest)
+        .bind(role.as_str())
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn api_token_role(&self, digest: &[u8], now: i64) -> Result<Option<ApiRole>, StoreError> {
+        let row: Option<ApiTokenRow> = sqlx::query_as(
+            "SELECT token_hash, role FROM api_tokens WHERE token_hash = $1
+             AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(digest)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|r| r.role_for(digest)))
+    }
+
+    async fn enroll(
+        &self,
+        token_digest: &[u8],
+        machine_id: &str,
+        hostname: &str,
+        key_digest: &[u8],
+        now: i64,
+    ) -> Result<Result<Enrolled, EnrolRefusal>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The unit row is locked FOR SHARE (see create_enrol_token); the token row is not
+        // locked here: two enrolments with one token would both hold a share lock and then
+        // deadlock upgrading it for `uses + 1`. The UPDATE below takes its own row lock.
+        let token: Option<EnrolTokenRow> = sqlx::query_as(
+            "SELECT t.id, t.token_hash, t.unit_code, t.role, t.expires_at, t.revoked_at,
+                    u.retired_at AS unit_retired_at
+             FROM enrol_tokens t JOIN units u ON u.code = t.unit_code
+             WHERE t.token_hash = $1
+             FOR SHARE OF u",
+        )
+        .bind(token_digest)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(token) = token else {
+            return Ok(Err(EnrolRefusal::UnknownToken));
+        };
+        let (unit_code, role) = match token.grant(token_digest, now) {
+            Ok(granted) => granted,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        // The id is only used if the machine is new: RETURNING gives the stored one, so
+        // "reused" is exactly "the id that came back is not the one we proposed".
+        let proposed = uuid::Uuid::now_v7().to_string();
+        let agent_id: String = sqlx::query_scalar(
+            "INSERT INTO agents (id, machine_id, unit_code, role, hostname, key_hash, enrolled_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (machine_id) DO UPDATE SET unit_code = EXCLUDED.unit_code,
+               role = EXCLUDED.role, hostname = EXCLUDED.hostname, key_hash = EXCLUDED.key_hash
+             RETURNING id",
+        )
+        .bind(&proposed)
+        .bind(machine_id)
+        .bind(&unit_code)
+        .bind(role.as_str())
+        .bind(hostname)
+        .bind(key_digest)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE enrol_tokens SET uses = uses + 1 WHERE id = $1")
+            .bind(token.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(Enrolled {
+            reused: agent_id != proposed,
+            agent_id,
+            unit_code,
+            role,
+        }))
+    }
+
+    async fn agent_by_key(&self, key_digest: &[u8]) -> Result<Option<AgentIdentity>, StoreError> {
+        let row: Option<AgentIdentity> =
+            sqlx::query_as("SELECT id, unit_code, key_hash FROM agents WHERE key_hash = $1")
+                .bind(key_digest)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.filter(|a| crate::secret::same(&a.key_hash, key_digest)))
+    }
+
+    async fn store_report(
+        &self,
+        agent_id: &str,
+        report: &Report,
+        body: &str,
+        now: i64,
+    ) -> Result<Stored, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO reports (report_id, agent_id, received_at, agent_time, body)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (report_id) DO NOTHING",
+        )
+        .bind(report.report_id.to_string())
+        .bind(agent_id)
+        .bind(now)
+        .bind(report.agent_time.unix_timestamp())
+        .bind(body)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await?;
+            return Ok(Stored::Duplicate);
+        }
+        let evidence = evidence_of(report);
+        let links = crate::evidence::of(report, now);
+        // GREATEST ignores NULLs: the later of the stored and the new success time, whichever
+        // exists.
+        sqlx::query(
+            "UPDATE agents SET last_report_at = $1, interval_secs = $2, agent_version = $3,
+               inventory = COALESCE($4, inventory), sample = COALESCE($5, sample),
+               probes = COALESCE($6, probes), lan_up = COALESCE($7, lan_up),
+               internet_ok_at = GREATEST(internet_ok_at, $8),
+               gov_wan_ok_at = GREATEST(gov_wan_ok_at, $9),
+               datacentre_ok_at = GREATEST(datacentre_ok_at, $10)
+             WHERE id = $11",
+        )
+        .bind(now)
+        .bind(i64::from(report.interval_secs))
+        .bind(&report.agent_version)
+        .bind(evidence.inventory)
+        .bind(evidence.sample)
+        .bind(evidence.probes)
+        .bind(links.lan_up)
+        .bind(links.internet_ok_at)
+        .bind(links.gov_wan_ok_at)
+        .bind(links.datacentre_ok_at)
+        .bind(agent_id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(speed) = links.speed {
+            sqlx::query(
+                "UPDATE agents SET speed_at = $1, download_bps = $2, upload_bps = $3 WHERE id = $4",
+            )
+            .bind(speed.at)
+            .bind(speed.download_bps)
+            .bind(speed.upload_bps)
+            .bind(agent_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Stored::Accepted)
+    }
+
+    async fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
+        // Byte order, as SQLite sorts: the server's collation (en_US, vi_VN…) must not change
+        // what the API lists first.
+        let sql = format!(
+            "SELECT {AGENT_COLUMNS} FROM agents
+             ORDER BY unit_code COLLATE \"C\", hostname COLLATE \"C\", id COLLATE \"C\""
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn agent(&self, id: &str) -> Result<Option<(AgentRecord, AgentEvidence)>, StoreError> {
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1");
+        let record: Option<AgentRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        let evidence: AgentEvidence =
+            sqlx::query_as("SELECT inventory, sample, probes FROM agents WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Some((record, evidence)))
+    }
+
+    async fn report_count(&self, agent_id: Option<&str>) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM reports WHERE $1::text IS NULL OR agent_id = $1",
+        )
+        .bind(agent_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn servers(&self) -> Result<Vec<(AgentRecord, AgentEvidence)>, StoreError> {
+        let sql = format!(
+            "SELECT {AGENT_COLUMNS}, inventory, sample, probes FROM agents
+             WHERE role = 'server' ORDER BY id COLLATE \"C\""
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok((AgentRecord::from_row(r)?, AgentEvidence::from_row(r)?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+}
