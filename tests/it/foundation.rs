@@ -21,9 +21,20 @@ fn level_staff(tree: &std::collections::BTreeMap<String, (String, u32)>, level: 
 
 #[test]
 fn three_agents_at_three_levels_are_counted_exactly_and_a_reinstall_is_not_a_new_computer() {
+    three_agents_at_three_levels(Collector::new());
+}
+
+/// The same story with the collector on PostgreSQL (`HATANG_TEST_POSTGRES_URL`).
+#[test]
+fn three_agents_at_three_levels_on_postgres() {
+    if let Some(collector) = Collector::on_postgres() {
+        three_agents_at_three_levels(collector);
+    }
+}
+
+fn three_agents_at_three_levels(mut collector: Collector) {
     let file = testdata("units-hoa-binh-2024.csv");
     let tree = units(&file);
-    let mut collector = Collector::new();
     run_ok(collector.cli(&["units", "import"]).arg(&file));
     // A short cache so the figures below are fresh; the default (2 s) is tested further down.
     collector.start(0);

@@ -2,4 +2,5 @@
 //! operator would, against a collector on loopback.
 
 mod foundation;
+mod outage;
 mod support;

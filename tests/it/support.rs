@@ -51,12 +51,15 @@ pub fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8(output.stdout).expect("utf-8 stdout")
 }
 
-/// A collector on a loopback port with its own SQLite file; killed when dropped.
+/// A collector on a loopback port with its own SQLite file (or PostgreSQL database); killed
+/// when dropped.
 pub struct Collector {
     pub dir: tempfile::TempDir,
     pub addr: String,
     database: String,
     child: Option<Child>,
+    /// (admin URL, name) of a PostgreSQL database to drop with the collector.
+    postgres: Option<(String, String)>,
 }
 
 impl Collector {
@@ -68,7 +71,34 @@ impl Collector {
             dir,
             database,
             child: None,
+            postgres: None,
         }
+    }
+
+    /// A collector on a fresh PostgreSQL database, created with `psql` through the admin URL
+    /// in `HATANG_TEST_POSTGRES_URL`. Unset: `None`, said on stderr; under `CI`, a failure.
+    pub fn on_postgres() -> Option<Self> {
+        let admin = match std::env::var("HATANG_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ if std::env::var_os("CI").is_some() => {
+                panic!(
+                    "CI is set but HATANG_TEST_POSTGRES_URL is not: the PostgreSQL tests must run"
+                )
+            }
+            _ => {
+                eprintln!("skipped: HATANG_TEST_POSTGRES_URL not set");
+                return None;
+            }
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!("hatang_e2e_{}_{nanos}", std::process::id());
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let mut collector = Self::new();
+        collector.database = with_database(&admin, &name);
+        collector.postgres = Some((admin, name));
+        Some(collector)
     }
 
     pub fn url(&self) -> String {
@@ -115,6 +145,20 @@ impl Collector {
         });
     }
 
+    /// Kills `serve` (as a crash or a power cut would); `start` brings it back on the same
+    /// address and database.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The database URL given to every command.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("collector.log")).unwrap_or_default()
     }
@@ -132,10 +176,39 @@ impl Collector {
 
 impl Drop for Collector {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        self.stop();
+        // A failed test keeps its database to be looked at.
+        if let Some((admin, name)) = self.postgres.take() {
+            if std::thread::panicking() {
+                eprintln!("kept the database of the failed test: {name}");
+            } else {
+                psql(
+                    &admin,
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                );
+            }
         }
+    }
+}
+
+fn psql(url: &str, sql: &str) {
+    run_ok(Command::new("psql").args(["-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql]));
+}
+
+/// `url` with its database name replaced by `name`, query parameters kept.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[authority..].find('/') {
+        Some(slash) => &base[..authority + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{server}/{name}?{q}"),
+        None => format!("{server}/{name}"),
     }
 }
 
@@ -158,6 +231,8 @@ impl Agent {
         cmd.args(args)
             .env("HATANG_STATE_DIR", self.state.path())
             .env("HATANG_MACHINE_ID", &self.machine_id)
+            // Tests send traffic to loopback only, never to this machine's real gateway.
+            .env("HATANG_GATEWAY_PROBE", "false")
             .env("HATANG_LOG", "warn");
         cmd
     }
@@ -196,11 +271,19 @@ pub fn eventually<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> T
 
 /// A plain HTTP/1.1 GET on loopback: (status, body).
 pub fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    get_as(addr, path, None)
+}
+
+/// [`get`], with `Authorization: Bearer TOKEN` when a token is given.
+pub fn get_as(addr: &str, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
     )?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;

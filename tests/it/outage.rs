@@ -1,0 +1,187 @@
+//! A collector outage: the agent keeps every report while the collector is down, and when it is
+//! back each arrives exactly once, in the order it was made. With the spool full, the oldest are
+//! dropped and the count of what was lost arrives with the next report.
+//!
+//! What the collector stored is read three ways: `reports_stored` from the viewer API, the
+//! accepted and duplicate counters from `/metrics`, and the `reports` table itself (read-only),
+//! the one place that keeps the order reports were committed in and their whole bodies, where the
+//! `spool` figures travel. The API shows an agent's latest inventory, sample and probes but not
+//! its spool figures; adding them would mean a column in both stores for a test's sake.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::support::{Agent, Collector, get_as, run_ok, testdata};
+
+/// An enrolled agent with its collector, a viewer token and an agent config file.
+struct Setup {
+    collector: Collector,
+    agent: Agent,
+    agent_id: String,
+    viewer: String,
+    config: PathBuf,
+}
+
+impl Setup {
+    fn new(machine: &str, config: &str) -> Self {
+        let mut collector = Collector::new();
+        run_ok(
+            collector
+                .cli(&["units", "import"])
+                .arg(testdata("units-hoa-binh-2024.csv")),
+        );
+        collector.start(0);
+        let agent = Agent::new(machine);
+        let agent_id = agent.enroll(&collector, &collector.token(&["--unit", "17-SYT"]));
+        let viewer = collector.token(&["--role", "viewer"]);
+        let config_path = agent.state.path().join("agent.toml");
+        std::fs::write(&config_path, config).unwrap();
+        Self {
+            collector,
+            agent,
+            agent_id,
+            viewer,
+            config: config_path,
+        }
+    }
+
+    /// `hatang-agent once` with the config file: (succeeded, stdout, stderr).
+    fn once(&self) -> (bool, String, String) {
+        let output = self
+            .agent
+            .cmd(&["once", "--config"])
+            .arg(&self.config)
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// Runs `once` with the collector down; it must fail, saying how many reports it keeps.
+    fn once_offline(&self, waiting: usize) {
+        let (ok, _, stderr) = self.once();
+        assert!(!ok, "succeeded with the collector down: {stderr}");
+        let expected = format!("hatang-agent: report kept in the spool ({waiting} waiting)");
+        assert!(stderr.contains(&expected), "{expected:?} not in {stderr}");
+    }
+
+    fn once_online(&self, sent: usize) {
+        let (ok, stdout, stderr) = self.once();
+        assert!(ok, "{stderr}");
+        assert!(
+            stdout.contains(&format!("sent {sent} report(s)")),
+            "{stdout}"
+        );
+    }
+
+    fn reports_stored(&self) -> i64 {
+        let path = format!("/api/v1/agents/{}", self.agent_id);
+        let (status, body) = get_as(&self.collector.addr, &path, Some(&self.viewer)).unwrap();
+        assert_eq!(status, 200, "{body}");
+        let agent: Value = serde_json::from_str(&body).unwrap();
+        agent["reports_stored"].as_i64().expect("reports_stored")
+    }
+
+    /// The stored reports' bodies, in the order the collector committed them.
+    fn stored(&self) -> Vec<Value> {
+        let url = format!("{}?mode=ro", self.collector.database());
+        let agent_id = self.agent_id.clone();
+        let rows: Vec<(String,)> = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+                    .await
+                    .unwrap();
+                sqlx::query_as("SELECT body FROM reports WHERE agent_id = ? ORDER BY rowid")
+                    .bind(agent_id)
+                    .fetch_all(&mut db)
+                    .await
+                    .unwrap()
+            });
+        rows.iter()
+            .map(|(body,)| serde_json::from_str(body).unwrap())
+            .collect()
+    }
+
+    /// Checks that the collector stored `n` reports, each once, `accepted` of them since it
+    /// was last started (its counters start from zero with the process).
+    fn assert_stored_once(&self, n: usize, accepted: usize) -> Vec<Value> {
+        assert_eq!(self.reports_stored(), n as i64);
+        let metrics = self.collector.metrics();
+        assert_eq!(
+            metrics.get("hatang_reports_received_total", &[("outcome", "accepted")]),
+            Some(accepted as f64)
+        );
+        let duplicates = metrics.get("hatang_reports_received_total", &[("outcome", "duplicate")]);
+        assert_eq!(duplicates.unwrap_or(0.0), 0.0, "nothing was sent twice");
+        let stored = self.stored();
+        assert_eq!(stored.len(), n);
+        // Committed in the order they were made: report ids are UUID v7, ordered by time.
+        let ids: Vec<&str> = stored
+            .iter()
+            .map(|r| r["report_id"].as_str().unwrap())
+            .collect();
+        assert!(ids.is_sorted(), "stored out of order: {ids:?}");
+        stored
+    }
+}
+
+/// `(dropped_reports, waiting_reports)` a stored report carries.
+fn spool(report: &Value) -> (u64, u64) {
+    let s = &report["spool"];
+    (
+        s["dropped_reports"].as_u64().expect("dropped_reports"),
+        s["waiting_reports"].as_u64().expect("waiting_reports"),
+    )
+}
+
+#[test]
+fn reports_made_while_the_collector_is_down_arrive_once_and_in_order() {
+    const OFFLINE: usize = 5;
+    let mut s = Setup::new("e2e-outage", "");
+    s.once_online(1);
+
+    s.collector.stop();
+    for made in 1..=OFFLINE {
+        s.once_offline(made);
+    }
+    s.collector.start(0);
+    s.once_online(OFFLINE + 1);
+
+    let stored = s.assert_stored_once(OFFLINE + 2, OFFLINE + 1);
+    // Each report says how many older ones were waiting when it was made; none were lost.
+    let figures: Vec<(u64, u64)> = stored.iter().map(spool).collect();
+    let expected: Vec<(u64, u64)> = [0, 0, 1, 2, 3, 4, 5].map(|w| (0, w)).to_vec();
+    assert_eq!(figures, expected);
+}
+
+#[test]
+fn with_the_spool_full_the_oldest_go_and_the_drop_count_arrives() {
+    const CAP: usize = 3;
+    const OFFLINE: usize = 6;
+    let mut s = Setup::new("e2e-outage-full", &format!("spool_max_reports = {CAP}\n"));
+    s.once_online(1);
+
+    s.collector.stop();
+    for made in 1..=OFFLINE {
+        s.once_offline(made.min(CAP));
+    }
+    s.collector.start(0);
+    // Spooling this one drops the oldest offline report; it carries the 3 drops before it.
+    s.once_online(CAP);
+    // The next one carries the drop its predecessor caused.
+    s.once_online(1);
+
+    let stored = s.assert_stored_once(1 + CAP + 1, CAP + 1);
+    let figures: Vec<(u64, u64)> = stored.iter().map(spool).collect();
+    assert_eq!(figures, [(0, 0), (1, 3), (2, 3), (3, 3), (4, 0)]);
+    // Every report made is either stored or counted as dropped.
+    let made = 1 + OFFLINE + 2;
+    let (dropped, _) = spool(stored.last().unwrap());
+    assert_eq!(stored.len() + dropped as usize, made);
+}
