@@ -8,11 +8,12 @@ use hatang_protocol::{EnrollRequest, Report};
 
 use crate::collect::{self, Collector};
 use crate::config::Config;
-use crate::probe::{self, Evidence, speed};
 use crate::push::{self, PushError};
 use crate::report::{self, InventoryPolicy};
+use crate::speed;
 use crate::spool::Spool;
 use crate::state::{self, Enrolment};
+use hatang_probe::{self as probe, Evidence};
 
 /// Exchanges an enrolment token for this machine's agent key and stores it.
 pub async fn enroll(config: &Config, token: &str, out: &mut impl Write) -> anyhow::Result<()> {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use hatang_protocol::ProbeClass;
 use serde::Deserialize;
 
-use crate::probe::{self, ProbeSpec, Target};
 use crate::spool::Bounds;
+use hatang_probe::{ProbeSpec, Target};
 
 /// The annotated example shipped with the agent (`hatang-agent config example`).
 pub const EXAMPLE: &str = include_str!("../hatang-agent.example.toml");
@@ -248,11 +248,11 @@ impl RawConfig {
                 self.speedtest_interval_secs
             ));
         }
-        if !(64 << 10..=probe::speed::MAX_BYTES).contains(&self.speedtest_bytes) {
+        if !(64 << 10..=crate::speed::MAX_BYTES).contains(&self.speedtest_bytes) {
             errors.push(format!(
                 "speedtest_bytes = {} must be between 65536 and {}",
                 self.speedtest_bytes,
-                probe::speed::MAX_BYTES
+                crate::speed::MAX_BYTES
             ));
         }
         let probes = check_probes(&self.probes, &mut errors);

@@ -7,8 +7,8 @@
 pub mod collect;
 pub mod commands;
 pub mod config;
-pub mod probe;
 pub mod push;
 pub mod report;
+pub mod speed;
 pub mod spool;
 pub mod state;

@@ -914,9 +914,8 @@ async fn assert_metrics_are_well_formed_with_injected_labels(h: &Harness) {
 /// until the series is renamed; anything else promtool says (a parse error above all) fails.
 // `bits` is not a Prometheus base unit; the speed-test series should be `..._bytes_per_second`
 // (value / 8), which is its owner's call since dashboards and docs name it.
-const KNOWN_LINTS: &[&str] = &[
-    "hatang_unit_download_bits_per_second use base unit \"bytes\" instead of \"bits\"",
-];
+const KNOWN_LINTS: &[&str] =
+    &["hatang_unit_download_bits_per_second use base unit \"bytes\" instead of \"bits\""];
 
 /// `promtool check metrics` on `exposition`; `None` when promtool is not installed, which fails
 /// under `CI` (mirrors the end-to-end crate's helper; test crates do not share code).

@@ -1,5 +1,6 @@
-//! Connectivity evidence: the operator's probes, the default gateway and (in [`speed`]) the
-//! throughput to the collector.
+//! Connectivity measurements shared by the agent's probes and the collector's service checks:
+//! TCP connect, HTTP(S) with status and certificate expiry, DNS and ICMP, each run as several
+//! attempts against one target, and the default-gateway check.
 //!
 //! A probe makes several attempts against one target, one after another with a short gap, and
 //! its result is the arithmetic over their round-trip times ([`Stats`]): loss, min/avg/max and
@@ -11,7 +12,6 @@
 mod dns;
 mod http;
 mod icmp;
-pub mod speed;
 mod tcp;
 
 use std::net::IpAddr;
@@ -461,7 +461,7 @@ fn bounded(mut text: String, parts: usize) -> String {
 
 /// The innermost cause of an error: for network errors it is the one a human can act on
 /// ("Connection refused", "invalid peer certificate: UnknownIssuer").
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut inner = e;
     while let Some(source) = inner.source() {
         inner = source;

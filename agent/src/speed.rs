@@ -106,7 +106,7 @@ async fn download(
     let mut got = 0u64;
     // Past the deadline, what arrived so far is the measurement.
     while let Ok(chunk) = tokio::time::timeout_at(deadline, response.chunk()).await {
-        match chunk.map_err(|e| super::root_cause(&e))? {
+        match chunk.map_err(|e| hatang_probe::root_cause(&e))? {
             Some(c) => got += c.len() as u64,
             None => break,
         }
@@ -172,7 +172,7 @@ fn accepted(
 ) -> Result<reqwest::Response, String> {
     let response = answer
         .map_err(|_| format!("no answer within {} s", DIRECTION_LIMIT.as_secs()))?
-        .map_err(|e| super::root_cause(&e))?;
+        .map_err(|e| hatang_probe::root_cause(&e))?;
     if response.status().is_success() {
         Ok(response)
     } else {
