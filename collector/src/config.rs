@@ -36,6 +36,8 @@ pub struct RawConfig {
     pub broadband_min_mbps: f64,
     /// Rate limits and the clock-skew bound of ingest.
     pub limits: LimitsConfig,
+    /// Shared applications the collector checks itself (`[[services]]`).
+    pub services: Vec<crate::checks::ServiceConfig>,
 }
 
 /// The `[limits]` table: what one agent or one address may send, and how far an agent's clock
@@ -87,6 +89,7 @@ impl Default for RawConfig {
             broadband_window_secs: 3600,
             broadband_min_mbps: 2.0,
             limits: LimitsConfig::default(),
+            services: Vec::new(),
         }
     }
 }
@@ -112,6 +115,7 @@ pub struct Config {
     pub broadband_window_secs: i64,
     pub broadband_min_bps: f64,
     pub limits: LimitsConfig,
+    pub services: Vec<crate::checks::Service>,
 }
 
 // The database URL may carry a password.
@@ -127,6 +131,7 @@ impl fmt::Debug for Config {
             .field("broadband_window_secs", &self.broadband_window_secs)
             .field("broadband_min_bps", &self.broadband_min_bps)
             .field("limits", &self.limits)
+            .field("services", &self.services)
             .finish()
     }
 }
@@ -200,6 +205,20 @@ impl RawConfig {
         if !(self.broadband_min_mbps.is_finite() && self.broadband_min_mbps >= 0.0) {
             errors.push("broadband_min_mbps must be a number of Mbit/s, 0 or more".into());
         }
+        let mut services = Vec::new();
+        for entry in &self.services {
+            if services
+                .iter()
+                .any(|s: &crate::checks::Service| s.spec.name == entry.name)
+            {
+                errors.push(format!("services: the name {:?} appears twice", entry.name));
+                continue;
+            }
+            match entry.check() {
+                Ok(service) => services.push(service),
+                Err(e) => errors.push(e),
+            }
+        }
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
@@ -213,6 +232,7 @@ impl RawConfig {
             broadband_window_secs: i64::from(self.broadband_window_secs),
             broadband_min_bps: self.broadband_min_mbps * 1e6,
             limits: self.limits,
+            services,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! `main.rs` only parses the command line; everything else lives here so tests can reach it.
 
 pub mod changes;
+pub mod checks;
 pub mod commands;
 pub mod config;
 pub mod coverage;
@@ -26,13 +27,16 @@ pub fn now() -> i64 {
 }
 
 /// Serves the API on an already bound listener until `shutdown` completes, then finishes the
-/// requests in flight. Tests bind port 0 and pass the listener, so nothing waits for readiness.
+/// requests in flight; the configured service checks run meanwhile. Tests bind port 0 and pass
+/// the listener, so nothing waits for readiness.
 /// Each connection's peer address reaches the handlers, for the per-address rate limits.
 pub async fn serve(
     state: http::AppState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let _checks_stop_when_dropped =
+        checks::spawn(state.config().services.clone(), state.services().clone())?;
     axum::serve(
         listener,
         http::app(state).into_make_service_with_connect_info::<SocketAddr>(),

@@ -12,6 +12,7 @@ use prometheus::{
     GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::checks::ServiceResult;
 use crate::figures::{AgentState, Figures};
 use crate::hosts::HostFigures;
 
@@ -66,6 +67,7 @@ pub struct Metrics {
     broadband_ratio: GaugeVec,
     reachable_ratio: GaugeVec,
     hosts: HostSeries,
+    services: ServiceSeries,
     /// Scrapes rewrite the figure gauges; one at a time so two scrapes never interleave.
     render: Mutex<()>,
 }
@@ -257,6 +259,7 @@ impl Metrics {
             registry.register(Box::new(g.clone())).unwrap();
         }
         let hosts = HostSeries::new(&registry);
+        let services = ServiceSeries::new(&registry);
         for o in Outcome::ALL {
             reports.with_label_values(&[o.as_str()]);
         }
@@ -283,6 +286,7 @@ impl Metrics {
             broadband_ratio,
             reachable_ratio,
             hosts,
+            services,
             render: Mutex::new(()),
         }
     }
@@ -301,7 +305,7 @@ impl Metrics {
     }
 
     /// The text exposition with the figure gauges set from `figures`.
-    pub fn render(&self, figures: &Figures) -> String {
+    pub fn render(&self, figures: &Figures, services: &[ServiceResult]) -> String {
         let _one_at_a_time = self.render.lock().unwrap_or_else(|p| p.into_inner());
         for g in [
             &self.equipment_ratio,
@@ -376,6 +380,7 @@ impl Metrics {
             }
         }
         self.hosts.render(&figures.hosts);
+        self.services.render(services);
         for a in &figures.agents {
             self.agents
                 .with_label_values(&[&a.level, a.role.as_str(), a.state.as_str()])
@@ -566,6 +571,79 @@ impl HostSeries {
     }
 }
 
+/// Series of the collector's own checks of the shared applications.
+#[derive(Debug)]
+struct ServiceSeries {
+    up: IntGaugeVec,
+    latency: GaugeVec,
+    http_status: IntGaugeVec,
+    tls_expiry: GaugeVec,
+    checked: GaugeVec,
+}
+
+impl ServiceSeries {
+    fn new(registry: &Registry) -> Self {
+        let gauge = |name: &str, help: &str| {
+            let g = GaugeVec::new(opts(name, help), &["service"]).unwrap();
+            registry.register(Box::new(g.clone())).unwrap();
+            g
+        };
+        let int_gauge = |name: &str, help: &str| {
+            let g = IntGaugeVec::new(opts(name, help), &["service"]).unwrap();
+            registry.register(Box::new(g.clone())).unwrap();
+            g
+        };
+        Self {
+            up: int_gauge(
+                "hatang_service_up",
+                "1 when the collector's latest check of the shared application succeeded.",
+            ),
+            latency: gauge(
+                "hatang_service_latency_seconds",
+                "Time the latest check took to connect (TCP) or to receive the response headers (HTTP).",
+            ),
+            http_status: int_gauge(
+                "hatang_service_http_status_code",
+                "HTTP status of the latest check, for http(s) services that answered.",
+            ),
+            tls_expiry: gauge(
+                "hatang_service_tls_expiry_timestamp_seconds",
+                "When the https service's certificate expires, Unix seconds.",
+            ),
+            checked: gauge(
+                "hatang_service_last_check_timestamp_seconds",
+                "When the service was last checked, Unix seconds.",
+            ),
+        }
+    }
+
+    fn render(&self, services: &[ServiceResult]) {
+        self.up.reset();
+        self.http_status.reset();
+        for g in [&self.latency, &self.tls_expiry, &self.checked] {
+            g.reset();
+        }
+        for s in services {
+            let service = [s.name.as_str()];
+            self.up.with_label_values(&service).set(i64::from(s.up));
+            self.checked
+                .with_label_values(&service)
+                .set(s.checked_at as f64);
+            if let Some(l) = s.latency_seconds {
+                self.latency.with_label_values(&service).set(l);
+            }
+            if let Some(code) = s.http_status {
+                self.http_status
+                    .with_label_values(&service)
+                    .set(i64::from(code));
+            }
+            if let Some(t) = s.tls_not_after {
+                self.tls_expiry.with_label_values(&service).set(t as f64);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -633,6 +711,19 @@ mod tests {
         figures
     }
 
+    fn one_service() -> Vec<ServiceResult> {
+        vec![ServiceResult {
+            name: "portal".into(),
+            target: "https://dichvucong.example/".into(),
+            up: true,
+            latency_seconds: Some(0.25),
+            http_status: Some(200),
+            tls_not_after: Some(1_800_000_000),
+            error: None,
+            checked_at: 110,
+        }]
+    }
+
     #[test]
     fn reference_lists_every_family() {
         let reference = include_str!("../../docs/metrics.md");
@@ -642,7 +733,7 @@ mod tests {
             .filter_map(|l| l.split('`').next())
             .map(|name| format!("hatang_{name}"))
             .collect();
-        let exposed = families(&Metrics::new().render(&one_unit_figures()));
+        let exposed = families(&Metrics::new().render(&one_unit_figures(), &one_service()));
         assert_eq!(documented, exposed);
     }
 
@@ -650,7 +741,7 @@ mod tests {
     fn figures_become_series_with_escaped_labels() {
         let m = Metrics::new();
         m.report(Outcome::Accepted);
-        let text = m.render(&one_unit_figures());
+        let text = m.render(&one_unit_figures(), &one_service());
         for line in [
             "hatang_equipment_ratio{level=\"commune\"} 0.25",
             "hatang_equipment_target_ratio{level=\"commune\"} 0.88",
@@ -668,6 +759,8 @@ mod tests {
             "hatang_broadband_ratio{level=\"commune\"} 1",
             "hatang_reachable_ratio{class=\"datacentre\",level=\"commune\"} 0",
             "hatang_host_up{host=\"db-1\",unit=\"4351\"} 1",
+            "hatang_service_up{service=\"portal\"} 1",
+            "hatang_service_tls_expiry_timestamp_seconds{service=\"portal\"} 1800000000",
             "hatang_host_cpu_usage_ratio{host=\"db-1\",unit=\"4351\"} 0.5",
             "hatang_host_filesystem_available_bytes{host=\"db-1\",mountpoint=\"/var\",unit=\"4351\"} 350",
             "hatang_host_network_transmit_errors_total{host=\"db-1\",interface=\"bond0\",unit=\"4351\"} 2",
@@ -679,7 +772,7 @@ mod tests {
     #[test]
     fn a_second_render_forgets_units_that_are_gone() {
         let m = Metrics::new();
-        let _ = m.render(&one_unit_figures());
+        let _ = m.render(&one_unit_figures(), &one_service());
         let empty = compute(
             &[],
             &[],
@@ -691,7 +784,7 @@ mod tests {
             },
             0,
         );
-        let text = m.render(&empty);
+        let text = m.render(&empty, &[]);
         assert!(!text.contains("4351"), "{text}");
     }
 }

@@ -13,6 +13,8 @@ mod dns;
 mod http;
 mod icmp;
 mod tcp;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -22,6 +22,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/units/{code}", get(unit))
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/agents/{id}", get(agent))
+        .route("/api/v1/services", get(services))
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,4 +195,9 @@ async fn agent(
     body["probes"] = parse(evidence.probes);
     body["reports_stored"] = state.store().report_count(Some(&id)).await?.into();
     Ok(Json(body))
+}
+
+/// The latest check of every configured shared application.
+async fn services(State(state): State<AppState>, _: Viewer) -> Json<Value> {
+    Json(json!({ "services": state.services().snapshot() }))
 }

@@ -24,6 +24,7 @@ use tokio::sync::Mutex;
 pub use error::ApiError;
 pub use limit::{ClientAddr, Limits};
 
+use crate::checks::ServiceStatus;
 use crate::config::Config;
 use crate::figures::{self, Figures, Rules};
 use crate::hosts::HostEvidence;
@@ -42,6 +43,7 @@ struct Inner {
     config: Config,
     metrics: Metrics,
     limits: Limits,
+    services: ServiceStatus,
     figures: Mutex<Option<(Instant, Arc<Figures>)>>,
 }
 
@@ -53,9 +55,15 @@ impl AppState {
                 store,
                 config,
                 metrics: Metrics::new(),
+                services: ServiceStatus::default(),
                 figures: Mutex::new(None),
             }),
         }
+    }
+
+    /// The latest result of each configured service check.
+    pub fn services(&self) -> &ServiceStatus {
+        &self.inner.services
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -223,7 +231,9 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
 
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let figures = state.figures().await?;
-    let text = state.metrics().render(&figures);
+    let text = state
+        .metrics()
+        .render(&figures, &state.services().snapshot());
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -2,6 +2,7 @@
 //! the command-line actions, each against a fresh SQLite database in a temporary directory.
 
 mod api;
+mod checks;
 mod cli;
 mod connectivity;
 mod enroll;
