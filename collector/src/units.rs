@@ -1,4 +1,10 @@
-//! Reading and validating a unit-tree CSV (`code,name,level,parent_code,staff`).
+//! Reading and validating a unit-tree CSV (`code,name,level,parent_code,staff`, and optionally
+//! `merged_into`).
+//!
+//! A reorganisation is a new file: units it lists are the current tree, units it leaves out are
+//! retired. A unit that was merged into another is written as a row with `merged_into` set to
+//! the unit that absorbs it (its other fields may be empty): its agents and enrolment tokens move
+//! there, so the machines keep being counted without being enrolled again.
 //!
 //! Validation is all-or-nothing and reports every problem with its line number, so an operator
 //! fixes a spreadsheet in one pass. Nothing here touches the database: the store imports the
@@ -10,6 +16,8 @@ use std::io::Read;
 
 /// The columns a unit file must have (in any order).
 pub const COLUMNS: [&str; 5] = ["code", "name", "level", "parent_code", "staff"];
+/// The optional column naming the unit a retired unit was merged into.
+pub const MERGED_INTO: &str = "merged_into";
 
 const MAX_CODE_BYTES: usize = 64;
 const MAX_NAME_BYTES: usize = 256;
@@ -25,6 +33,20 @@ pub struct NewUnit {
     pub staff: u32,
     /// Distance from the root of the tree (the root is 0).
     pub depth: u32,
+}
+
+/// A retired unit and the unit that absorbed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merge {
+    pub code: String,
+    pub into: String,
+}
+
+/// A checked unit file: the current tree in file order, and the merges it records.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UnitFile {
+    pub units: Vec<NewUnit>,
+    pub merges: Vec<Merge>,
 }
 
 /// A problem in the file; `line` is 1-based as a spreadsheet shows it.
@@ -50,7 +72,7 @@ struct Row {
 }
 
 /// Parses and checks a whole file; either every unit or every error.
-pub fn parse(input: impl Read) -> Result<Vec<NewUnit>, Vec<ImportError>> {
+pub fn parse(input: impl Read) -> Result<UnitFile, Vec<ImportError>> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
@@ -61,6 +83,7 @@ pub fn parse(input: impl Read) -> Result<Vec<NewUnit>, Vec<ImportError>> {
         Err(e) => return Err(vec![e]),
     };
     let mut rows = Vec::new();
+    let mut merges: Vec<(u64, Merge)> = Vec::new();
     // Every code seen, valid row or not, so a duplicate of a broken row is reported too.
     let mut first_line: HashMap<String, u64> = HashMap::new();
     for record in reader.records() {
@@ -96,7 +119,24 @@ pub fn parse(input: impl Read) -> Result<Vec<NewUnit>, Vec<ImportError>> {
                 });
                 continue;
             }
-            first_line.insert(code, line);
+            first_line.insert(code.clone(), line);
+        }
+        let into = columns.merged_into.map(field).unwrap_or_default();
+        if !into.is_empty() {
+            if code.is_empty() {
+                errors.push(ImportError {
+                    line,
+                    message: "code is empty".into(),
+                });
+            } else if into == code {
+                errors.push(ImportError {
+                    line,
+                    message: format!("unit {code} is merged into itself"),
+                });
+            } else {
+                merges.push((line, Merge { code, into }));
+            }
+            continue;
         }
         match check_row(
             line,
@@ -111,6 +151,17 @@ pub fn parse(input: impl Read) -> Result<Vec<NewUnit>, Vec<ImportError>> {
         }
     }
     let units = check_tree(&rows, &mut errors);
+    for (line, merge) in &merges {
+        if !rows.iter().any(|r| r.code == merge.into) {
+            errors.push(ImportError {
+                line: *line,
+                message: format!(
+                    "merged_into {} is not a current unit of this file",
+                    merge.into
+                ),
+            });
+        }
+    }
     if errors.is_empty() {
         if units.is_empty() {
             return Err(vec![ImportError {
@@ -118,7 +169,10 @@ pub fn parse(input: impl Read) -> Result<Vec<NewUnit>, Vec<ImportError>> {
                 message: "the file has a header but no units".into(),
             }]);
         }
-        Ok(units)
+        Ok(UnitFile {
+            units,
+            merges: merges.into_iter().map(|(_, m)| m).collect(),
+        })
     } else {
         errors.sort_by_key(|e| e.line);
         Err(errors)
@@ -132,6 +186,7 @@ struct Columns {
     level: usize,
     parent_code: usize,
     staff: usize,
+    merged_into: Option<usize>,
 }
 
 fn header_columns<R: Read>(reader: &mut csv::Reader<R>) -> Result<Columns, ImportError> {
@@ -153,9 +208,10 @@ fn header_columns<R: Read>(reader: &mut csv::Reader<R>) -> Result<Columns, Impor
     let unknown: Vec<&str> = names
         .iter()
         .map(String::as_str)
-        .filter(|n| !COLUMNS.contains(n))
+        .filter(|n| !COLUMNS.contains(n) && *n != MERGED_INTO)
         .collect();
-    if !missing.is_empty() || !unknown.is_empty() || names.len() != COLUMNS.len() {
+    let expected = COLUMNS.len() + usize::from(find(MERGED_INTO).is_some());
+    if !missing.is_empty() || !unknown.is_empty() || names.len() != expected {
         let mut why = Vec::new();
         if !missing.is_empty() {
             why.push(format!("missing {}", missing.join(", ")));
@@ -168,7 +224,11 @@ fn header_columns<R: Read>(reader: &mut csv::Reader<R>) -> Result<Columns, Impor
         }
         return Err(ImportError {
             line: 1,
-            message: format!("header must be {} ({})", COLUMNS.join(","), why.join("; ")),
+            message: format!(
+                "header must be {}[,{MERGED_INTO}] ({})",
+                COLUMNS.join(","),
+                why.join("; ")
+            ),
         });
     }
     let at = |col: &str| find(col).unwrap_or_default();
@@ -179,6 +239,7 @@ fn header_columns<R: Read>(reader: &mut csv::Reader<R>) -> Result<Columns, Impor
         level: at("level"),
         parent_code: at("parent_code"),
         staff: at("staff"),
+        merged_into: find(MERGED_INTO),
     })
 }
 
@@ -310,6 +371,13 @@ fn check_tree(rows: &[Row], errors: &mut Vec<ImportError>) -> Vec<NewUnit> {
 mod tests {
     use super::*;
 
+    /// The current units of a file that must parse.
+    fn parse_units(input: impl Read) -> Vec<NewUnit> {
+        let file = parse(input).unwrap();
+        assert!(file.merges.is_empty());
+        file.units
+    }
+
     fn errors(csv: &str) -> Vec<String> {
         parse(csv.as_bytes())
             .expect_err("should be refused")
@@ -320,15 +388,14 @@ mod tests {
 
     #[test]
     fn reads_a_tree_with_depths_and_vietnamese_names() {
-        let units = parse(
+        let units = parse_units(
             "\u{feff}code,name,level,parent_code,staff\n\
              17,Tỉnh Hoà Bình,province,,0\n\
              17-SYT,Sở Y tế,province,17,95\n\
              148,Thành phố Hòa Bình,district,17,120\n\
              4351,Phường Tân Hòa,commune,148,21\n"
                 .as_bytes(),
-        )
-        .unwrap();
+        );
         assert_eq!(units.len(), 4);
         assert_eq!(units[0].parent_code, None);
         assert_eq!(units[1].name, "Sở Y tế");
@@ -341,8 +408,7 @@ mod tests {
 
     #[test]
     fn columns_may_come_in_any_order() {
-        let units =
-            parse("staff,level,code,parent_code,name\n5,province,1,,P\n".as_bytes()).unwrap();
+        let units = parse_units("staff,level,code,parent_code,name\n5,province,1,,P\n".as_bytes());
         assert_eq!((units[0].code.as_str(), units[0].staff), ("1", 5));
     }
 
@@ -393,12 +459,14 @@ mod tests {
         assert_eq!(
             errors("code,name,tier,parent,staff\n1,P,province,,1\n"),
             [
-                "line 1: header must be code,name,level,parent_code,staff (missing level, parent_code; unknown tier, parent)"
+                "line 1: header must be code,name,level,parent_code,staff[,merged_into] (missing level, parent_code; unknown tier, parent)"
             ]
         );
         assert_eq!(
             errors("code,name,level,parent_code,staff,code\n"),
-            ["line 1: header must be code,name,level,parent_code,staff (a column appears twice)"]
+            [
+                "line 1: header must be code,name,level,parent_code,staff[,merged_into] (a column appears twice)"
+            ]
         );
     }
 
@@ -416,7 +484,7 @@ mod tests {
 
     #[test]
     fn levels_are_data_but_must_be_words() {
-        let units = parse("code,name,level,parent_code,staff\n1,P,ward,,1\n".as_bytes()).unwrap();
+        let units = parse_units("code,name,level,parent_code,staff\n1,P,ward,,1\n".as_bytes());
         assert_eq!(units[0].level, "ward");
         assert_eq!(
             errors("code,name,level,parent_code,staff\n1,P,Cấp xã,,1\n"),
@@ -433,8 +501,46 @@ mod tests {
             ("units-phu-tho-2025.csv", 163),
         ] {
             let path = format!("{}/../testdata/{file}", env!("CARGO_MANIFEST_DIR"));
-            let units = parse(std::fs::File::open(&path).unwrap()).unwrap();
+            let units = parse_units(std::fs::File::open(&path).unwrap());
             assert_eq!(units.len(), count, "{file}");
         }
+    }
+
+    #[test]
+    fn a_merged_unit_names_the_unit_that_absorbed_it() {
+        let file = parse(
+            "code,name,level,parent_code,staff,merged_into\n\
+             25,Phú Thọ,province,,0,\n\
+             4792,Phường Tân Hòa,commune,25,30,\n\
+             4795,,,,,4792\n"
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(file.units.len(), 2);
+        assert_eq!(
+            file.merges,
+            [Merge {
+                code: "4795".into(),
+                into: "4792".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_merge_must_name_a_current_unit_of_the_file() {
+        assert_eq!(
+            errors(
+                "code,name,level,parent_code,staff,merged_into\n\
+                 25,Phú Thọ,province,,0,\n\
+                 4795,,,,,4799\n\
+                 4796,,,,,4796\n\
+                 4797,,,,,4795\n"
+            ),
+            [
+                "line 3: merged_into 4799 is not a current unit of this file",
+                "line 4: unit 4796 is merged into itself",
+                "line 5: merged_into 4795 is not a current unit of this file",
+            ]
+        );
     }
 }

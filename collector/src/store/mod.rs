@@ -12,10 +12,11 @@ use std::collections::HashMap;
 use std::fmt;
 
 use async_trait::async_trait;
-use hatang_protocol::Report;
+use hatang_protocol::{Inventory, Report};
 
-use crate::figures::{AgentRow, Role, Speed, UnitRow};
-use crate::units::NewUnit;
+use crate::changes::{Change, ChangeKind};
+use crate::figures::{AgentRow, AgentState, Role, Speed, UnitRow};
+use crate::units::{NewUnit, UnitFile};
 
 pub use postgres::{PostgresSettings, PostgresStore};
 pub use sqlite::SqliteStore;
@@ -73,6 +74,9 @@ pub struct ImportSummary {
     pub updated: u32,
     pub unchanged: u32,
     pub retired: u32,
+    /// Retired units the file says were merged into another, and the agents that moved with them.
+    pub merged: u32,
+    pub agents_moved: u64,
 }
 
 /// An agent as its key names it.
@@ -101,13 +105,78 @@ pub enum EnrolRefusal {
     Expired,
     Revoked,
     UnitRetired,
+    /// The token's `max_uses` enrolments have all been made.
+    UsedUp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What storing a report did.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stored {
-    Accepted,
+    /// Committed, with the inventory changes it recorded as (component, kind), in the order
+    /// [`crate::changes::diff`] found them: what `hatang_inventory_changes_total` counts.
+    Accepted {
+        changes: Vec<(&'static str, ChangeKind)>,
+    },
+    /// The `report_id` was already stored; nothing was written.
     Duplicate,
 }
+
+/// One entry of an agent's inventory change log.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct InventoryChange {
+    /// Orders the log: a later change has a higher id. The cursor of `?before=`.
+    pub id: i64,
+    /// The report that brought the new inventory.
+    pub report_id: String,
+    /// When that report was received (Unix seconds, the collector's clock).
+    pub at: i64,
+    /// One of [`crate::changes::COMPONENTS`].
+    pub component: String,
+    pub key: String,
+    /// `added`, `removed` or `changed`.
+    pub kind: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// The columns of [`InventoryChange`], in `SELECT` lists shared by the implementations.
+pub(crate) const CHANGE_COLUMNS: &str = "id, report_id, at, component, key, kind, before, after";
+
+/// One row of a daily figure snapshot (`figure_snapshots`): a level's figures or a unit's, as
+/// [`crate::history`] turns [`crate::figures::Figures`] into rows and back.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct SnapshotRow {
+    /// `YYYY-MM-DD` in the collector's `utc_offset`.
+    pub date: String,
+    /// `level` or `unit`.
+    pub scope: String,
+    /// The level's name or the unit's code.
+    pub code: String,
+    pub position: i64,
+    pub level: String,
+    pub name: String,
+    pub parent_code: Option<String>,
+    /// Level rows: units with staff > 0. Unit rows: 1 when staff > 0, else 0.
+    pub units: i64,
+    pub staff: i64,
+    pub equipped_staff: i64,
+    pub active_workstations: Option<i64>,
+    pub servers: Option<i64>,
+    pub equipment_ratio: Option<f64>,
+    pub target_ratio: Option<f64>,
+    /// Unit rows: 1 or 0. Level rows: how many of the level's units with staff > 0 have it.
+    pub lan: i64,
+    pub broadband: i64,
+    pub internet: i64,
+    pub gov_wan: i64,
+    pub datacentre: i64,
+    pub download_bps: Option<f64>,
+}
+
+/// The columns of [`SnapshotRow`] in table order, for `SELECT` and `INSERT` lists.
+pub(crate) const SNAPSHOT_COLUMNS: &str = "date, scope, code, position, level, name, \
+     parent_code, units, staff, equipped_staff, active_workstations, servers, equipment_ratio, \
+     target_ratio, lan, broadband, internet, gov_wan, datacentre, download_bps";
 
 /// One agent with what the API shows of it.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -128,12 +197,14 @@ pub struct AgentRecord {
     pub speed_at: Option<i64>,
     pub download_bps: Option<f64>,
     pub upload_bps: Option<f64>,
+    /// When an admin revoked the agent's key; enrolling the machine again clears it.
+    pub revoked_at: Option<i64>,
 }
 
 /// The columns of [`AgentRecord`], for `SELECT` lists shared by the implementations.
 pub(crate) const AGENT_COLUMNS: &str = "id, machine_id, unit_code, role, hostname, enrolled_at, \
      last_report_at, interval_secs, agent_version, lan_up, internet_ok_at, gov_wan_ok_at, \
-     datacentre_ok_at, speed_at, download_bps, upload_bps";
+     datacentre_ok_at, speed_at, download_bps, upload_bps, revoked_at";
 
 impl AgentRecord {
     pub fn figures_row(&self) -> AgentRow {
@@ -172,11 +243,13 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Replaces the current tree with `units` in one transaction: new codes are added, known
     /// codes updated, codes absent from `units` retired (kept for history, out of the figures).
-    async fn import_units(&self, units: &[NewUnit], now: i64) -> Result<ImportSummary, StoreError>;
+    /// Merged units hand their agents and enrolment tokens to the unit that absorbed them.
+    async fn import_units(&self, file: &UnitFile, now: i64) -> Result<ImportSummary, StoreError>;
 
     /// The current tree in import order.
     async fn units(&self) -> Result<Vec<UnitRow>, StoreError>;
 
+    /// `max_uses`: how many enrolments the token allows (`None`: any number).
     async fn create_enrol_token(
         &self,
         digest: &[u8],
@@ -184,6 +257,7 @@ pub trait Store: Send + Sync + fmt::Debug {
         role: Role,
         now: i64,
         expires_at: Option<i64>,
+        max_uses: Option<u32>,
     ) -> Result<(), StoreError>;
 
     async fn create_api_token(
@@ -196,6 +270,31 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// The role of a valid (known, unexpired, unrevoked) API token.
     async fn api_token_role(&self, digest: &[u8], now: i64) -> Result<Option<ApiRole>, StoreError>;
+
+    /// Every enrolment and API token, oldest first, by fingerprint (never a secret or digest).
+    async fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError>;
+
+    /// Revokes the token (of either kind) with this fingerprint, from now on everywhere: it is
+    /// checked in the database on every use. Revoking again keeps the first time.
+    /// `NotFound` for no such token, `Conflict` if two tokens share the fingerprint.
+    async fn revoke_token(
+        &self,
+        fingerprint: &str,
+        now: i64,
+    ) -> Result<Revoked<TokenInfo>, StoreError>;
+
+    /// Revokes an agent's key: its next report (or speed test) is refused with 401. Enrolling
+    /// the machine again issues a new key and lifts the revocation. Revoking again keeps the
+    /// first time. `NotFound` for no such agent.
+    async fn revoke_agent(&self, id: &str, now: i64) -> Result<Revoked<AgentRecord>, StoreError>;
+
+    /// Up to `limit` agents matching `filter`, in id order, after the id `filter.after`.
+    async fn agents_page(
+        &self,
+        filter: &AgentFilter,
+        limit: u32,
+        now: i64,
+    ) -> Result<Vec<AgentRecord>, StoreError>;
 
     /// Exchanges an enrolment token for an agent record keyed by `key_digest`. A machine id the
     /// store already knows keeps its agent id; its old key stops working.
@@ -228,6 +327,44 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Every agent with role `server`, with its latest evidence: the data-centre hosts.
     async fn servers(&self) -> Result<Vec<(AgentRecord, AgentEvidence)>, StoreError>;
+
+    /// An agent's inventory changes, newest first: at most `limit`, only those with an id below
+    /// `before` when given (the next page starts below the last id of this one).
+    async fn inventory_changes(
+        &self,
+        agent_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<InventoryChange>, StoreError>;
+
+    /// Writes `rows` as the snapshot of `date` unless that date already has one (another
+    /// replica's, or an earlier run's): a snapshot is written once and never changed. Whether
+    /// this call wrote it.
+    async fn write_snapshot(
+        &self,
+        date: &str,
+        taken_at: i64,
+        rows: &[SnapshotRow],
+    ) -> Result<bool, StoreError>;
+
+    /// The snapshot of `date` as (when it was taken, its rows: levels then units, each in their
+    /// order), or `None` when none was taken that day.
+    async fn snapshot(&self, date: &str) -> Result<Option<(i64, Vec<SnapshotRow>)>, StoreError>;
+
+    /// The nearest dates before and after `date` that have a snapshot.
+    async fn snapshot_dates_around(
+        &self,
+        date: &str,
+    ) -> Result<(Option<String>, Option<String>), StoreError>;
+
+    /// The level rows of every snapshot from `from` to `to` (inclusive, either open), of one
+    /// level or all, by date and then level order.
+    async fn level_history(
+        &self,
+        level: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Vec<SnapshotRow>, StoreError>;
 }
 
 /// Opens (creating if needed) and migrates the database a URL names.
@@ -369,6 +506,367 @@ fn evidence_of(report: &Report) -> AgentEvidence {
     }
 }
 
+/// What changed between the inventory an agent has on record and the one `report` brings. No
+/// inventory in the report, or none on record (an agent's first inventory is not a change): no
+/// changes. A stored document that no longer parses (written by a future version) counts as none
+/// on record rather than failing the report.
+fn inventory_changes_of(stored: Option<&str>, report: &Report) -> Vec<Change> {
+    let (Some(stored), Some(new)) = (stored, report.inventory.as_ref()) else {
+        return Vec::new();
+    };
+    match serde_json::from_str::<Inventory>(stored) {
+        Ok(old) => crate::changes::diff(&old, new),
+        Err(e) => {
+            tracing::warn!(error = %e, "stored inventory does not parse; not compared");
+            Vec::new()
+        }
+    }
+}
+
+/// A query's arguments, for the binding helpers both implementations share.
+type Args<DB> = <DB as sqlx::Database>::Arguments;
+
+/// Binds one change of `agent_id`'s inventory, brought by `report_id` at `at`, to an
+/// `INSERT INTO inventory_changes (agent_id, report_id, at, component, key, kind, before, after)`
+/// with eight placeholders in the store's dialect.
+fn bind_change<'q, DB>(
+    query: sqlx::query::Query<'q, DB, Args<DB>>,
+    agent_id: &str,
+    report_id: &str,
+    at: i64,
+    change: &Change,
+) -> sqlx::query::Query<'q, DB, Args<DB>>
+where
+    DB: sqlx::Database,
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<String>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    query
+        .bind(agent_id.to_string())
+        .bind(report_id.to_string())
+        .bind(at)
+        .bind(change.component.to_string())
+        .bind(change.key.clone())
+        .bind(change.kind.as_str().to_string())
+        .bind(change.before.clone())
+        .bind(change.after.clone())
+}
+
+/// Binds `row` to an `INSERT INTO figure_snapshots ({SNAPSHOT_COLUMNS})` with twenty
+/// placeholders in the store's dialect.
+fn bind_snapshot_row<'q, DB>(
+    query: sqlx::query::Query<'q, DB, Args<DB>>,
+    row: &SnapshotRow,
+) -> sqlx::query::Query<'q, DB, Args<DB>>
+where
+    DB: sqlx::Database,
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<String>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<i64>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<f64>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    query
+        .bind(row.date.clone())
+        .bind(row.scope.clone())
+        .bind(row.code.clone())
+        .bind(row.position)
+        .bind(row.level.clone())
+        .bind(row.name.clone())
+        .bind(row.parent_code.clone())
+        .bind(row.units)
+        .bind(row.staff)
+        .bind(row.equipped_staff)
+        .bind(row.active_workstations)
+        .bind(row.servers)
+        .bind(row.equipment_ratio)
+        .bind(row.target_ratio)
+        .bind(row.lan)
+        .bind(row.broadband)
+        .bind(row.internet)
+        .bind(row.gov_wan)
+        .bind(row.datacentre)
+        .bind(row.download_bps)
+}
+
+/// What [`Stored::Accepted`] tells the caller of the `changes` it recorded.
+fn accepted(changes: &[Change]) -> Stored {
+    Stored::Accepted {
+        changes: changes.iter().map(|c| (c.component, c.kind)).collect(),
+    }
+}
+
+/// What a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// Enrols machines into one unit.
+    Enrol,
+    /// Reads (viewer) or administers (admin) through the API.
+    Api,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Enrol => "enrol",
+            TokenKind::Api => "api",
+        }
+    }
+
+    fn table(self) -> &'static str {
+        match self {
+            TokenKind::Enrol => "enrol_tokens",
+            TokenKind::Api => "api_tokens",
+        }
+    }
+}
+
+/// A token as operators see it: named by its fingerprint, never by its secret or digest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenInfo {
+    /// The first 12 hex digits of the token's SHA-256 digest ([`crate::secret::fingerprint`]).
+    pub fingerprint: String,
+    pub kind: TokenKind,
+    /// The unit an enrolment token enrols into.
+    pub unit: Option<String>,
+    /// `workstation` or `server` (enrolment), `viewer` or `admin` (API).
+    pub role: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    /// Enrolments made with it (enrolment tokens).
+    pub uses: Option<i64>,
+    /// Enrolments it allows (`None`: any number).
+    pub max_uses: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// Both kinds of token in one list, oldest first; the same SQL on both engines (no
+/// placeholders; typed NULLs so PostgreSQL can type the union).
+const TOKENS_SQL: &str = "SELECT 'enrol' AS kind, id, token_hash, unit_code, role, created_at, \
+       expires_at, revoked_at, uses, max_uses FROM enrol_tokens \
+     UNION ALL \
+     SELECT 'api' AS kind, id, token_hash, CAST(NULL AS TEXT), role, created_at, expires_at, \
+       revoked_at, CAST(NULL AS BIGINT), CAST(NULL AS BIGINT) FROM api_tokens \
+     ORDER BY created_at, kind, id";
+
+/// A row of [`TOKENS_SQL`].
+#[derive(Debug, sqlx::FromRow)]
+struct TokenRow {
+    kind: String,
+    id: i64,
+    token_hash: Vec<u8>,
+    unit_code: Option<String>,
+    role: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    uses: Option<i64>,
+    max_uses: Option<i64>,
+}
+
+impl TokenRow {
+    fn kind(&self) -> TokenKind {
+        if self.kind == "enrol" {
+            TokenKind::Enrol
+        } else {
+            TokenKind::Api
+        }
+    }
+
+    fn fingerprint(&self) -> String {
+        crate::secret::fingerprint(&self.token_hash)
+    }
+
+    fn into_info(self) -> TokenInfo {
+        TokenInfo {
+            fingerprint: self.fingerprint(),
+            kind: self.kind(),
+            unit: self.unit_code,
+            role: self.role,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            uses: self.uses,
+            max_uses: self.max_uses,
+            revoked_at: self.revoked_at,
+        }
+    }
+
+    /// The token as it stands once revoked at `now` (or earlier).
+    fn into_revoked(self, now: i64) -> Revoked<TokenInfo> {
+        let already = self.revoked_at.is_some();
+        let at = self.revoked_at.unwrap_or(now);
+        Revoked {
+            item: TokenInfo {
+                revoked_at: Some(at),
+                ..self.into_info()
+            },
+            already,
+        }
+    }
+
+    /// `UPDATE` that revokes this token (bind the time, then [`Self::id`]); the first
+    /// revocation's time is kept.
+    fn revoke_sql(&self, placeholder: fn(usize) -> String) -> String {
+        format!(
+            "UPDATE {} SET revoked_at = COALESCE(revoked_at, {}) WHERE id = {}",
+            self.kind().table(),
+            placeholder(1),
+            placeholder(2)
+        )
+    }
+}
+
+/// The one token of `rows` with this fingerprint. The fingerprint is derived, not stored, so
+/// the lookup is a scan of the tokens (an operator's action over at most thousands of rows).
+fn token_by_fingerprint(rows: Vec<TokenRow>, fingerprint: &str) -> Result<TokenRow, StoreError> {
+    let mut hits = rows.into_iter().filter(|r| r.fingerprint() == fingerprint);
+    match (hits.next(), hits.next()) {
+        (Some(row), None) => Ok(row),
+        (None, _) => Err(StoreError::NotFound(format!("token {fingerprint}"))),
+        (Some(_), Some(_)) => Err(StoreError::Conflict(format!(
+            "two tokens have the fingerprint {fingerprint}; revoke them in the database"
+        ))),
+    }
+}
+
+/// What a revocation left: the token or agent as it now stands, and whether it had been revoked
+/// before (then its first revocation time is kept).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revoked<T> {
+    pub item: T,
+    pub already: bool,
+}
+
+/// `UPDATE` that revokes an agent's key unless it is revoked already. Binds: the time, the
+/// agent id. Then [`agent_revocation`] reads what it did.
+fn revoke_agent_sql(placeholder: fn(usize) -> String) -> String {
+    format!(
+        "UPDATE agents SET revoked_at = {} WHERE id = {} AND revoked_at IS NULL",
+        placeholder(1),
+        placeholder(2)
+    )
+}
+
+/// The outcome of [`revoke_agent_sql`] (`updated` rows) with the agent read afterwards.
+fn agent_revocation(
+    record: Option<AgentRecord>,
+    updated: u64,
+    id: &str,
+) -> Result<Revoked<AgentRecord>, StoreError> {
+    let item = record.ok_or_else(|| StoreError::NotFound(format!("agent {id}")))?;
+    Ok(Revoked {
+        item,
+        already: updated == 0,
+    })
+}
+
+/// Which agents a listing wants; every field narrows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentFilter {
+    pub unit: Option<String>,
+    pub role: Option<Role>,
+    pub state: Option<AgentState>,
+    /// Part of the hostname, ASCII letters in either case.
+    pub hostname: Option<String>,
+    /// Only agents whose id sorts after this one: the keyset cursor.
+    pub after: Option<String>,
+}
+
+/// A value to bind, in order, to the SQL [`agents_page_sql`] built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// The listing query for `filter`, with the engine's placeholders (`?` or `$n`) and the values to
+/// bind in order.
+///
+/// Pages are keyset pages on the agent id (UUIDv7, so agents enrolled while someone pages land
+/// after the ones already listed): `id > after ORDER BY id LIMIT n`, never `OFFSET`, so a page
+/// costs the same wherever it is and rows added meanwhile cannot shift or repeat one. The id
+/// sorts the same in either engine under any collation (fixed-position hyphens and lower-case hex
+/// digits), and the comparison and the order use the same one, which is what keyset paging needs.
+///
+/// The state conditions restate [`crate::figures::agent_state`] in SQL so the database filters
+/// before the limit; the paging tests check the two agree.
+fn agents_page_sql(
+    filter: &AgentFilter,
+    limit: u32,
+    now: i64,
+    placeholder: fn(usize) -> String,
+) -> (String, Vec<Arg>) {
+    use crate::figures::{DEFAULT_INTERVAL_SECS, ONLINE_INTERVALS, STALE_AFTER_SECS};
+    let mut args = Vec::new();
+    let mut bind = |a: Arg| {
+        args.push(a);
+        placeholder(args.len())
+    };
+    let mut sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE 1 = 1");
+    if let Some(unit) = &filter.unit {
+        sql += &format!(" AND unit_code = {}", bind(Arg::Text(unit.clone())));
+    }
+    if let Some(role) = filter.role {
+        sql += &format!(" AND role = {}", bind(Arg::Text(role.as_str().into())));
+    }
+    if let Some(part) = &filter.hostname {
+        let escaped = part
+            .to_ascii_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = bind(Arg::Text(format!("%{escaped}%")));
+        sql += &format!(" AND LOWER(hostname) LIKE {pattern} ESCAPE '\\'");
+    }
+    if let Some(after) = &filter.after {
+        sql += &format!(" AND id > {}", bind(Arg::Text(after.clone())));
+    }
+    if let Some(state) = filter.state {
+        let online_since = format!(
+            "{} - {ONLINE_INTERVALS} * COALESCE(interval_secs, {DEFAULT_INTERVAL_SECS})",
+            bind(Arg::Int(now))
+        );
+        let stale_since = bind(Arg::Int(now - STALE_AFTER_SECS));
+        sql += &match state {
+            AgentState::Online => format!(" AND last_report_at >= {online_since}"),
+            AgentState::Stale => {
+                format!(" AND last_report_at < {online_since} AND last_report_at >= {stale_since}")
+            }
+            AgentState::Offline => format!(
+                " AND (last_report_at IS NULL OR (last_report_at < {online_since} \
+                 AND last_report_at < {stale_since}))"
+            ),
+        };
+    }
+    sql += &format!(" ORDER BY id LIMIT {}", bind(Arg::Int(i64::from(limit))));
+    (sql, args)
+}
+
+/// [`agents_page_sql`] as a query, its values bound, in the dialect `placeholder` writes.
+fn agents_page_query<'q, DB>(
+    filter: &AgentFilter,
+    limit: u32,
+    now: i64,
+    placeholder: fn(usize) -> String,
+) -> sqlx::query::QueryAs<'q, DB, AgentRecord, <DB as sqlx::Database>::Arguments>
+where
+    DB: sqlx::Database,
+    for<'r> AgentRecord: sqlx::FromRow<'r, DB::Row>,
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let (sql, args) = agents_page_sql(filter, limit, now, placeholder);
+    args.into_iter().fold(
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)),
+        |q, arg| match arg {
+            Arg::Text(t) => q.bind(t),
+            Arg::Int(i) => q.bind(i),
+        },
+    )
+}
+
 /// The URL with any password replaced, for logs and errors.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -426,7 +924,8 @@ mod tests {
                 added: 1,
                 updated: 1,
                 unchanged: 1,
-                retired: 1
+                retired: 1,
+                ..ImportSummary::default()
             }
         );
         assert_eq!(import_summary(Vec::new(), &[]), ImportSummary::default());
@@ -458,6 +957,36 @@ mod tests {
             ..token
         };
         assert_eq!(token.grant(&digest, 99), Ok(("4351".into(), Role::Server)));
+    }
+
+    #[test]
+    fn the_agent_listing_binds_every_value_in_placeholder_order() {
+        let filter = AgentFilter {
+            unit: Some("4351".into()),
+            role: Some(Role::Server),
+            state: Some(AgentState::Stale),
+            hostname: Some("PC_10%".into()),
+            after: Some("0190".into()),
+        };
+        let (sql, args) = agents_page_sql(&filter, 5, 1000, |n| format!("${n}"));
+        // one placeholder per value, numbered in order; the state's times are each used once
+        assert_eq!(sql.matches('$').count(), args.len(), "{sql}");
+        assert!(sql.find("$5").unwrap() < sql.find("$6").unwrap(), "{sql}");
+        assert_eq!(
+            args,
+            [
+                Arg::Text("4351".into()),
+                Arg::Text("server".into()),
+                Arg::Text("%pc\\_10\\%%".into()),
+                Arg::Text("0190".into()),
+                Arg::Int(1000),
+                Arg::Int(1000 - 24 * 3600),
+                Arg::Int(5),
+            ]
+        );
+        assert!(sql.ends_with("ORDER BY id LIMIT $7"), "{sql}");
+        let (sql, args) = agents_page_sql(&AgentFilter::default(), 100, 0, |_| "?".into());
+        assert_eq!((sql.matches('?').count(), args.len()), (1, 1));
     }
 
     #[test]

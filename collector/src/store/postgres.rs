@@ -29,12 +29,17 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{FromRow, PgPool};
 
 use super::{
-    AGENT_COLUMNS, AgentEvidence, AgentIdentity, AgentRecord, ApiRole, ApiTokenRow, EnrolRefusal,
-    EnrolTokenRow, Enrolled, ImportSummary, Store, StoreError, Stored, StoredUnit, evidence_of,
-    import_summary, redact_url,
+    AGENT_COLUMNS, AgentEvidence, AgentIdentity, AgentRecord, ApiRole, ApiTokenRow, CHANGE_COLUMNS,
+    EnrolRefusal, EnrolTokenRow, Enrolled, ImportSummary, InventoryChange, SNAPSHOT_COLUMNS,
+    SnapshotRow, Store, StoreError, Stored, StoredUnit, accepted, bind_change, bind_snapshot_row,
+    evidence_of, import_summary, inventory_changes_of, redact_url,
+};
+use super::{
+    AgentFilter, Revoked, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation, agents_page_query,
+    revoke_agent_sql, token_by_fingerprint,
 };
 use crate::figures::{Role, UnitRow};
-use crate::units::NewUnit;
+use crate::units::{NewUnit, UnitFile};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -103,7 +108,8 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn import_units(&self, units: &[NewUnit], now: i64) -> Result<ImportSummary, StoreError> {
+    async fn import_units(&self, file: &UnitFile, now: i64) -> Result<ImportSummary, StoreError> {
+        let units = &file.units;
         let mut tx = self.pool.begin().await?;
         sqlx::query("LOCK TABLE units IN EXCLUSIVE MODE")
             .execute(&mut *tx)
@@ -113,7 +119,7 @@ impl Store for PostgresStore {
         )
         .fetch_all(&mut *tx)
         .await?;
-        let summary = import_summary(current, units);
+        let mut summary = import_summary(current, units);
         sqlx::query("UPDATE units SET retired_at = $1 WHERE retired_at IS NULL")
             .bind(now)
             .execute(&mut *tx)
@@ -144,6 +150,21 @@ impl Store for PostgresStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        for merge in &file.merges {
+            let moved = sqlx::query("UPDATE agents SET unit_code = $1 WHERE unit_code = $2")
+                .bind(&merge.into)
+                .bind(&merge.code)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("UPDATE enrol_tokens SET unit_code = $1 WHERE unit_code = $2")
+                .bind(&merge.into)
+                .bind(&merge.code)
+                .execute(&mut *tx)
+                .await?;
+            summary.merged += 1;
+            summary.agents_moved += moved;
+        }
         tx.commit().await?;
         Ok(summary)
     }
@@ -165,6 +186,7 @@ impl Store for PostgresStore {
         role: Role,
         now: i64,
         expires_at: Option<i64>,
+        max_uses: Option<u32>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         // FOR SHARE: an import running now finishes first, so the unit is current when the
@@ -178,14 +200,15 @@ impl Store for PostgresStore {
             return Err(StoreError::NotFound(format!("unit {unit_code}")));
         }
         sqlx::query(
-            "INSERT INTO enrol_tokens (token_hash, unit_code, role, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO enrol_tokens (token_hash, unit_code, role, created_at, expires_at, max_uses)
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(digest)
         .bind(unit_code)
         .bind(role.as_str())
         .bind(now)
         .bind(expires_at)
+        .bind(max_uses.map(i64::from))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -224,6 +247,52 @@ impl Store for PostgresStore {
         Ok(row.and_then(|r| r.role_for(digest)))
     }
 
+    async fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        let rows: Vec<TokenRow> = sqlx::query_as(TOKENS_SQL).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(TokenRow::into_info).collect())
+    }
+
+    async fn revoke_token(
+        &self,
+        fingerprint: &str,
+        now: i64,
+    ) -> Result<Revoked<TokenInfo>, StoreError> {
+        let rows: Vec<TokenRow> = sqlx::query_as(TOKENS_SQL).fetch_all(&self.pool).await?;
+        let row = token_by_fingerprint(rows, fingerprint)?;
+        sqlx::query(sqlx::AssertSqlSafe(row.revoke_sql(|n| format!("${n}"))))
+            .bind(now)
+            .bind(row.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(row.into_revoked(now))
+    }
+
+    async fn revoke_agent(&self, id: &str, now: i64) -> Result<Revoked<AgentRecord>, StoreError> {
+        let updated = sqlx::query(sqlx::AssertSqlSafe(revoke_agent_sql(|n| format!("${n}"))))
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1");
+        let record: Option<AgentRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        agent_revocation(record, updated, id)
+    }
+
+    async fn agents_page(
+        &self,
+        filter: &AgentFilter,
+        limit: u32,
+        now: i64,
+    ) -> Result<Vec<AgentRecord>, StoreError> {
+        Ok(agents_page_query(filter, limit, now, |n| format!("${n}"))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     async fn enroll(
         &self,
         token_digest: &[u8],
@@ -253,6 +322,21 @@ impl Store for PostgresStore {
             Ok(granted) => granted,
             Err(refusal) => return Ok(Err(refusal)),
         };
+        // The use is claimed first, in one statement that re-checks the limit on the row it
+        // updates, so enrolments racing on the last use cannot both get it (on PostgreSQL the
+        // second waits for the first's row lock, then sees its count). Nothing is written if it
+        // is refused: the transaction is dropped.
+        let claimed = sqlx::query(
+            "UPDATE enrol_tokens SET uses = uses + 1
+             WHERE id = $1 AND (max_uses IS NULL OR uses < max_uses)",
+        )
+        .bind(token.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            return Ok(Err(EnrolRefusal::UsedUp));
+        }
         // The id is only used if the machine is new: RETURNING gives the stored one, so
         // "reused" is exactly "the id that came back is not the one we proposed".
         let proposed = uuid::Uuid::now_v7().to_string();
@@ -260,7 +344,8 @@ impl Store for PostgresStore {
             "INSERT INTO agents (id, machine_id, unit_code, role, hostname, key_hash, enrolled_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (machine_id) DO UPDATE SET unit_code = EXCLUDED.unit_code,
-               role = EXCLUDED.role, hostname = EXCLUDED.hostname, key_hash = EXCLUDED.key_hash
+               role = EXCLUDED.role, hostname = EXCLUDED.hostname, key_hash = EXCLUDED.key_hash,
+               revoked_at = NULL
              RETURNING id",
         )
         .bind(&proposed)
@@ -272,10 +357,6 @@ impl Store for PostgresStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query("UPDATE enrol_tokens SET uses = uses + 1 WHERE id = $1")
-            .bind(token.id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(Ok(Enrolled {
             reused: agent_id != proposed,
@@ -286,11 +367,12 @@ impl Store for PostgresStore {
     }
 
     async fn agent_by_key(&self, key_digest: &[u8]) -> Result<Option<AgentIdentity>, StoreError> {
-        let row: Option<AgentIdentity> =
-            sqlx::query_as("SELECT id, unit_code, key_hash FROM agents WHERE key_hash = $1")
-                .bind(key_digest)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<AgentIdentity> = sqlx::query_as(
+            "SELECT id, unit_code, key_hash FROM agents WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(key_digest)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.filter(|a| crate::secret::same(&a.key_hash, key_digest)))
     }
 
@@ -317,6 +399,31 @@ impl Store for PostgresStore {
         if inserted == 0 {
             tx.rollback().await?;
             return Ok(Stored::Duplicate);
+        }
+        // Locked: of two replicas storing two reports of one agent at once, the second compares
+        // with the inventory the first left, never both with the same old one (which would log a
+        // change twice). FOR NO KEY UPDATE, the lock the UPDATE below takes anyway, and not FOR
+        // UPDATE: that one conflicts with the KEY SHARE lock the reports row's foreign key already
+        // holds on the agent, and two such transactions deadlock.
+        let changes = if report.inventory.is_some() {
+            let stored: Option<Option<String>> =
+                sqlx::query_scalar("SELECT inventory FROM agents WHERE id = $1 FOR NO KEY UPDATE")
+                    .bind(agent_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            inventory_changes_of(stored.flatten().as_deref(), report)
+        } else {
+            Vec::new()
+        };
+        let report_id = report.report_id.to_string();
+        for change in &changes {
+            let insert = sqlx::query(
+                "INSERT INTO inventory_changes (agent_id, report_id, at, component, key, kind, before, after)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            );
+            bind_change(insert, agent_id, &report_id, now, change)
+                .execute(&mut *tx)
+                .await?;
         }
         let evidence = evidence_of(report);
         let links = crate::evidence::of(report, now);
@@ -356,7 +463,7 @@ impl Store for PostgresStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(Stored::Accepted)
+        Ok(accepted(&changes))
     }
 
     async fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
@@ -409,5 +516,110 @@ impl Store for PostgresStore {
             .iter()
             .map(|r| Ok((AgentRecord::from_row(r)?, AgentEvidence::from_row(r)?)))
             .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    async fn inventory_changes(
+        &self,
+        agent_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<InventoryChange>, StoreError> {
+        let sql = format!(
+            "SELECT {CHANGE_COLUMNS} FROM inventory_changes
+             WHERE agent_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(agent_id)
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn write_snapshot(
+        &self,
+        date: &str,
+        taken_at: i64,
+        rows: &[SnapshotRow],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let claimed = sqlx::query(
+            "INSERT INTO figure_snapshot_dates (date, taken_at) VALUES ($1, $2)
+             ON CONFLICT (date) DO NOTHING",
+        )
+        .bind(date)
+        .bind(taken_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let sql = format!(
+            "INSERT INTO figure_snapshots ({SNAPSHOT_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+             ON CONFLICT (date, scope, code) DO NOTHING"
+        );
+        for row in rows {
+            bind_snapshot_row(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), row)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn snapshot(&self, date: &str) -> Result<Option<(i64, Vec<SnapshotRow>)>, StoreError> {
+        let taken_at: Option<i64> =
+            sqlx::query_scalar("SELECT taken_at FROM figure_snapshot_dates WHERE date = $1")
+                .bind(date)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(taken_at) = taken_at else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT {SNAPSHOT_COLUMNS} FROM figure_snapshots WHERE date = $1
+             ORDER BY scope COLLATE \"C\", position"
+        );
+        let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(date)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(Some((taken_at, rows)))
+    }
+
+    async fn snapshot_dates_around(
+        &self,
+        date: &str,
+    ) -> Result<(Option<String>, Option<String>), StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT (SELECT MAX(date) FROM figure_snapshot_dates WHERE date < $1),
+                    (SELECT MIN(date) FROM figure_snapshot_dates WHERE date > $1)",
+        )
+        .bind(date)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn level_history(
+        &self,
+        level: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Vec<SnapshotRow>, StoreError> {
+        let sql = format!(
+            "SELECT {SNAPSHOT_COLUMNS} FROM figure_snapshots
+             WHERE scope = 'level' AND ($1::text IS NULL OR level = $1)
+               AND ($2::text IS NULL OR date >= $2) AND ($3::text IS NULL OR date <= $3)
+             ORDER BY date COLLATE \"C\", position"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(level)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?)
     }
 }

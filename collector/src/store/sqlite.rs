@@ -15,12 +15,17 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow, SqlitePool};
 
 use super::{
-    AGENT_COLUMNS, AgentEvidence, AgentIdentity, AgentRecord, ApiRole, ApiTokenRow, EnrolRefusal,
-    EnrolTokenRow, Enrolled, ImportSummary, Store, StoreError, Stored, StoredUnit, evidence_of,
-    import_summary,
+    AGENT_COLUMNS, AgentEvidence, AgentIdentity, AgentRecord, ApiRole, ApiTokenRow, CHANGE_COLUMNS,
+    EnrolRefusal, EnrolTokenRow, Enrolled, ImportSummary, InventoryChange, SNAPSHOT_COLUMNS,
+    SnapshotRow, Store, StoreError, Stored, StoredUnit, accepted, bind_change, bind_snapshot_row,
+    evidence_of, import_summary, inventory_changes_of,
+};
+use super::{
+    AgentFilter, Revoked, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation, agents_page_query,
+    revoke_agent_sql, token_by_fingerprint,
 };
 use crate::figures::{Role, UnitRow};
-use crate::units::NewUnit;
+use crate::units::UnitFile;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
@@ -59,14 +64,15 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn import_units(&self, units: &[NewUnit], now: i64) -> Result<ImportSummary, StoreError> {
+    async fn import_units(&self, file: &UnitFile, now: i64) -> Result<ImportSummary, StoreError> {
+        let units = &file.units;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let current: Vec<StoredUnit> = sqlx::query_as(
             "SELECT code, name, level, parent_code, staff, depth FROM units WHERE retired_at IS NULL",
         )
         .fetch_all(&mut *tx)
         .await?;
-        let summary = import_summary(current, units);
+        let mut summary = import_summary(current, units);
         sqlx::query("UPDATE units SET retired_at = ? WHERE retired_at IS NULL")
             .bind(now)
             .execute(&mut *tx)
@@ -90,6 +96,21 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
+        for merge in &file.merges {
+            let moved = sqlx::query("UPDATE agents SET unit_code = ? WHERE unit_code = ?")
+                .bind(&merge.into)
+                .bind(&merge.code)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("UPDATE enrol_tokens SET unit_code = ? WHERE unit_code = ?")
+                .bind(&merge.into)
+                .bind(&merge.code)
+                .execute(&mut *tx)
+                .await?;
+            summary.merged += 1;
+            summary.agents_moved += moved;
+        }
         tx.commit().await?;
         Ok(summary)
     }
@@ -111,6 +132,7 @@ impl Store for SqliteStore {
         role: Role,
         now: i64,
         expires_at: Option<i64>,
+        max_uses: Option<u32>,
     ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let known = sqlx::query("SELECT 1 FROM units WHERE code = ? AND retired_at IS NULL")
@@ -121,14 +143,15 @@ impl Store for SqliteStore {
             return Err(StoreError::NotFound(format!("unit {unit_code}")));
         }
         sqlx::query(
-            "INSERT INTO enrol_tokens (token_hash, unit_code, role, created_at, expires_at)
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO enrol_tokens (token_hash, unit_code, role, created_at, expires_at, max_uses)
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(digest)
         .bind(unit_code)
         .bind(role.as_str())
         .bind(now)
         .bind(expires_at)
+        .bind(max_uses.map(i64::from))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -166,6 +189,52 @@ impl Store for SqliteStore {
         Ok(row.and_then(|r| r.role_for(digest)))
     }
 
+    async fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        let rows: Vec<TokenRow> = sqlx::query_as(TOKENS_SQL).fetch_all(&self.reader).await?;
+        Ok(rows.into_iter().map(TokenRow::into_info).collect())
+    }
+
+    async fn revoke_token(
+        &self,
+        fingerprint: &str,
+        now: i64,
+    ) -> Result<Revoked<TokenInfo>, StoreError> {
+        let rows: Vec<TokenRow> = sqlx::query_as(TOKENS_SQL).fetch_all(&self.writer).await?;
+        let row = token_by_fingerprint(rows, fingerprint)?;
+        sqlx::query(sqlx::AssertSqlSafe(row.revoke_sql(|_| "?".to_string())))
+            .bind(now)
+            .bind(row.id)
+            .execute(&self.writer)
+            .await?;
+        Ok(row.into_revoked(now))
+    }
+
+    async fn revoke_agent(&self, id: &str, now: i64) -> Result<Revoked<AgentRecord>, StoreError> {
+        let updated = sqlx::query(sqlx::AssertSqlSafe(revoke_agent_sql(|_| "?".to_string())))
+            .bind(now)
+            .bind(id)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?");
+        let record: Option<AgentRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await?;
+        agent_revocation(record, updated, id)
+    }
+
+    async fn agents_page(
+        &self,
+        filter: &AgentFilter,
+        limit: u32,
+        now: i64,
+    ) -> Result<Vec<AgentRecord>, StoreError> {
+        Ok(agents_page_query(filter, limit, now, |_| "?".to_string())
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
     async fn enroll(
         &self,
         token_digest: &[u8],
@@ -191,6 +260,20 @@ impl Store for SqliteStore {
             Ok(granted) => granted,
             Err(refusal) => return Ok(Err(refusal)),
         };
+        // The use is claimed first; nothing is written if it is refused (the transaction is
+        // dropped). PostgreSQL needs the condition in the UPDATE itself; here the single
+        // writer would do, but one statement keeps the two stores alike.
+        let claimed = sqlx::query(
+            "UPDATE enrol_tokens SET uses = uses + 1
+             WHERE id = ? AND (max_uses IS NULL OR uses < max_uses)",
+        )
+        .bind(token.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            return Ok(Err(EnrolRefusal::UsedUp));
+        }
         let existing: Option<String> =
             sqlx::query_scalar("SELECT id FROM agents WHERE machine_id = ?")
                 .bind(machine_id)
@@ -200,7 +283,9 @@ impl Store for SqliteStore {
         let agent_id = match existing {
             Some(id) => {
                 sqlx::query(
-                    "UPDATE agents SET unit_code = ?, role = ?, hostname = ?, key_hash = ? WHERE id = ?",
+                    "UPDATE agents SET unit_code = ?, role = ?, hostname = ?, key_hash = ?,
+                       revoked_at = NULL
+                     WHERE id = ?",
                 )
                 .bind(&unit_code)
                 .bind(role.as_str())
@@ -229,10 +314,6 @@ impl Store for SqliteStore {
                 id
             }
         };
-        sqlx::query("UPDATE enrol_tokens SET uses = uses + 1 WHERE id = ?")
-            .bind(token.id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(Ok(Enrolled {
             agent_id,
@@ -243,11 +324,12 @@ impl Store for SqliteStore {
     }
 
     async fn agent_by_key(&self, key_digest: &[u8]) -> Result<Option<AgentIdentity>, StoreError> {
-        let row: Option<AgentIdentity> =
-            sqlx::query_as("SELECT id, unit_code, key_hash FROM agents WHERE key_hash = ?")
-                .bind(key_digest)
-                .fetch_optional(&self.reader)
-                .await?;
+        let row: Option<AgentIdentity> = sqlx::query_as(
+            "SELECT id, unit_code, key_hash FROM agents WHERE key_hash = ? AND revoked_at IS NULL",
+        )
+        .bind(key_digest)
+        .fetch_optional(&self.reader)
+        .await?;
         Ok(row.filter(|a| crate::secret::same(&a.key_hash, key_digest)))
     }
 
@@ -274,6 +356,26 @@ impl Store for SqliteStore {
         if inserted == 0 {
             tx.rollback().await?;
             return Ok(Stored::Duplicate);
+        }
+        let changes = if report.inventory.is_some() {
+            let stored: Option<Option<String>> =
+                sqlx::query_scalar("SELECT inventory FROM agents WHERE id = ?")
+                    .bind(agent_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            inventory_changes_of(stored.flatten().as_deref(), report)
+        } else {
+            Vec::new()
+        };
+        let report_id = report.report_id.to_string();
+        for change in &changes {
+            let insert = sqlx::query(
+                "INSERT INTO inventory_changes (agent_id, report_id, at, component, key, kind, before, after)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            );
+            bind_change(insert, agent_id, &report_id, now, change)
+                .execute(&mut *tx)
+                .await?;
         }
         let evidence = evidence_of(report);
         let links = crate::evidence::of(report, now);
@@ -316,7 +418,7 @@ impl Store for SqliteStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(Stored::Accepted)
+        Ok(accepted(&changes))
     }
 
     async fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
@@ -365,5 +467,115 @@ impl Store for SqliteStore {
             .iter()
             .map(|r| Ok((AgentRecord::from_row(r)?, AgentEvidence::from_row(r)?)))
             .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    async fn inventory_changes(
+        &self,
+        agent_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<InventoryChange>, StoreError> {
+        let sql = format!(
+            "SELECT {CHANGE_COLUMNS} FROM inventory_changes
+             WHERE agent_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(agent_id)
+            .bind(before)
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    async fn write_snapshot(
+        &self,
+        date: &str,
+        taken_at: i64,
+        rows: &[SnapshotRow],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let claimed = sqlx::query(
+            "INSERT INTO figure_snapshot_dates (date, taken_at) VALUES (?, ?)
+             ON CONFLICT (date) DO NOTHING",
+        )
+        .bind(date)
+        .bind(taken_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let sql = format!(
+            "INSERT INTO figure_snapshots ({SNAPSHOT_COLUMNS})
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (date, scope, code) DO NOTHING"
+        );
+        for row in rows {
+            bind_snapshot_row(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), row)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn snapshot(&self, date: &str) -> Result<Option<(i64, Vec<SnapshotRow>)>, StoreError> {
+        let taken_at: Option<i64> =
+            sqlx::query_scalar("SELECT taken_at FROM figure_snapshot_dates WHERE date = ?")
+                .bind(date)
+                .fetch_optional(&self.reader)
+                .await?;
+        let Some(taken_at) = taken_at else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT {SNAPSHOT_COLUMNS} FROM figure_snapshots WHERE date = ?
+             ORDER BY scope, position"
+        );
+        let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(date)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(Some((taken_at, rows)))
+    }
+
+    async fn snapshot_dates_around(
+        &self,
+        date: &str,
+    ) -> Result<(Option<String>, Option<String>), StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT (SELECT MAX(date) FROM figure_snapshot_dates WHERE date < ?),
+                    (SELECT MIN(date) FROM figure_snapshot_dates WHERE date > ?)",
+        )
+        .bind(date)
+        .bind(date)
+        .fetch_one(&self.reader)
+        .await?)
+    }
+
+    async fn level_history(
+        &self,
+        level: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Vec<SnapshotRow>, StoreError> {
+        let sql = format!(
+            "SELECT {SNAPSHOT_COLUMNS} FROM figure_snapshots
+             WHERE scope = 'level' AND (? IS NULL OR level = ?)
+               AND (? IS NULL OR date >= ?) AND (? IS NULL OR date <= ?)
+             ORDER BY date, position"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(level)
+            .bind(level)
+            .bind(from)
+            .bind(from)
+            .bind(to)
+            .bind(to)
+            .fetch_all(&self.reader)
+            .await?)
     }
 }
