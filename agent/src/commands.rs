@@ -27,7 +27,7 @@ pub async fn enroll(config: &Config, token: &str, out: &mut impl Write) -> anyho
         machine_id,
         hostname: collect::hostname(),
     };
-    let client = push::client(config.timeout);
+    let client = push::client(config.timeout, &config.tls)?;
     let response = push::enroll(&client, collector, &request)
         .await
         .with_context(|| format!("enrolment with {collector} failed"))?;
@@ -37,6 +37,7 @@ pub async fn enroll(config: &Config, token: &str, out: &mut impl Write) -> anyho
         agent_key: response.agent_key,
         unit: response.unit,
         role: response.role,
+        tls: config.tls.absolute()?,
     };
     state::save(&config.state_dir, &enrolment)?;
     tracing::info!(agent = %enrolment.agent_id, collector, "enrolled");
@@ -51,12 +52,14 @@ pub async fn enroll(config: &Config, token: &str, out: &mut impl Write) -> anyho
     Ok(())
 }
 
-/// The enrolment, with the collector URL from the configuration winning over the stored one.
+/// The enrolment, with the collector URL and TLS files from the configuration winning over the
+/// stored ones.
 fn enrolment(config: &Config) -> anyhow::Result<Enrolment> {
     let mut enrolment = state::load(&config.state_dir)?;
     if let Some(url) = &config.collector {
         enrolment.collector.clone_from(url);
     }
+    enrolment.tls = config.tls.or(&enrolment.tls);
     Ok(enrolment)
 }
 
@@ -100,7 +103,8 @@ pub async fn once(config: &Config, print: bool, out: &mut impl Write) -> anyhow:
     let enrolment = enrolment(config)?;
     let spool = open_spool(config)?;
     spool_report(&spool, &mut report)?;
-    let client = push::client(config.timeout);
+    let client = push::client(config.timeout, &enrolment.tls)
+        .context("report kept in the spool for the next run")?;
     // Everything waiting, not one batch: a person (or a script) ran this to send.
     let (flushed, result) = push::flush(
         &client,
@@ -138,7 +142,7 @@ pub async fn once(config: &Config, print: bool, out: &mut impl Write) -> anyhow:
 pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let enrolment = enrolment(config)?;
     let spool = open_spool(config)?;
-    let client = push::client(config.timeout);
+    let client = push::client(config.timeout, &enrolment.tls)?;
     let mut collector = Collector::new();
     let mut policy = InventoryPolicy::default();
     let mut ticker = tokio::time::interval(config.interval);
@@ -169,7 +173,7 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow:
         let speed = if speed_tests.start(Instant::now()) {
             tokio::select! {
                 () = &mut shutdown => break,
-                test = speed::measure(&enrolment.collector, &enrolment.agent_key, config.speedtest_bytes) => Some(log_speed(test)),
+                test = speed::measure(&enrolment.collector, &enrolment.agent_key, config.speedtest_bytes, &enrolment.tls) => Some(log_speed(test)),
             }
         } else {
             None
@@ -271,9 +275,14 @@ pub async fn check(config: &Config, out: &mut impl Write) -> anyhow::Result<bool
         .map(|e| e.collector.clone())
         .or(config.collector.clone())
     {
-        let client = push::client(config.timeout.min(Duration::from_secs(5)));
+        let tls = enrolment.as_ref().map_or(&config.tls, |e| &e.tls);
         let started = Instant::now();
-        match client.get(format!("{url}/healthz")).send().await {
+        let answer = match push::client(config.timeout.min(Duration::from_secs(5)), tls) {
+            Ok(client) => (client.get(format!("{url}/healthz")).send().await)
+                .map_err(|e| push::unreachable(&e).to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match answer {
             Ok(r) if r.status().is_success() => line(
                 "collector",
                 true,
@@ -285,7 +294,7 @@ pub async fn check(config: &Config, out: &mut impl Write) -> anyhow::Result<bool
             }
             Err(e) => {
                 ok = false;
-                line("collector", false, format!("{url} unreachable: {e}"))?;
+                line("collector", false, format!("{url}: {e}"))?;
             }
         }
     }
@@ -353,7 +362,7 @@ pub async fn check(config: &Config, out: &mut impl Write) -> anyhow::Result<bool
     }
     let speed = match (&enrolment, config.speedtest_interval) {
         (Some(e), Some(_)) => {
-            Some(speed::measure(&e.collector, &e.agent_key, config.speedtest_bytes).await)
+            Some(speed::measure(&e.collector, &e.agent_key, config.speedtest_bytes, &e.tls).await)
         }
         _ => None,
     };

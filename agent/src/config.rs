@@ -12,6 +12,7 @@ use hatang_protocol::ProbeClass;
 use serde::Deserialize;
 
 use crate::spool::Bounds;
+use crate::tls::TlsFiles;
 use hatang_probe::{ProbeSpec, Target};
 
 /// The annotated example shipped with the agent (`hatang-agent config example`).
@@ -24,6 +25,13 @@ pub struct RawConfig {
     pub collector: Option<String>,
     /// Where the agent keeps its key and its spool of unsent reports.
     pub state_dir: Option<PathBuf>,
+    /// The CA certificate (PEM) the collector's HTTPS certificate must chain to; the only one
+    /// trusted. Without it, the operating system's roots. Normally stored by `enroll --ca-file`.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for a collector that requires one (mutual TLS).
+    pub client_cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub client_key_file: Option<PathBuf>,
     /// Seconds between two reports.
     pub interval_secs: u32,
     /// Seconds one HTTP exchange with the collector may take.
@@ -83,6 +91,9 @@ impl Default for RawConfig {
         Self {
             collector: None,
             state_dir: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
             interval_secs: 60,
             timeout_secs: 15,
             spool_max_reports: 10_000,
@@ -104,6 +115,8 @@ pub struct Overrides {
     pub collector: Option<String>,
     /// `HATANG_GATEWAY_PROBE`.
     pub gateway_probe: Option<bool>,
+    /// `enroll --ca-file`, `--client-cert-file`, `--client-key-file`.
+    pub tls: TlsFiles,
 }
 
 /// Reads an on/off environment value (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`).
@@ -121,6 +134,9 @@ pub fn switch(name: &str, value: &str) -> Result<bool, ConfigError> {
 pub struct Config {
     pub collector: Option<String>,
     pub state_dir: PathBuf,
+    /// TLS files from the file and the command line; `enroll` stores them, and stored ones fill
+    /// in what these leave unset.
+    pub tls: TlsFiles,
     pub interval: Duration,
     pub timeout: Duration,
     pub spool_max_reports: usize,
@@ -139,6 +155,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("collector", &self.collector)
             .field("state_dir", &self.state_dir)
+            .field("tls", &self.tls)
             .field("interval", &self.interval)
             .field("timeout", &self.timeout)
             .field("spool_max_reports", &self.spool_max_reports)
@@ -255,6 +272,12 @@ impl RawConfig {
                 crate::speed::MAX_BYTES
             ));
         }
+        let tls = overrides.tls.or(&TlsFiles {
+            ca_file: self.ca_file,
+            client_cert_file: self.client_cert_file,
+            client_key_file: self.client_key_file,
+        });
+        tls.check(&mut errors);
         let probes = check_probes(&self.probes, &mut errors);
         if !errors.is_empty() {
             return Err(ConfigError(errors));
@@ -265,6 +288,7 @@ impl RawConfig {
                 .state_dir
                 .or(self.state_dir)
                 .unwrap_or_else(default_state_dir),
+            tls,
             interval: Duration::from_secs(u64::from(self.interval_secs)),
             timeout: Duration::from_secs(u64::from(self.timeout_secs)),
             spool_max_reports: self.spool_max_reports,
@@ -468,6 +492,34 @@ mod tests {
     }
 
     #[test]
+    fn tls_files_come_from_the_file_and_the_command_line() {
+        let raw = RawConfig::from_toml(
+            "ca_file = \"/etc/hatang/ca.pem\"\nclient_cert_file = \"/etc/hatang/me.crt\"\n\
+             client_key_file = \"/etc/hatang/me.key\"\n",
+        )
+        .unwrap();
+        let c = raw
+            .check(Overrides {
+                tls: TlsFiles {
+                    ca_file: Some("/tmp/other-ca.pem".into()),
+                    ..TlsFiles::default()
+                },
+                ..Overrides::default()
+            })
+            .unwrap();
+        assert_eq!(c.tls.ca_file, Some(PathBuf::from("/tmp/other-ca.pem")));
+        assert_eq!(
+            c.tls.client_key_file,
+            Some(PathBuf::from("/etc/hatang/me.key"))
+        );
+        let half = RawConfig::from_toml("client_key_file = \"me.key\"\n").unwrap();
+        assert_eq!(
+            half.check(Overrides::default()).unwrap_err().to_string(),
+            "client_key_file needs client_cert_file"
+        );
+    }
+
+    #[test]
     fn overrides_win_and_trailing_slashes_go() {
         let raw =
             RawConfig::from_toml("collector = \"http://a:1/\"\nstate_dir = \"/x\"\n").unwrap();
@@ -476,6 +528,7 @@ mod tests {
                 state_dir: Some("/y".into()),
                 collector: None,
                 gateway_probe: Some(false),
+                tls: TlsFiles::default(),
             })
             .unwrap();
         assert_eq!(c.collector.as_deref(), Some("http://a:1"));

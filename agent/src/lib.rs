@@ -12,3 +12,4 @@ pub mod report;
 pub mod speed;
 pub mod spool;
 pub mod state;
+pub mod tls;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use hatang_agent::commands;
 use hatang_agent::config::{self, Overrides, RawConfig};
+use hatang_agent::tls::TlsFiles;
 
 /// The hatang agent: reports this machine's inventory, resource use and connectivity to the
 /// province's hatang collector. Push only; reports wait on disk while the collector is away.
@@ -32,6 +33,16 @@ enum Command {
         /// Enrolment token from `hatang-collector token create --unit CODE`.
         #[arg(long, env = "HATANG_TOKEN", hide_env_values = true)]
         token: String,
+        /// CA certificate (PEM) the collector's HTTPS certificate must chain to; the only CA
+        /// trusted. Stored with the enrolment for `run` and `once`.
+        #[arg(long, env = "HATANG_CA_FILE", value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+        /// Client certificate (PEM) for a collector that requires one; stored like --ca-file.
+        #[arg(long, value_name = "FILE", requires = "client_key_file")]
+        client_cert_file: Option<PathBuf>,
+        /// The client certificate's private key (PEM).
+        #[arg(long, value_name = "FILE", requires = "client_cert_file")]
+        client_key_file: Option<PathBuf>,
     },
     /// Run the agent: a report every interval until stopped (SIGTERM, Ctrl-C).
     Run,
@@ -100,6 +111,19 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Enroll { collector, .. } => Some(collector.clone()),
         _ => std::env::var("HATANG_COLLECTOR").ok(),
     };
+    let tls = match &cli.command {
+        Command::Enroll {
+            ca_file,
+            client_cert_file,
+            client_key_file,
+            ..
+        } => TlsFiles {
+            ca_file: ca_file.clone(),
+            client_cert_file: client_cert_file.clone(),
+            client_key_file: client_key_file.clone(),
+        },
+        _ => TlsFiles::default(),
+    };
     let config = RawConfig::load(cli.config.as_deref())?.check(Overrides {
         state_dir: cli.state_dir,
         collector,
@@ -107,6 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             .ok()
             .map(|v| config::switch("HATANG_GATEWAY_PROBE", &v))
             .transpose()?,
+        tls,
     })?;
     let mut out = std::io::stdout().lock();
     match cli.command {

@@ -14,6 +14,7 @@ use hatang_protocol::{EnrollRequest, EnrollResponse};
 use reqwest::StatusCode;
 
 use crate::spool::Spool;
+use crate::tls::{TlsError, TlsFiles};
 
 /// What to do after one delivery attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,10 @@ pub fn classify(status: StatusCode) -> Disposition {
 pub enum PushError {
     #[error("collector unreachable: {0}")]
     Unreachable(String),
+    /// The TLS handshake failed over a certificate: the collector's was not trusted, or this
+    /// agent's was refused. Kept and retried like any connection failure.
+    #[error("{0}")]
+    Certificate(String),
     #[error("collector answered {status}: {message}")]
     Refused { status: u16, message: String },
     #[error("spool: {0}")]
@@ -50,17 +55,20 @@ pub enum PushError {
 }
 
 /// Builds the one client the agent uses: timeouts, a recognisable user agent, TLS by rustls with
-/// the ring provider (installed once for the process).
-pub fn client(timeout: Duration) -> reqwest::Client {
+/// the ring provider (installed once for the process) trusting and presenting what `tls` names.
+/// Every exchange with the collector (enrolment, reports, speed test, `check`) goes through one.
+pub fn client(timeout: Duration, tls: &TlsFiles) -> Result<reqwest::Client, TlsError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .user_agent(concat!("hatang-agent/", env!("CARGO_PKG_VERSION")))
         // A redirected POST would silently become a GET; better to see the 3xx and say so.
-        .redirect(reqwest::redirect::Policy::none())
+        .redirect(reqwest::redirect::Policy::none());
+    // Falling back to a default client here would silently drop the configured CA.
+    tls.apply(builder)?
         .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+        .map_err(|e| TlsError::Client(hatang_probe::root_cause(&e)))
 }
 
 /// The collector's error message from a JSON error body, or the raw text.
@@ -72,14 +80,56 @@ async fn error_message(response: reqwest::Response) -> String {
         .unwrap_or_else(|| text.chars().take(200).collect())
 }
 
-fn unreachable(e: &reqwest::Error) -> PushError {
+/// A failed exchange as the agent reports it, certificate problems told apart.
+pub(crate) fn unreachable(e: &reqwest::Error) -> PushError {
     let mut message = e.to_string();
+    let mut certificate = None;
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         message = format!("{message}: {s}");
+        certificate = certificate.or_else(|| certificate_problem(s));
         source = s.source();
     }
-    PushError::Unreachable(message)
+    match certificate {
+        Some(problem) => PushError::Certificate(problem),
+        None => PushError::Unreachable(message),
+    }
+}
+
+/// What went wrong, when `e` is a handshake that failed over a certificate. rustls errors reach
+/// here wrapped in `io::Error`s (two deep), whose `source()` skips what they wrap, so the
+/// wrappers are opened here.
+fn certificate_problem(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use rustls::AlertDescription as Alert;
+    let mut inner: &(dyn std::error::Error + 'static) = e;
+    while let Some(wrapped) = inner
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        inner = wrapped;
+    }
+    let tls = inner.downcast_ref::<rustls::Error>()?;
+    match tls {
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+            Some(format!(
+                "the collector's TLS certificate is not trusted ({tls}); ca_file (or enroll \
+                 --ca-file) must name the CA that signed it"
+            ))
+        }
+        rustls::Error::AlertReceived(
+            Alert::BadCertificate
+            | Alert::UnknownCA
+            | Alert::CertificateRequired
+            | Alert::CertificateUnknown
+            | Alert::CertificateExpired
+            | Alert::CertificateRevoked
+            | Alert::UnsupportedCertificate,
+        ) => Some(format!(
+            "the collector refused this agent's client certificate ({tls}); client_cert_file \
+             must be signed by the collector's client CA and still valid"
+        )),
+        _ => None,
+    }
 }
 
 pub async fn enroll(
@@ -205,6 +255,34 @@ pub async fn flush(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_untrusted_collector_certificate_is_told_apart() {
+        let expires = time::OffsetDateTime::now_utc() + time::Duration::days(30);
+        let addr = hatang_probe::testing::tls_server(expires).await;
+        let client = client(Duration::from_secs(5), &TlsFiles::default()).unwrap();
+        let request = EnrollRequest {
+            token: "hte_x".into(),
+            machine_id: "m".into(),
+            hostname: "h".into(),
+        };
+        let err = enroll(&client, &format!("https://{addr}"), &request)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, PushError::Certificate(m) if m.contains("UnknownIssuer") && m.contains("--ca-file")),
+            "{err:?}"
+        );
+        let refused = std::io::Error::other(rustls::Error::AlertReceived(
+            rustls::AlertDescription::CertificateRequired,
+        ));
+        let said = certificate_problem(&refused).unwrap();
+        assert!(
+            said.contains("refused this agent's client certificate"),
+            "{said}"
+        );
+        assert_eq!(certificate_problem(&std::io::Error::other("reset")), None);
+    }
 
     #[test]
     fn retry_rules() {

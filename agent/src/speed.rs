@@ -14,6 +14,8 @@ use std::time::Duration;
 use hatang_protocol::SpeedTest;
 use tokio::time::Instant;
 
+use crate::tls::TlsFiles;
+
 /// The most a speed test moves each way; the collector refuses more.
 pub const MAX_BYTES: u64 = 32 << 20;
 
@@ -68,9 +70,21 @@ impl Transfer {
 
 /// Runs both directions against `collector`, moving at most `bytes` each way. Never fails as a
 /// whole: a direction that failed has no figure and its reason is in `error`.
-pub async fn measure(collector: &str, agent_key: &str, bytes: u64) -> SpeedTest {
+/// It goes over a client with the same TLS settings as the reports.
+pub async fn measure(collector: &str, agent_key: &str, bytes: u64, tls: &TlsFiles) -> SpeedTest {
     let bytes = bytes.min(MAX_BYTES);
-    let client = crate::push::client(DIRECTION_LIMIT + Duration::from_secs(5));
+    let client = match crate::push::client(DIRECTION_LIMIT + Duration::from_secs(5), tls) {
+        Ok(client) => client,
+        Err(e) => {
+            return SpeedTest {
+                download_bits_per_second: None,
+                upload_bits_per_second: None,
+                bytes: 0,
+                duration_seconds: 0.0,
+                error: Some(e.to_string()),
+            };
+        }
+    };
     let started = Instant::now();
     let down = download(&client, collector, agent_key, bytes).await;
     let up = upload(&client, collector, agent_key, bytes).await;

@@ -1,6 +1,7 @@
 //! The agent's state directory: who this agent is to the collector, and this machine's identity.
 //!
-//! `agent.json` holds the collector URL, the agent id and the agent key. It is written to a
+//! `agent.json` holds the collector URL, the agent id, the agent key and the TLS files enrolment
+//! was given (paths, not their contents). It is written to a
 //! temporary file, synced and renamed over the old one, so a crash leaves either the old or the
 //! new enrolment, never half of one; on Unix it is readable by its owner only.
 
@@ -10,6 +11,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::tls::TlsFiles;
 
 const FILE: &str = "agent.json";
 
@@ -23,6 +26,9 @@ pub struct Enrolment {
     pub unit: Option<String>,
     #[serde(default)]
     pub role: Option<String>,
+    /// The TLS files `enroll` was given, so `run` and `once` need no configuration file.
+    #[serde(default, skip_serializing_if = "TlsFiles::is_empty")]
+    pub tls: TlsFiles,
 }
 
 impl fmt::Debug for Enrolment {
@@ -33,6 +39,7 @@ impl fmt::Debug for Enrolment {
             .field("agent_key", &"<redacted>")
             .field("unit", &self.unit)
             .field("role", &self.role)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -163,6 +170,7 @@ mod tests {
             agent_key: "hta_secret".into(),
             unit: Some("17-SYT".into()),
             role: Some("workstation".into()),
+            tls: TlsFiles::default(),
         }
     }
 

@@ -18,6 +18,8 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
+    pub const ALL: [ChangeKind; 3] = [ChangeKind::Added, ChangeKind::Removed, ChangeKind::Changed];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ChangeKind::Added => "added",

@@ -10,9 +10,9 @@ use std::path::Path;
 use anyhow::{Context, bail};
 
 use crate::config::Config;
-use crate::figures::Role;
-use crate::secret::{self, Kind};
-use crate::store::{self, ApiRole, Store};
+use crate::figures::agent_state;
+use crate::store::{self, Store};
+use crate::tokens::{self, TokenRequest};
 
 /// Output format of `coverage`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -52,10 +52,18 @@ pub async fn units_import(
         }
     };
     let s = store.import_units(&units, crate::now()).await?;
+    let merged = if s.merged > 0 {
+        format!(
+            ", {} merged (their {} agents moved with them)",
+            s.merged, s.agents_moved
+        )
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "imported {} units from {}: {} added, {} updated, {} unchanged, {} retired",
-        units.len(),
+        "imported {} units from {}: {} added, {} updated, {} unchanged, {} retired{merged}",
+        units.units.len(),
         file.display(),
         s.added,
         s.updated,
@@ -84,47 +92,104 @@ pub async fn units_list(store: &dyn Store, out: &mut impl Write) -> anyhow::Resu
 /// Creates a token and writes it alone on the last line of `out`.
 pub async fn token_create(
     store: &dyn Store,
-    unit: Option<&str>,
-    role: Option<&str>,
-    expires_days: Option<u32>,
+    request: &TokenRequest,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
+    let created = tokens::create(store, request, crate::now()).await?;
+    writeln!(out, "{}", created.secret.plain)?;
+    Ok(())
+}
+
+/// Prints every token by fingerprint, oldest first; never a secret.
+pub async fn token_list(store: &dyn Store, out: &mut impl Write) -> anyhow::Result<()> {
+    write!(out, "{}", tokens::table(&store.tokens().await?))?;
+    Ok(())
+}
+
+/// Revokes the token `given` names (its fingerprint or the token itself) at once, for every
+/// collector on the database.
+pub async fn token_revoke(
+    store: &dyn Store,
+    given: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let fingerprint = tokens::fingerprint_of(given)?;
     let now = crate::now();
-    let expires_at = expires_days.map(|d| now + i64::from(d) * 86_400);
-    match unit {
-        Some(unit) => {
-            let role = match role {
-                None => Role::Workstation,
-                Some(r) => Role::parse(r).with_context(|| {
-                    format!("--role {r:?} with --unit must be workstation or server")
-                })?,
-            };
-            let token = secret::generate(Kind::Enrol)?;
-            store
-                .create_enrol_token(&token.digest, unit, role, now, expires_at)
-                .await
-                .map_err(|e| match e {
-                    store::StoreError::NotFound(_) => anyhow::anyhow!(
-                        "unit {unit} is not in the current tree (see `hatang-collector units list`)"
-                    ),
-                    other => other.into(),
-                })?;
-            tracing::info!(unit, role = role.as_str(), "enrolment token created");
-            writeln!(out, "{}", token.plain)?;
+    let revoked = store
+        .revoke_token(&fingerprint, now)
+        .await
+        .map_err(|e| match e {
+            store::StoreError::NotFound(_) => anyhow::anyhow!(
+                "no token has the fingerprint {fingerprint} (see `hatang-collector token list`)"
+            ),
+            other => other.into(),
+        })?;
+    let token = revoked.item;
+    if revoked.already {
+        let at = crate::present::when(token.revoked_at.unwrap_or(now));
+        writeln!(out, "token {fingerprint} was already revoked on {at}")?;
+    } else {
+        tracing::info!(fingerprint = %token.fingerprint, kind = token.kind.as_str(), "token revoked");
+        writeln!(out, "revoked {} token {fingerprint}", token.kind.as_str())?;
+    }
+    Ok(())
+}
+
+/// Prints every agent with its state and whether its key was revoked.
+pub async fn agent_list(store: &dyn Store, out: &mut impl Write) -> anyhow::Result<()> {
+    let now = crate::now();
+    let mut agents = store.agents().await?;
+    agents.sort_by(|a, b| a.id.cmp(&b.id));
+    writeln!(
+        out,
+        "{:<36}  {:<10}  {:<11}  {:<24}  {:<7}  {:<16}  REVOKED",
+        "ID", "UNIT", "ROLE", "HOSTNAME", "STATE", "LAST REPORT"
+    )?;
+    for a in &agents {
+        let interval = a.interval_secs.and_then(|i| u32::try_from(i).ok());
+        writeln!(
+            out,
+            "{:<36}  {:<10}  {:<11}  {:<24}  {:<7}  {:<16}  {}",
+            a.id,
+            a.unit_code,
+            a.role,
+            a.hostname,
+            agent_state(a.last_report_at, interval, now).as_str(),
+            a.last_report_at
+                .map_or("never".to_string(), crate::present::when),
+            a.revoked_at.map_or("-".to_string(), crate::present::when),
+        )?;
+    }
+    Ok(())
+}
+
+/// Revokes an agent's key at once, for every collector on the database: its next report is
+/// refused (401) and the agent says it must be enrolled again. Enrolling the machine again with
+/// a valid enrolment token issues a new key and lifts the revocation; to keep a machine out,
+/// revoke the enrolment tokens that could enrol it too.
+pub async fn agent_revoke(store: &dyn Store, id: &str, out: &mut impl Write) -> anyhow::Result<()> {
+    let now = crate::now();
+    let revoked = store.revoke_agent(id, now).await.map_err(|e| match e {
+        store::StoreError::NotFound(_) => {
+            anyhow::anyhow!("no agent {id} (see `hatang-collector agent list`)")
         }
-        None => {
-            let Some(r) = role else {
-                bail!("say what the token is for: --unit CODE (enrolment) or --role viewer|admin");
-            };
-            let role = ApiRole::parse(r)
-                .with_context(|| format!("--role {r:?} without --unit must be viewer or admin"))?;
-            let token = secret::generate(Kind::Api)?;
-            store
-                .create_api_token(&token.digest, role, now, expires_at)
-                .await?;
-            tracing::info!(role = role.as_str(), "api token created");
-            writeln!(out, "{}", token.plain)?;
-        }
+        other => other.into(),
+    })?;
+    let agent = revoked.item;
+    if revoked.already {
+        let at = crate::present::when(agent.revoked_at.unwrap_or(now));
+        writeln!(
+            out,
+            "agent {id} ({}) was already revoked on {at}",
+            agent.hostname
+        )?;
+    } else {
+        tracing::info!(agent = %agent.id, unit = %agent.unit_code, "agent key revoked");
+        writeln!(
+            out,
+            "revoked agent {id} ({}, unit {}); it must be enrolled again to report",
+            agent.hostname, agent.unit_code
+        )?;
     }
     Ok(())
 }
@@ -137,20 +202,71 @@ pub async fn coverage(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let figures = crate::http::compute_figures(store, config).await?;
+    print_coverage(&figures, "the unit tree", level, format, out)
+}
+
+/// `coverage --at DATE`: the figures of that day's snapshot.
+pub async fn coverage_at(
+    store: &dyn Store,
+    date: &str,
+    level: Option<&str>,
+    format: Format,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let day = crate::history::parse_date(date).map_err(|e| anyhow::anyhow!("--at {e}"))?;
+    let figures = crate::history::figures_at(store, day)
+        .await?
+        .map_err(anyhow::Error::msg)?;
+    print_coverage(
+        &figures,
+        &format!("the snapshot of {date}"),
+        level,
+        format,
+        out,
+    )
+}
+
+/// `hatang-collector snapshot`: takes today's figure snapshot unless it exists (for cron; `serve`
+/// takes it by itself).
+pub async fn snapshot(
+    store: &dyn Store,
+    config: &Config,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    match crate::history::take_today(store, config).await? {
+        crate::history::Taken::Written {
+            date,
+            levels,
+            units,
+        } => writeln!(
+            out,
+            "snapshot of {date} written: {levels} levels, {units} units"
+        )?,
+        crate::history::Taken::Exists { date } => {
+            writeln!(out, "snapshot of {date} already taken; left as it was")?;
+        }
+    }
+    Ok(())
+}
+
+fn print_coverage(
+    figures: &crate::figures::Figures,
+    source: &str,
+    level: Option<&str>,
+    format: Format,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     if let Some(l) = level
         && !figures.levels.iter().any(|x| x.level == l)
     {
         let known: Vec<&str> = figures.levels.iter().map(|x| x.level.as_str()).collect();
-        bail!(
-            "no level {l:?} in the unit tree (levels: {})",
-            known.join(", ")
-        );
+        bail!("no level {l:?} in {source} (levels: {})", known.join(", "));
     }
     match format {
-        Format::Table => write!(out, "{}", crate::coverage::table(&figures, level))?,
-        Format::Csv => write!(out, "{}", crate::coverage::csv(&figures, level))?,
+        Format::Table => write!(out, "{}", crate::coverage::table(figures, level))?,
+        Format::Csv => write!(out, "{}", crate::coverage::csv(figures, level))?,
         Format::Json => {
-            let doc = crate::coverage::json(&figures, level);
+            let doc = crate::coverage::json(figures, level);
             writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
         }
     }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -38,6 +38,28 @@ pub struct RawConfig {
     pub limits: LimitsConfig,
     /// Shared applications the collector checks itself (`[[services]]`).
     pub services: Vec<crate::checks::ServiceConfig>,
+    /// Serve HTTPS with these files (`[tls]`); without it, plain HTTP.
+    pub tls: Option<TlsConfig>,
+    /// A file holding the bearer token `GET /metrics` then requires; without it, `/metrics` is
+    /// open.
+    pub metrics_token_file: Option<PathBuf>,
+    /// The collector's local time as an offset from UTC, `+HH:MM`; the daily figure snapshots
+    /// are dated by it. Vietnam is `+07:00` all year (no daylight saving time).
+    pub utc_offset: String,
+}
+
+/// The `[tls]` table: PEM files, re-read on SIGHUP and when they change.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The collector's certificate chain, its own certificate first.
+    pub cert_file: PathBuf,
+    /// The certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// CA certificate(s) that sign the agents' client certificates. When set, the agents'
+    /// endpoints (enrolment, reports, speed test) refuse a client without such a certificate.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// The `[limits]` table: what one agent or one address may send, and how far an agent's clock
@@ -90,6 +112,9 @@ impl Default for RawConfig {
             broadband_min_mbps: 2.0,
             limits: LimitsConfig::default(),
             services: Vec::new(),
+            tls: None,
+            metrics_token_file: None,
+            utc_offset: "+07:00".into(),
         }
     }
 }
@@ -116,6 +141,19 @@ pub struct Config {
     pub broadband_min_bps: f64,
     pub limits: LimitsConfig,
     pub services: Vec<crate::checks::Service>,
+    pub tls: Option<TlsConfig>,
+    /// SHA-256 digest of the token `/metrics` requires, if any.
+    pub metrics_token: Option<Vec<u8>>,
+    pub utc_offset: time::UtcOffset,
+}
+
+impl Config {
+    /// Whether the agents' endpoints require a client certificate.
+    pub fn requires_client_certificate(&self) -> bool {
+        self.tls
+            .as_ref()
+            .is_some_and(|t| t.client_ca_file.is_some())
+    }
 }
 
 // The database URL may carry a password.
@@ -132,6 +170,12 @@ impl fmt::Debug for Config {
             .field("broadband_min_bps", &self.broadband_min_bps)
             .field("limits", &self.limits)
             .field("services", &self.services)
+            .field("tls", &self.tls)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("utc_offset", &self.utc_offset)
             .finish()
     }
 }
@@ -205,6 +249,20 @@ impl RawConfig {
         if !(self.broadband_min_mbps.is_finite() && self.broadband_min_mbps >= 0.0) {
             errors.push("broadband_min_mbps must be a number of Mbit/s, 0 or more".into());
         }
+        // Real offsets run from -12:00 to +14:00; the parser alone would take up to ±25:59.
+        let utc_offset = time::UtcOffset::parse(
+            &self.utc_offset,
+            time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]"),
+        )
+        .ok()
+        .filter(|o| (-12 * 3600..=14 * 3600).contains(&o.whole_seconds()))
+        .unwrap_or_else(|| {
+            errors.push(format!(
+                "utc_offset {:?} must be an offset such as \"+07:00\"",
+                self.utc_offset
+            ));
+            time::UtcOffset::UTC
+        });
         let mut services = Vec::new();
         for entry in &self.services {
             if services
@@ -219,6 +277,10 @@ impl RawConfig {
                 Err(e) => errors.push(e),
             }
         }
+        let metrics_token = self
+            .metrics_token_file
+            .as_deref()
+            .and_then(|path| read_token(path).map_err(|e| errors.push(e)).ok());
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
@@ -233,8 +295,25 @@ impl RawConfig {
             broadband_min_bps: self.broadband_min_mbps * 1e6,
             limits: self.limits,
             services,
+            tls: self.tls,
+            metrics_token,
+            utc_offset,
         })
     }
+}
+
+/// The digest of the token in `path`: one line of printable ASCII without spaces, 16 to 256
+/// characters (`openssl rand -hex 32` makes a good one).
+fn read_token(path: &Path) -> Result<Vec<u8>, String> {
+    let at = |problem: &str| format!("metrics_token_file {}: {problem}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| at(&e.to_string()))?;
+    let token = text.trim();
+    if !(16..=256).contains(&token.len()) || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(at(
+            "must hold one token of 16 to 256 printable characters without spaces",
+        ));
+    }
+    Ok(crate::secret::digest(token))
 }
 
 #[cfg(test)]
@@ -262,6 +341,29 @@ mod tests {
              equipment_window_days must be at least 1; \
              targets.commune = 88 must be a ratio between 0 and 1 (98% is 0.98)"
         );
+    }
+
+    #[test]
+    fn the_utc_offset_is_hours_and_minutes_with_a_sign() {
+        let offset = |text: &str| {
+            RawConfig::from_toml(&format!("utc_offset = \"{text}\"\n"))
+                .unwrap()
+                .check(&Overrides::default())
+                .map(|c| c.utc_offset.whole_seconds())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(offset("+07:00"), Ok(7 * 3600));
+        assert_eq!(offset("-03:30"), Ok(-(3 * 3600 + 1800)));
+        assert_eq!(offset("+00:00"), Ok(0));
+        for bad in ["7", "+7", "UTC+7", "Asia/Ho_Chi_Minh", "+25:00"] {
+            assert_eq!(
+                offset(bad),
+                Err(format!(
+                    "utc_offset {bad:?} must be an offset such as \"+07:00\""
+                )),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -317,6 +419,54 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("invalid value"), "{err}");
+    }
+
+    #[test]
+    fn tls_and_the_metrics_token_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("metrics.token");
+        std::fs::write(&token, "s3cret-metrics-token-0123\n").unwrap();
+        let text = format!(
+            "metrics_token_file = {token:?}\n[tls]\ncert_file = \"/etc/hatang/cert.pem\"\n\
+             key_file = \"/etc/hatang/key.pem\"\n"
+        );
+        let c = RawConfig::from_toml(&text)
+            .unwrap()
+            .check(&Overrides::default())
+            .unwrap();
+        assert_eq!(
+            c.metrics_token,
+            Some(crate::secret::digest("s3cret-metrics-token-0123"))
+        );
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let tls = c.tls.as_ref().unwrap();
+        assert_eq!(tls.key_file, PathBuf::from("/etc/hatang/key.pem"));
+        assert!(!c.requires_client_certificate());
+
+        std::fs::write(&token, "short\n").unwrap();
+        let missing = dir.path().join("absent.token");
+        for (file, problem) in [
+            (
+                &token,
+                "must hold one token of 16 to 256 printable characters",
+            ),
+            (&missing, "No such file"),
+        ] {
+            let raw = RawConfig::from_toml(&format!("metrics_token_file = {file:?}\n")).unwrap();
+            let err = raw.check(&Overrides::default()).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("metrics_token_file {}: ", file.display()))
+                    && err.contains(problem),
+                "{err}"
+            );
+        }
+        let err = RawConfig::from_toml("[tls]\ncert_file = \"c.pem\"\n")
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("missing field `key_file`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -29,10 +29,18 @@ fn ratio(r: Option<f64>) -> String {
     r.map(|r| format!("{r:.4}")).unwrap_or_default()
 }
 
-/// One row per unit. Starts with a UTF-8 byte-order mark so spreadsheet programs show
-/// Vietnamese names intact instead of guessing a legacy code page.
+/// One row per unit of `level` (or all), for a spreadsheet (see [`units_csv`]).
 pub fn csv(figures: &Figures, level: Option<&str>) -> String {
-    let mut w = csv::Writer::from_writer(Vec::new());
+    units_csv(figures, units_of(figures, level))
+}
+
+/// One row per unit with its level's target, as [`crate::present::spreadsheet_csv`] writes
+/// them (a byte-order mark first, so Vietnamese names show intact). `coverage.csv` and
+/// `units.csv` are both this.
+pub fn units_csv<'a>(
+    figures: &Figures,
+    units: impl IntoIterator<Item = &'a crate::figures::UnitFigures>,
+) -> String {
     let header = [
         "level",
         "code",
@@ -46,30 +54,27 @@ pub fn csv(figures: &Figures, level: Option<&str>) -> String {
         "lan",
         "broadband",
     ];
-    // Writing to a Vec cannot fail.
-    let _ = w.write_record(header);
-    for u in units_of(figures, level) {
+    let rows = units.into_iter().map(|u| {
         let target = figures
             .levels
             .iter()
             .find(|l| l.level == u.level)
             .and_then(|l| l.target_ratio);
-        let _ = w.write_record([
-            u.level.as_str(),
-            &u.code,
-            &u.name,
-            u.parent_code.as_deref().unwrap_or(""),
-            &u.staff.to_string(),
-            &u.active_workstations.to_string(),
-            &u.equipped_staff.to_string(),
-            &ratio(u.equipment_ratio),
-            &ratio(target),
-            if u.lan { "1" } else { "0" },
-            if u.broadband { "1" } else { "0" },
-        ]);
-    }
-    let bytes = w.into_inner().unwrap_or_default();
-    format!("\u{feff}{}", String::from_utf8_lossy(&bytes))
+        vec![
+            u.level.clone(),
+            u.code.clone(),
+            u.name.clone(),
+            u.parent_code.clone().unwrap_or_default(),
+            u.staff.to_string(),
+            u.active_workstations.to_string(),
+            u.equipped_staff.to_string(),
+            ratio(u.equipment_ratio),
+            ratio(target),
+            if u.lan { "1" } else { "0" }.to_string(),
+            if u.broadband { "1" } else { "0" }.to_string(),
+        ]
+    });
+    crate::present::spreadsheet_csv(&header, rows)
 }
 
 /// The per-level summary, then (with a level) that level's units.

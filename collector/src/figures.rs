@@ -24,7 +24,12 @@ use serde::Serialize;
 
 /// Agents whose unit is not in the current tree are counted under this level.
 pub const UNASSIGNED_LEVEL: &str = "unassigned";
-const STALE_AFTER_SECS: i64 = 24 * 3600;
+/// An agent is stale, not offline, while its last report is at most this old.
+pub(crate) const STALE_AFTER_SECS: i64 = 24 * 3600;
+/// An agent is online while its last report is at most this many of its intervals old.
+pub(crate) const ONLINE_INTERVALS: i64 = 3;
+/// The interval of an agent that has not said its own.
+pub(crate) const DEFAULT_INTERVAL_SECS: u32 = 60;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -70,6 +75,10 @@ impl AgentState {
             AgentState::Stale => "stale",
             AgentState::Offline => "offline",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<AgentState> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
     }
 }
 
@@ -155,7 +164,7 @@ pub fn agent_state(
         return AgentState::Offline;
     };
     let age = now.saturating_sub(last);
-    let online_for = 3 * i64::from(interval_secs.unwrap_or(60));
+    let online_for = ONLINE_INTERVALS * i64::from(interval_secs.unwrap_or(DEFAULT_INTERVAL_SECS));
     if age <= online_for {
         AgentState::Online
     } else if age <= STALE_AFTER_SECS {

@@ -93,6 +93,7 @@ mod tests {
             speed_at: None,
             download_bps: None,
             upload_bps: None,
+            revoked_at: None,
         }
     }
 

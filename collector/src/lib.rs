@@ -9,11 +9,15 @@ pub mod config;
 pub mod coverage;
 pub mod evidence;
 pub mod figures;
+pub mod history;
 pub mod hosts;
 pub mod http;
 pub mod metrics;
+pub mod present;
 pub mod secret;
 pub mod store;
+pub mod tls;
+pub mod tokens;
 pub mod units;
 
 use std::future::Future;
@@ -27,9 +31,12 @@ pub fn now() -> i64 {
 }
 
 /// Serves the API on an already bound listener until `shutdown` completes, then finishes the
-/// requests in flight; the configured service checks run meanwhile. Tests bind port 0 and pass
+/// requests in flight; the configured service checks and the daily figure snapshots
+/// ([`history`]) run meanwhile. Tests bind port 0 and pass
 /// the listener, so nothing waits for readiness.
 /// Each connection's peer address reaches the handlers, for the per-address rate limits.
+/// With `[tls]` in the configuration it serves HTTPS, reloading the certificate on SIGHUP and
+/// when its files change; a certificate that cannot be loaded at start is an error.
 pub async fn serve(
     state: http::AppState,
     listener: TcpListener,
@@ -37,9 +44,22 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let _checks_stop_when_dropped =
         checks::spawn(state.config().services.clone(), state.services().clone())?;
+    let _snapshots_stop_when_dropped = history::spawn(state.clone());
+    let Some(files) = state.config().tls.clone() else {
+        return axum::serve(
+            listener,
+            http::app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+    };
+    // With `[tls]`: the same server over connections whose handshake completed (see [`tls`]).
+    let certificates = tls::Certificates::load(&files).map_err(std::io::Error::other)?;
+    let _reload_stops_when_dropped = certificates.watch(state.clone());
+    let app = http::app(state).layer(axum::middleware::map_request(tls::peer_extensions));
     axum::serve(
-        listener,
-        http::app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        certificates.listener(listener)?,
+        app.into_make_service_with_connect_info::<tls::Peer>(),
     )
     .with_graceful_shutdown(shutdown)
     .await

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use hatang_collector::commands::{self, Format};
 use hatang_collector::config::{self, Overrides, RawConfig};
 use hatang_collector::http::AppState;
+use hatang_collector::tokens::TokenRequest;
 
 /// The hatang collector: enrolls agents, stores their reports and serves the coverage,
 /// connectivity and data-centre figures (HTTP API, Prometheus /metrics).
@@ -41,14 +42,24 @@ enum Command {
     /// Enrolment tokens for machines, API tokens for people.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Enrolled agents and their keys.
+    #[command(subcommand)]
+    Agent(AgentCommand),
     /// Print the equipment coverage per level (and per unit with --level).
     Coverage {
         /// Only this level, with its units.
         #[arg(long)]
         level: Option<String>,
+        /// The figures as they stood on this day (YYYY-MM-DD, the collector's utc_offset), from
+        /// the daily snapshot.
+        #[arg(long, value_name = "DATE")]
+        at: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Take today's snapshot of the figures now, unless it exists (serve takes one daily;
+    /// this is for cron and tests).
+    Snapshot,
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -78,6 +89,31 @@ enum TokenCommand {
         /// The token stops working after this many days (default: never).
         #[arg(long, value_name = "DAYS")]
         expires_days: Option<u32>,
+        /// With --unit: the token enrols at most N machines (default: any number); one more
+        /// is refused with 403 token_used_up.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        max_uses: Option<u32>,
+    },
+    /// List every token by fingerprint (never the secret): kind, what it is for, created,
+    /// expires, uses (and limit), revoked.
+    List,
+    /// Revoke a token at once, on every collector sharing the database.
+    Revoke {
+        /// The token's fingerprint (12 hex digits, from `token list`) or the token itself.
+        #[arg(value_name = "FINGERPRINT|TOKEN")]
+        token: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// List every agent with its unit, role, state and revocation.
+    List,
+    /// Revoke an agent's key at once: its next report gets 401 and it must be enrolled again
+    /// (enrolling it again with a valid token issues a new key and lifts the revocation).
+    Revoke {
+        #[arg(value_name = "AGENT_ID")]
+        id: String,
     },
 }
 
@@ -151,19 +187,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             unit,
             role,
             expires_days,
+            max_uses,
         }) => {
-            commands::token_create(
-                store.as_ref(),
-                unit.as_deref(),
-                role.as_deref(),
+            let request = TokenRequest {
+                unit,
+                role,
                 expires_days,
-                &mut out,
-            )
-            .await
+                max_uses,
+            };
+            commands::token_create(store.as_ref(), &request, &mut out).await
         }
-        Command::Coverage { level, format } => {
-            commands::coverage(store.as_ref(), &config, level.as_deref(), format, &mut out).await
+        Command::Token(TokenCommand::List) => commands::token_list(store.as_ref(), &mut out).await,
+        Command::Token(TokenCommand::Revoke { token }) => {
+            commands::token_revoke(store.as_ref(), &token, &mut out).await
         }
+        Command::Agent(AgentCommand::List) => commands::agent_list(store.as_ref(), &mut out).await,
+        Command::Agent(AgentCommand::Revoke { id }) => {
+            commands::agent_revoke(store.as_ref(), &id, &mut out).await
+        }
+        Command::Coverage {
+            level,
+            at: Some(date),
+            format,
+        } => commands::coverage_at(store.as_ref(), &date, level.as_deref(), format, &mut out).await,
+        Command::Coverage {
+            level,
+            at: None,
+            format,
+        } => commands::coverage(store.as_ref(), &config, level.as_deref(), format, &mut out).await,
+        Command::Snapshot => commands::snapshot(store.as_ref(), &config, &mut out).await,
         Command::Config(_) => Ok(()),
     }
 }

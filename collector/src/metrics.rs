@@ -12,6 +12,7 @@ use prometheus::{
     GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::changes::{COMPONENTS, ChangeKind};
 use crate::checks::ServiceResult;
 use crate::figures::{AgentState, Figures};
 use crate::hosts::HostFigures;
@@ -51,6 +52,7 @@ pub struct Metrics {
     registry: Registry,
     reports: IntCounterVec,
     enrolments: IntCounterVec,
+    inventory_changes: IntCounterVec,
     clock_skew: Histogram,
     equipment_ratio: GaugeVec,
     equipment_target: GaugeVec,
@@ -68,6 +70,9 @@ pub struct Metrics {
     reachable_ratio: GaugeVec,
     hosts: HostSeries,
     services: ServiceSeries,
+    /// Without labels; absent until a certificate is loaded, so a collector serving plain HTTP
+    /// has no such series.
+    tls_expiry: GaugeVec,
     /// Scrapes rewrite the figure gauges; one at a time so two scrapes never interleave.
     render: Mutex<()>,
 }
@@ -203,8 +208,8 @@ impl Metrics {
         .unwrap();
         let unit_download = GaugeVec::new(
             opts(
-                "hatang_unit_download_bits_per_second",
-                "Best download rate among the unit's agents' latest speed tests against the collector.",
+                "hatang_unit_download_bytes_per_second",
+                "Best download rate among the unit's agents' latest speed tests against the collector, bytes per second (Prometheus base unit; multiply by 8 for bit/s).",
             ),
             &["unit", "level"],
         )
@@ -233,7 +238,15 @@ impl Metrics {
             &["level", "class"],
         )
         .unwrap();
-        for c in [&reports, &enrolments] {
+        let inventory_changes = IntCounterVec::new(
+            opts(
+                "hatang_inventory_changes_total",
+                "Inventory changes recorded at ingest, by component (system, os, cpu, memory, disk, network) and kind (added, removed, changed).",
+            ),
+            &["component", "kind"],
+        )
+        .unwrap();
+        for c in [&reports, &enrolments, &inventory_changes] {
             registry.register(Box::new(c.clone())).unwrap();
         }
         for g in [
@@ -258,6 +271,15 @@ impl Metrics {
         ] {
             registry.register(Box::new(g.clone())).unwrap();
         }
+        let tls_expiry = GaugeVec::new(
+            opts(
+                "hatang_tls_certificate_expiry_timestamp_seconds",
+                "When the certificate the collector serves HTTPS with expires, Unix seconds; only with [tls] configured.",
+            ),
+            &[],
+        )
+        .unwrap();
+        registry.register(Box::new(tls_expiry.clone())).unwrap();
         let hosts = HostSeries::new(&registry);
         let services = ServiceSeries::new(&registry);
         for o in Outcome::ALL {
@@ -266,10 +288,16 @@ impl Metrics {
         for o in ["enrolled", "reenrolled", "refused", "rate_limited"] {
             enrolments.with_label_values(&[o]);
         }
+        for component in COMPONENTS {
+            for kind in ChangeKind::ALL {
+                inventory_changes.with_label_values(&[component, kind.as_str()]);
+            }
+        }
         Self {
             registry,
             reports,
             enrolments,
+            inventory_changes,
             clock_skew,
             equipment_ratio,
             equipment_target,
@@ -287,6 +315,7 @@ impl Metrics {
             reachable_ratio,
             hosts,
             services,
+            tls_expiry,
             render: Mutex::new(()),
         }
     }
@@ -299,9 +328,23 @@ impl Metrics {
         self.enrolments.with_label_values(&[outcome]).inc();
     }
 
+    /// One change an accepted report made to its agent's recorded inventory.
+    pub fn inventory_change(&self, component: &str, kind: ChangeKind) {
+        self.inventory_changes
+            .with_label_values(&[component, kind.as_str()])
+            .inc();
+    }
+
     /// A report's `agent_time` minus its arrival, in seconds.
     pub fn clock_skew(&self, seconds: i64) {
         self.clock_skew.observe(seconds as f64);
+    }
+
+    /// The certificate now served expires at `unix_seconds`.
+    pub fn tls_certificate_expiry(&self, unix_seconds: i64) {
+        self.tls_expiry
+            .with_label_values::<&str>(&[])
+            .set(unix_seconds as f64);
     }
 
     /// The text exposition with the figure gauges set from `figures`.
@@ -376,7 +419,8 @@ impl Metrics {
                     .set(i64::from(*up));
             }
             if let Some(d) = u.download_bps {
-                self.unit_download.with_label_values(&labels).set(d);
+                // Speeds travel in bits per second (how links are sold); metrics use bytes.
+                self.unit_download.with_label_values(&labels).set(d / 8.0);
             }
         }
         self.hosts.render(&figures.hosts);
@@ -733,7 +777,9 @@ mod tests {
             .filter_map(|l| l.split('`').next())
             .map(|name| format!("hatang_{name}"))
             .collect();
-        let exposed = families(&Metrics::new().render(&one_unit_figures(), &one_service()));
+        let metrics = Metrics::new();
+        metrics.tls_certificate_expiry(1_900_000_000);
+        let exposed = families(&metrics.render(&one_unit_figures(), &one_service()));
         assert_eq!(documented, exposed);
     }
 
@@ -741,6 +787,7 @@ mod tests {
     fn figures_become_series_with_escaped_labels() {
         let m = Metrics::new();
         m.report(Outcome::Accepted);
+        m.inventory_change("memory", ChangeKind::Changed);
         let text = m.render(&one_unit_figures(), &one_service());
         for line in [
             "hatang_equipment_ratio{level=\"commune\"} 0.25",
@@ -751,11 +798,13 @@ mod tests {
             "hatang_agents{level=\"commune\",role=\"server\",state=\"offline\"} 0",
             "hatang_reports_received_total{outcome=\"accepted\"} 1",
             "hatang_reports_received_total{outcome=\"unauthorized\"} 0",
+            "hatang_inventory_changes_total{component=\"memory\",kind=\"changed\"} 1",
+            "hatang_inventory_changes_total{component=\"disk\",kind=\"removed\"} 0",
             "hatang_unit_lan_up{level=\"commune\",unit=\"4351\"} 1",
             "hatang_unit_broadband_up{level=\"commune\",unit=\"4351\"} 1",
             "hatang_unit_reachable{class=\"internet\",level=\"commune\",unit=\"4351\"} 1",
             "hatang_unit_reachable{class=\"gov-wan\",level=\"commune\",unit=\"4351\"} 0",
-            "hatang_unit_download_bits_per_second{level=\"commune\",unit=\"4351\"} 8000000",
+            "hatang_unit_download_bytes_per_second{level=\"commune\",unit=\"4351\"} 1000000",
             "hatang_broadband_ratio{level=\"commune\"} 1",
             "hatang_reachable_ratio{class=\"datacentre\",level=\"commune\"} 0",
             "hatang_host_up{host=\"db-1\",unit=\"4351\"} 1",

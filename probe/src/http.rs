@@ -95,7 +95,7 @@ pub(super) async fn certificate_not_after(url: &reqwest::Url) -> Result<OffsetDa
 }
 
 /// Reads `notAfter` from a DER certificate.
-fn not_after(der: &[u8]) -> Result<OffsetDateTime, String> {
+pub fn not_after(der: &[u8]) -> Result<OffsetDateTime, String> {
     let cert = x509_cert::Certificate::from_der(der).map_err(|e| format!("certificate: {e}"))?;
     let secs = cert
         .tbs_certificate()

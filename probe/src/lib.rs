@@ -16,6 +16,9 @@ mod tcp;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+/// When a DER certificate expires (`notAfter`); the collector reads its own certificate with it.
+pub use http::not_after as tls_not_after;
+
 use std::net::IpAddr;
 use std::time::Duration;
 

@@ -3,4 +3,6 @@
 
 mod foundation;
 mod outage;
+mod scaleout;
 mod support;
+mod tls;

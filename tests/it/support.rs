@@ -101,6 +101,14 @@ impl Collector {
         Some(collector)
     }
 
+    /// A second collector process on this one's database (another port, another directory),
+    /// as a replica behind a load balancer would be. The database is dropped with `self` only.
+    pub fn replica(&self) -> Self {
+        let mut replica = Self::new();
+        replica.database.clone_from(&self.database);
+        replica
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -120,8 +128,17 @@ impl Collector {
 
     /// Starts `serve` with figures cached at most `cache_secs` and waits until it answers.
     pub fn start(&mut self, cache_secs: u32) {
+        self.start_configured(&format!("figures_cache_secs = {cache_secs}\n"), |c| {
+            matches!(get(&c.addr, "/healthz"), Ok((200, _)))
+        });
+    }
+
+    /// Starts `serve` with `config` as its configuration file and waits until `ready` says it
+    /// answers.
+    pub fn start_configured(&mut self, config: &str, ready: impl Fn(&Self) -> bool) {
+        let text = config;
         let config = self.dir.path().join("collector.toml");
-        std::fs::write(&config, format!("figures_cache_secs = {cache_secs}\n")).unwrap();
+        std::fs::write(&config, text).unwrap();
         let log = std::fs::File::create(self.dir.path().join("collector.log")).unwrap();
         let child = self
             .cli(&["serve", "--listen", &self.addr])
@@ -141,8 +158,18 @@ impl Collector {
             {
                 panic!("collector exited with {status}: {}", self.log());
             }
-            matches!(get(&self.addr, "/healthz"), Ok((200, _))).then_some(())
+            ready(self).then_some(())
         });
+    }
+
+    /// The process id of the running `serve`.
+    pub fn pid(&mut self) -> u32 {
+        let child = self.child.as_mut().expect("the collector was started");
+        assert!(
+            child.try_wait().expect("collector status").is_none(),
+            "the collector exited"
+        );
+        child.id()
     }
 
     /// Kills `serve` (as a crash or a power cut would); `start` brings it back on the same
@@ -276,17 +303,31 @@ pub fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
 
 /// [`get`], with `Authorization: Bearer TOKEN` when a token is given.
 pub fn get_as(addr: &str, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(addr)?;
+    let stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    exchange(stream, &get_request(addr, path, token))
+}
+
+/// A `GET` that closes the connection after the answer, with a bearer token if given.
+pub fn get_request(addr: &str, path: &str, token: Option<&str>) -> String {
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
-    )?;
+    format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n")
+}
+
+/// Writes a whole request (one that asks to close the connection) to `stream` and reads the
+/// answer to its end: (status, body).
+pub fn exchange(mut stream: impl Read + Write, request: &str) -> std::io::Result<(u16, String)> {
+    stream.write_all(request.as_bytes())?;
     let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
+    match stream.read_to_end(&mut response) {
+        // A TLS server may close without a close_notify once the answer is complete.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
+        done => {
+            done?;
+        }
+    }
     let response = String::from_utf8_lossy(&response).into_owned();
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let status = head
@@ -341,6 +382,15 @@ impl Metrics {
             samples.insert((name.to_string(), labels), value.parse().expect("number"));
         }
         Self(samples)
+    }
+
+    /// Every sample of `name` as (its labels written out, value), in label order.
+    pub fn series(&self, name: &str) -> Vec<(String, f64)> {
+        self.0
+            .iter()
+            .filter(|((n, _), _)| n == name)
+            .map(|((n, ls), v)| (format!("{n}{ls:?}"), *v))
+            .collect()
     }
 
     /// Values of every sample of `name` whose labels include `labels`.

@@ -43,6 +43,7 @@ async fn enrolment_stores_the_key_and_sends_the_machine_id() {
             agent_key: "hta_enrolled_key".into(),
             unit: Some("17-SYT".into()),
             role: Some("server".into()),
+            tls: Default::default(),
         }
     );
     assert!(!format!("{stored:?}").contains("hta_enrolled_key"));

@@ -7,7 +7,7 @@ use hatang_agent::push::{self, Flushed, PushError};
 use crate::support::{AGENT_KEY, FakeCollector, closed_port_url, pending_ids, spooled};
 
 fn client() -> reqwest::Client {
-    push::client(Duration::from_secs(5))
+    push::client(Duration::from_secs(5), &Default::default()).unwrap()
 }
 
 #[tokio::test]

@@ -222,7 +222,7 @@ async fn the_speed_test_moves_the_bytes_both_ways_with_the_agent_key() {
     let server = FakeCollector::start([202]).await;
     let bytes = (1 << 20) + 5;
 
-    let test = speed::measure(&server.url, AGENT_KEY, bytes).await;
+    let test = speed::measure(&server.url, AGENT_KEY, bytes, &Default::default()).await;
 
     assert_eq!(test.error, None);
     assert_eq!(test.bytes, 2 * bytes);
@@ -251,7 +251,7 @@ async fn the_speed_test_moves_the_bytes_both_ways_with_the_agent_key() {
 async fn a_refused_speed_test_has_no_figures_and_says_why() {
     let server = FakeCollector::start([202]).await;
 
-    let test = speed::measure(&server.url, "hta_wrong", 64 << 10).await;
+    let test = speed::measure(&server.url, "hta_wrong", 64 << 10, &Default::default()).await;
 
     assert_eq!(
         (test.download_bits_per_second, test.upload_bits_per_second),

@@ -1,4 +1,5 @@
-//! The read API for viewers: coverage figures, the unit tree and the agents.
+//! The read API for viewers: coverage figures, one unit, one agent (the paged lists are in
+//! `listing.rs`), and the [`Viewer`] and [`Admin`] extractors every protected route takes.
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -10,6 +11,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::history::{At, figures_at, recent_changes};
 use super::{ApiError, AppState};
 use crate::figures::{Figures, agent_state};
 use crate::store::{AgentRecord, ApiRole};
@@ -18,9 +20,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/coverage", get(coverage))
         .route("/api/v1/coverage.csv", get(coverage_csv))
-        .route("/api/v1/units", get(units))
         .route("/api/v1/units/{code}", get(unit))
-        .route("/api/v1/agents", get(agents))
         .route("/api/v1/agents/{id}", get(agent))
         .route("/api/v1/services", get(services))
 }
@@ -44,20 +44,20 @@ impl LevelFilter {
 
 /// A path parameter; one axum cannot decode (`%FF`) gets the JSON error body, not axum's plain
 /// text.
-fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+pub(super) fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
     p.map(|Path(v)| v)
         .map_err(|r| ApiError::new(r.status(), "invalid_path", r.body_text()))
 }
 
 /// The query string, or the JSON error for one axum cannot decode.
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(super) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(v)| v)
         .map_err(|r| ApiError::new(r.status(), "invalid_query", r.body_text()))
 }
 
 /// A request that carried a valid viewer (or admin) token.
 #[derive(Debug)]
-struct Viewer;
+pub(super) struct Viewer;
 
 impl FromRequestParts<AppState> for Viewer {
     type Rejection = ApiError;
@@ -68,13 +68,27 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
+/// A request that carried a valid admin token; a viewer token gets 403.
+#[derive(Debug)]
+pub(super) struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        state.authorize(&parts.headers, ApiRole::Admin).await?;
+        Ok(Admin)
+    }
+}
+
 async fn coverage(
     State(state): State<AppState>,
     _: Viewer,
     filter: Result<Query<LevelFilter>, QueryRejection>,
+    at: Result<Query<At>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let filter = query(filter)?;
-    let f = state.figures().await?;
+    let f = figures_at(&state, at).await?;
     Ok(Json(crate::coverage::json(&f, filter.check(&f)?)))
 }
 
@@ -82,9 +96,10 @@ async fn coverage_csv(
     State(state): State<AppState>,
     _: Viewer,
     filter: Result<Query<LevelFilter>, QueryRejection>,
+    at: Result<Query<At>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let filter = query(filter)?;
-    let f = state.figures().await?;
+    let f = figures_at(&state, at).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -98,23 +113,7 @@ async fn coverage_csv(
         .into_response())
 }
 
-async fn units(
-    State(state): State<AppState>,
-    _: Viewer,
-    filter: Result<Query<LevelFilter>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let filter = query(filter)?;
-    let f = state.figures().await?;
-    let level = filter.check(&f)?;
-    let units: Vec<_> = f
-        .units
-        .iter()
-        .filter(|u| level.is_none_or(|l| l == u.level))
-        .collect();
-    Ok(Json(json!({ "units": units })))
-}
-
-fn agent_json(a: &AgentRecord, now: i64) -> Value {
+pub(super) fn agent_json(a: &AgentRecord, now: i64) -> Value {
     let interval = a.interval_secs.and_then(|i| u32::try_from(i).ok());
     json!({
         "id": a.id,
@@ -127,6 +126,7 @@ fn agent_json(a: &AgentRecord, now: i64) -> Value {
         "last_report_at": a.last_report_at,
         "interval_secs": a.interval_secs,
         "agent_version": a.agent_version,
+        "revoked_at": a.revoked_at,
     })
 }
 
@@ -162,18 +162,6 @@ async fn unit(
     ))
 }
 
-async fn agents(State(state): State<AppState>, _: Viewer) -> Result<Json<Value>, ApiError> {
-    let now = crate::now();
-    let agents: Vec<Value> = state
-        .store()
-        .agents()
-        .await?
-        .iter()
-        .map(|a| agent_json(a, now))
-        .collect();
-    Ok(Json(json!({ "agents": agents })))
-}
-
 async fn agent(
     State(state): State<AppState>,
     _: Viewer,
@@ -194,6 +182,7 @@ async fn agent(
     body["sample"] = parse(evidence.sample);
     body["probes"] = parse(evidence.probes);
     body["reports_stored"] = state.store().report_count(Some(&id)).await?.into();
+    body["changes"] = serde_json::to_value(recent_changes(&state, &id).await?).unwrap_or_default();
     Ok(Json(body))
 }
 

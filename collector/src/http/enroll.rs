@@ -102,6 +102,11 @@ pub(super) async fn enroll(
                     "token_revoked",
                     "the enrolment token was revoked",
                 ),
+                EnrolRefusal::UsedUp => ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "token_used_up",
+                    "the enrolment token has made all the enrolments it allows; ask for a new one",
+                ),
                 EnrolRefusal::UnitRetired => ApiError::new(
                     StatusCode::FORBIDDEN,
                     "unit_retired",

@@ -47,7 +47,7 @@ pub(super) async fn ingest(
         Ok(r) => r,
         Err(e) => {
             state.metrics().report(Outcome::Rejected);
-            tracing::warn!(agent = %agent, code = e.code(), error = %e.message(), "report rejected");
+            tracing::warn!(agent = %agent, code = e.code(), error = ?e.message(), "report rejected");
             return Err(e);
         }
     };
@@ -56,8 +56,12 @@ pub(super) async fn ingest(
         .store_report(&agent, &report, &text, now)
         .await?;
     match stored {
-        Stored::Accepted => {
+        Stored::Accepted { changes } => {
             state.metrics().report(Outcome::Accepted);
+            for (component, kind) in changes {
+                state.metrics().inventory_change(component, kind);
+                tracing::info!(agent = %agent, component, kind = kind.as_str(), "inventory changed");
+            }
             tracing::debug!(agent = %agent, report = %report.report_id, "report accepted");
             Ok((StatusCode::ACCEPTED, Json(json!({"status": "accepted"}))))
         }

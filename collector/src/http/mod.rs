@@ -4,11 +4,14 @@
 //! `{"error": {"code": "...", "message": "..."}}`; a 5xx says nothing internal and the cause is
 //! logged instead.
 
+mod admin;
 mod api;
 mod enroll;
 mod error;
+mod history;
 mod ingest;
 mod limit;
+mod listing;
 mod speedtest;
 
 use std::sync::Arc;
@@ -182,10 +185,10 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
 
 pub fn app(state: AppState) -> Router {
     let max_body = state.config().max_report_bytes;
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    // What agents call. With mutual TLS only over a connection that presented a client
+    // certificate; people's endpoints, /metrics and the health checks stay open to clients
+    // without one (see `crate::tls`).
+    let mut agents = Router::new()
         .route("/api/v1/enroll", post(enroll::enroll))
         .route(
             "/api/v1/reports",
@@ -195,8 +198,23 @@ pub fn app(state: AppState) -> Router {
         // `DefaultBodyLimit` below applies only to buffering extractors, not to a streamed body
         // (the speedtest tests upload 3 MiB through this router to show it).
         .route("/api/v1/speedtest/download", get(speedtest::download))
-        .route("/api/v1/speedtest/upload", post(speedtest::upload))
+        .route("/api/v1/speedtest/upload", post(speedtest::upload));
+    if state.config().requires_client_certificate() {
+        agents = agents.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::tls::require_client_certificate,
+        ));
+    }
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
+        .merge(agents)
         .merge(api::routes())
+        .merge(admin::routes())
+        .merge(listing::routes())
+        .merge(history::routes())
         // Without this, a wrong method gets axum's bare 405 with an empty body; the contract
         // says every error the caller caused is the JSON error body.
         .method_not_allowed_fallback(|| async {
@@ -211,6 +229,45 @@ pub fn app(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
+}
+
+/// Every route [`app`] serves, as (method, path template): the one list the OpenAPI document
+/// (`collector/openapi.json`) is tested against, both ways. A route added to a router above
+/// goes here and into the document too; the `openapi` integration tests fail until it does
+/// (they check each entry is served, and scan `src/http/` for routes missing here).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/api/v1/openapi.json"),
+    ("POST", "/api/v1/enroll"),
+    ("POST", "/api/v1/reports"),
+    ("GET", "/api/v1/speedtest/download"),
+    ("POST", "/api/v1/speedtest/upload"),
+    ("GET", "/api/v1/coverage"),
+    ("GET", "/api/v1/coverage.csv"),
+    ("GET", "/api/v1/coverage/history"),
+    ("GET", "/api/v1/units"),
+    ("GET", "/api/v1/units.csv"),
+    ("GET", "/api/v1/units/{code}"),
+    ("GET", "/api/v1/agents"),
+    ("GET", "/api/v1/agents.csv"),
+    ("GET", "/api/v1/agents/{id}"),
+    ("DELETE", "/api/v1/agents/{id}"),
+    ("GET", "/api/v1/agents/{id}/changes"),
+    ("GET", "/api/v1/services"),
+    ("GET", "/api/v1/tokens"),
+    ("POST", "/api/v1/tokens"),
+    ("DELETE", "/api/v1/tokens/{fingerprint}"),
+];
+
+/// The OpenAPI 3.1 description of this API, written by hand (a derive crate such as utoipa
+/// would annotate every handler and pull in a large dependency tree for one static document).
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
+/// `GET /api/v1/openapi.json`, open to anyone: it describes the API, it holds no data.
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 async fn healthz() -> &'static str {
@@ -229,7 +286,15 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
     Ok("ready\n")
 }
 
-async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+/// The exposition; with `metrics_token_file` configured, only for `Authorization: Bearer` that
+/// token (compared by digest, in constant time).
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(expected) = &state.config().metrics_token {
+        let token = bearer(&headers)?;
+        if !crate::secret::same(&crate::secret::digest(token), expected) {
+            return Err(ApiError::unauthorized("wrong metrics token"));
+        }
+    }
     let figures = state.figures().await?;
     let text = state
         .metrics()
@@ -323,8 +388,23 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Ap
             format!("request body: nested deeper than {MAX_JSON_DEPTH} levels"),
         ));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("request body: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| {
+        // serde quotes the offending value whole; a megabyte string is not echoed (or logged) back
+        let mut said = e.to_string();
+        if said.len() > 300 {
+            let cut = (0..=200)
+                .rev()
+                .find(|&i| said.is_char_boundary(i))
+                .unwrap_or(0);
+            said = format!(
+                "{}… at line {} column {}",
+                &said[..cut],
+                e.line(),
+                e.column()
+            );
+        }
+        ApiError::bad_request("invalid_json", format!("request body: {said}"))
+    })
 }
 
 #[cfg(test)]

@@ -19,7 +19,12 @@ impl Harness {
 
     async fn token_create(&self, unit: Option<&str>, role: Option<&str>) -> anyhow::Result<String> {
         let mut out = Vec::new();
-        commands::token_create(self.store(), unit, role, None, &mut out).await?;
+        let request = hatang_collector::tokens::TokenRequest {
+            unit: unit.map(str::to_string),
+            role: role.map(str::to_string),
+            ..Default::default()
+        };
+        commands::token_create(self.store(), &request, &mut out).await?;
         Ok(String::from_utf8(out).unwrap())
     }
 

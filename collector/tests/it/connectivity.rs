@@ -129,7 +129,7 @@ on_every_backend! {
         h.report(&agent.key, &r).await.json(StatusCode::ACCEPTED);
         let m = h.metrics().await;
         assert_eq!(m.value("hatang_unit_broadband_up", &unit), 0.0, "below 2 Mbit/s");
-        assert_eq!(m.value("hatang_unit_download_bits_per_second", &unit), 1.5e6);
+        assert_eq!(m.value("hatang_unit_download_bytes_per_second", &unit), 1.5e6 / 8.0);
 
         // The link is upgraded: the next speed test passes.
         let mut r = report_with(1, json!([probe("internet", 4)]));
@@ -138,6 +138,6 @@ on_every_backend! {
         h.report(&agent.key, &r).await.json(StatusCode::ACCEPTED);
         let m = h.metrics().await;
         assert_eq!(m.value("hatang_unit_broadband_up", &unit), 1.0);
-        assert_eq!(m.value("hatang_unit_download_bits_per_second", &unit), 2.4e7);
+        assert_eq!(m.value("hatang_unit_download_bytes_per_second", &unit), 2.4e7 / 8.0);
     }
 }

@@ -193,6 +193,7 @@ async fn an_expired_enrolment_token_is_403_token_expired() {
             hatang_collector::figures::Role::Workstation,
             now - 7200,
             Some(now - 1),
+            None,
         )
         .await
         .unwrap();

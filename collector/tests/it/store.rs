@@ -22,6 +22,7 @@ fn summary(added: u32, updated: u32, unchanged: u32, retired: u32) -> ImportSumm
         updated,
         unchanged,
         retired,
+        ..ImportSummary::default()
     }
 }
 
@@ -76,7 +77,7 @@ on_every_backend! {
             let token = secret::generate(Kind::Enrol).unwrap();
             let err = h
                 .store()
-                .create_enrol_token(&token.digest, unit, Role::Workstation, now, None)
+                .create_enrol_token(&token.digest, unit, Role::Workstation, now, None, None)
                 .await
                 .unwrap_err();
             assert!(
@@ -86,7 +87,7 @@ on_every_backend! {
         }
         let token = secret::generate(Kind::Enrol).unwrap();
         h.store()
-            .create_enrol_token(&token.digest, "4360", Role::Server, now, None)
+            .create_enrol_token(&token.digest, "4360", Role::Server, now, None, None)
             .await
             .unwrap();
     }
@@ -119,6 +120,7 @@ on_every_backend! {
                 Role::Workstation,
                 now - 10,
                 Some(now),
+                None,
             )
             .await
             .unwrap();
@@ -126,7 +128,7 @@ on_every_backend! {
 
         let good = secret::generate(Kind::Enrol).unwrap();
         h.store()
-            .create_enrol_token(&good.digest, "148", Role::Workstation, now, Some(now + 60))
+            .create_enrol_token(&good.digest, "148", Role::Workstation, now, Some(now + 60), None)
             .await
             .unwrap();
         let first = enrol(good.digest.clone(), "m").await.unwrap();
@@ -208,7 +210,7 @@ on_every_backend! {
                 .store_report(&agent.id, &parsed, &text, now)
                 .await
                 .unwrap(),
-            Stored::Accepted
+            Stored::Accepted { changes: vec![] }
         );
         assert_eq!(
             store
@@ -251,7 +253,7 @@ on_every_backend! {
         let token = secret::generate(Kind::Enrol).unwrap();
         let now = hatang_collector::now();
         a.store()
-            .create_enrol_token(&token.digest, "4351", Role::Workstation, now, None)
+            .create_enrol_token(&token.digest, "4351", Role::Workstation, now, None, None)
             .await
             .unwrap();
         for round in 0..10 {
@@ -291,7 +293,7 @@ on_every_backend! {
             );
             let mut outcomes = [x.unwrap(), y.unwrap()];
             outcomes.sort_by_key(|o| *o == Stored::Duplicate);
-            assert_eq!(outcomes, [Stored::Accepted, Stored::Duplicate]);
+            assert_eq!(outcomes, [Stored::Accepted { changes: vec![] }, Stored::Duplicate]);
         }
         assert_eq!(b.store().report_count(Some(&agent.id)).await.unwrap(), 10);
     }

@@ -346,6 +346,11 @@ impl Harness {
         self.state.store()
     }
 
+    /// The database URL, for tests that set rows up directly.
+    pub fn db_url(&self) -> &str {
+        &self.db.url
+    }
+
     pub fn config(&self) -> &Config {
         self.state.config()
     }
@@ -415,7 +420,12 @@ impl Harness {
 
     async fn token(&self, unit: Option<&str>, role: Option<&str>) -> String {
         let mut out = Vec::new();
-        hatang_collector::commands::token_create(self.store(), unit, role, None, &mut out)
+        let request = hatang_collector::tokens::TokenRequest {
+            unit: unit.map(str::to_string),
+            role: role.map(str::to_string),
+            ..Default::default()
+        };
+        hatang_collector::commands::token_create(self.store(), &request, &mut out)
             .await
             .unwrap();
         let out = String::from_utf8(out).unwrap();

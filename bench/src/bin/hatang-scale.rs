@@ -1,0 +1,644 @@
+//! `hatang-scale`: a collector holding a country's worth of agents (100,000 in 3,500 units):
+//! start-up time, `/metrics` latency and size, memory, and one level's equipment ratio checked
+//! against a direct SQL count.
+//!
+//! The unit tree goes in through the collector's CLI; the agents are written straight into the
+//! database in one transaction (enrolling 100,000 machines over HTTP would measure enrolment, and
+//! take minutes). They are spread over the units by staff, with a realistic mix of states:
+//! most online, some stale, some only active for the equipment window, some past it, and the
+//! provincial data centres' servers with their latest sample and inventory.
+
+use std::fmt::Write as _;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use hatang_bench::collector::{self, Collector};
+use hatang_bench::load::{self, mib, ms, quantile, thousands};
+use hatang_bench::{Rng, proc, reports, tree};
+use sqlx::Connection;
+
+/// /metrics, memory and start-up of a collector holding 100,000 agents.
+#[derive(Debug, Parser)]
+#[command(name = "hatang-scale", version, about, long_about = None)]
+struct Args {
+    /// PostgreSQL server to create a throwaway database on; default: a temporary SQLite file.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+    /// The collector binary (default: hatang-collector beside this program).
+    #[arg(long, value_name = "PATH")]
+    collector_bin: Option<std::path::PathBuf>,
+    #[arg(long, default_value_t = 3500)]
+    units: usize,
+    #[arg(long, default_value_t = 100_000)]
+    agents: usize,
+    /// Servers in each provincial data centre (one per province), counted in --agents; each
+    /// gets the per-host series.
+    #[arg(long, default_value_t = 50)]
+    servers: usize,
+    /// Scrapes that each recompute the figures (spaced past the 2 s figures cache).
+    #[arg(long, default_value_t = 20)]
+    scrapes: usize,
+    /// Scrapes back to back, answered from the figures cache.
+    #[arg(long, default_value_t = 20)]
+    cached_scrapes: usize,
+    /// Level whose equipment ratio is checked against SQL.
+    #[arg(long, default_value = "commune")]
+    level: String,
+    #[arg(long, default_value_t = 2025)]
+    seed: u64,
+    /// Keep the temporary directory and database afterwards.
+    #[arg(long)]
+    keep: bool,
+}
+
+const DAY: i64 = 86_400;
+/// The collector's default figures cache (`figures_cache_secs`).
+const FIGURES_CACHE: Duration = Duration::from_secs(2);
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hatang-scale: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// One agent row to write.
+struct Row {
+    id: String,
+    unit: String,
+    server: bool,
+    hostname: String,
+    last_report_at: Option<i64>,
+    lan_up: bool,
+    ok_at: [Option<i64>; 3],
+    speed: Option<(i64, f64, f64)>,
+    /// Latest inventory and sample documents (servers only: the figures read them for hosts).
+    documents: Option<(String, String, String)>,
+}
+
+/// Whether a unit is a provincial data centre, whose machines are its servers.
+fn datacentre(unit: &tree::Unit) -> bool {
+    unit.code.ends_with("-TTDL")
+}
+
+/// Agents per unit, adding up to `total`: `servers` in each data centre, the rest over the other
+/// staffed units in proportion to staff times a per-unit factor (some offices are well equipped,
+/// some far from it).
+fn spread(units: &[tree::Unit], total: usize, servers: usize, rng: &mut Rng) -> Vec<usize> {
+    let centres = units.iter().filter(|u| datacentre(u)).count();
+    let total = total.saturating_sub(centres * servers);
+    let weights: Vec<f64> = units
+        .iter()
+        .map(|u| {
+            let w = f64::from(u.staff) * (0.3 + 0.9 * rng.unit());
+            if datacentre(u) { 0.0 } else { w }
+        })
+        .collect();
+    let sum: f64 = weights.iter().sum::<f64>().max(1e-9);
+    let mut counts: Vec<usize> = weights
+        .iter()
+        .map(|w| (total as f64 * w / sum).floor() as usize)
+        .collect();
+    let staffed: Vec<usize> = (0..units.len())
+        .filter(|&i| units[i].staff > 0 && !datacentre(&units[i]))
+        .collect();
+    let mut short = total - counts.iter().sum::<usize>();
+    let mut i = 0;
+    while short > 0 && !staffed.is_empty() {
+        counts[staffed[i % staffed.len()]] += 1;
+        short -= 1;
+        i += 1;
+    }
+    for (count, unit) in counts.iter_mut().zip(units) {
+        if datacentre(unit) {
+            *count = servers;
+        }
+    }
+    counts
+}
+
+fn rows(units: &[tree::Unit], total: usize, servers: usize, now: i64, seed: u64) -> Vec<Row> {
+    let mut rng = Rng::new(seed);
+    let counts = spread(units, total, servers, &mut rng);
+    let mut out = Vec::with_capacity(total);
+    for (unit, &n) in units.iter().zip(&counts) {
+        let servers = datacentre(unit);
+        for i in 0..n {
+            let draw = rng.unit();
+            // 85% online, 8% stale, 4% offline but within the 30-day equipment window, 2.5%
+            // past it, 0.5% never reported. Well clear of every boundary, so the figures
+            // cannot change while the run lasts.
+            let last = if draw < 0.85 {
+                Some(now - rng.range(0, 120) as i64)
+            } else if draw < 0.93 {
+                Some(now - rng.range(3600, 20 * 3600) as i64)
+            } else if draw < 0.97 {
+                Some(now - rng.range(2 * DAY as u64, 25 * DAY as u64) as i64)
+            } else if draw < 0.995 {
+                Some(now - rng.range(40 * DAY as u64, 200 * DAY as u64) as i64)
+            } else {
+                None
+            };
+            let probe = |rng: &mut Rng, p: f64| {
+                last.filter(|_| rng.chance(p))
+                    .map(|l| l - rng.range(0, 60) as i64)
+            };
+            let ok_at = [
+                probe(&mut rng, 0.9),
+                probe(&mut rng, 0.8),
+                probe(&mut rng, 0.85),
+            ];
+            let speed = (last.is_some() && rng.chance(0.3)).then(|| {
+                let down = if rng.chance(0.15) {
+                    1.0e6
+                } else {
+                    rng.range(5, 200) as f64 * 1e6
+                };
+                (now - rng.range(0, 3600) as i64, down, down / 3.0)
+            });
+            let (inventory, _) = reports::inventory(&mut rng, &unit.code, i);
+            let documents = servers.then(|| {
+                let cycle = reports::cycle(&mut rng, false);
+                (
+                    serde_json::to_string(&inventory).expect("serialises"),
+                    serde_json::to_string(&cycle.sample).expect("serialises"),
+                    serde_json::to_string(&cycle.probes).expect("serialises"),
+                )
+            });
+            out.push(Row {
+                id: uuid::Uuid::from_u64_pair(seed, out.len() as u64).to_string(),
+                unit: unit.code.clone(),
+                server: servers,
+                hostname: inventory.hostname,
+                last_report_at: last,
+                lan_up: rng.chance(0.95),
+                ok_at,
+                speed,
+                documents,
+            });
+        }
+    }
+    out
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or("NULL".into(), |v| v.to_string())
+}
+
+/// Multi-row INSERT statements of at most `batch` agents. Values are inlined (all generated
+/// here, strings quoted) so one text serves both databases; only the blob literal differs.
+fn inserts(rows: &[Row], now: i64, postgres: bool, batch: usize) -> Vec<String> {
+    rows.chunks(batch)
+        .enumerate()
+        .map(|(c, chunk)| {
+            let mut sql = String::from(
+                "INSERT INTO agents (id, machine_id, unit_code, role, hostname, key_hash, enrolled_at, \
+                 last_report_at, interval_secs, agent_version, lan_up, internet_ok_at, gov_wan_ok_at, \
+                 datacentre_ok_at, speed_at, download_bps, upload_bps, inventory, sample, probes) VALUES ",
+            );
+            for (i, r) in chunk.iter().enumerate() {
+                let n = c * batch + i;
+                // A unique 32-byte digest per agent; nobody will present its key.
+                let key = format!("{:016x}{:016x}{:032x}", n, 0x5ca1e, n);
+                let key = if postgres { format!("'\\x{key}'::bytea") } else { format!("X'{key}'") };
+                let docs = r.documents.as_ref();
+                let _ = write!(
+                    sql,
+                    "{}({}, {}, {}, {}, {}, {key}, {}, {}, 60, '0.1.0', {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+                    if i == 0 { "" } else { ", " },
+                    quote(&r.id),
+                    quote(&format!("scale-{n:06}")),
+                    quote(&r.unit),
+                    quote(if r.server { "server" } else { "workstation" }),
+                    quote(&r.hostname),
+                    now - 90 * DAY,
+                    opt(r.last_report_at),
+                    if r.lan_up { "TRUE" } else { "FALSE" },
+                    opt(r.ok_at[0]),
+                    opt(r.ok_at[1]),
+                    opt(r.ok_at[2]),
+                    opt(r.speed.map(|s| s.0)),
+                    opt(r.speed.map(|s| s.1)),
+                    opt(r.speed.map(|s| s.2)),
+                    docs.map_or("NULL".into(), |d| quote(&d.0)),
+                    docs.map_or("NULL".into(), |d| quote(&d.1)),
+                    docs.map_or("NULL".into(), |d| quote(&d.2)),
+                );
+            }
+            sql
+        })
+        .collect()
+}
+
+/// The level's equipment figure counted in SQL, straight from the definition: Σ min(staff,
+/// workstations that reported within 30 days) / Σ staff over the level's current units with staff.
+fn equipment_sql(level: &str, now: i64) -> String {
+    format!(
+        "SELECT CAST(SUM(staff) AS BIGINT), CAST(SUM(CASE WHEN active < staff THEN active ELSE staff END) AS BIGINT)
+         FROM (SELECT u.staff AS staff,
+                      (SELECT COUNT(*) FROM agents a WHERE a.unit_code = u.code AND a.role = 'workstation'
+                         AND a.last_report_at >= {}) AS active
+               FROM units u WHERE u.level = {} AND u.retired_at IS NULL AND u.staff > 0) t",
+        now - 30 * DAY,
+        quote(level)
+    )
+}
+
+enum Db {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Db {
+    async fn open(url: &str) -> anyhow::Result<Self> {
+        Ok(if url.starts_with("sqlite:") {
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .foreign_keys(true);
+            Db::Sqlite(sqlx::SqliteConnection::connect_with(&options).await?)
+        } else {
+            Db::Postgres(sqlx::PgConnection::connect(url).await?)
+        })
+    }
+
+    /// Runs `statements` in one transaction.
+    async fn write(&mut self, statements: &[String]) -> anyhow::Result<()> {
+        match self {
+            Db::Sqlite(c) => {
+                let mut tx = c.begin().await?;
+                for s in statements {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(s.as_str()))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+            Db::Postgres(c) => {
+                let mut tx = c.begin().await?;
+                for s in statements {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(s.as_str()))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                sqlx::raw_sql("ANALYZE").execute(&mut *c).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn pair(&mut self, sql: &str) -> anyhow::Result<(i64, i64)> {
+        let q = sqlx::AssertSqlSafe(sql.to_string());
+        Ok(match self {
+            Db::Sqlite(c) => sqlx::query_as(q).fetch_one(c).await?,
+            Db::Postgres(c) => sqlx::query_as(q).fetch_one(c).await?,
+        })
+    }
+}
+
+/// The value of the first sample of `name` whose label text contains `labels`.
+fn sample(exposition: &str, name: &str, labels: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{') && l.contains(labels))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+fn sum(exposition: &str, name: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Bytes of the exposition per metric family (HELP and TYPE lines included), largest first.
+fn families(exposition: &str) -> Vec<(String, usize)> {
+    let mut bytes: std::collections::BTreeMap<String, usize> = Default::default();
+    for line in exposition.lines() {
+        let name = match line.strip_prefix("# ") {
+            Some(rest) => rest.split_whitespace().nth(1).unwrap_or(""),
+            None => line.split(['{', ' ']).next().unwrap_or(""),
+        };
+        let family = name
+            .trim_end_matches("_bucket")
+            .trim_end_matches("_sum")
+            .trim_end_matches("_count");
+        *bytes.entry(family.to_string()).or_default() += line.len() + 1;
+    }
+    let mut out: Vec<(String, usize)> = bytes.into_iter().collect();
+    out.sort_by_key(|e| std::cmp::Reverse(e.1));
+    out
+}
+
+async fn scrape(client: &reqwest::Client, url: &str) -> anyhow::Result<(Duration, String)> {
+    let t = Instant::now();
+    let response = client.get(url).send().await?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        bail!("/metrics answered {status}: {text}");
+    }
+    Ok((t.elapsed(), text))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let client = load::client(1);
+    let bin = collector::binary(args.collector_bin.as_deref())?;
+    let mut c = Collector::new(bin, args.database.as_deref()).await?;
+    c.configure("")?;
+    eprintln!("preparing {} ({})", c.backend(), c.dir.path().display());
+    let t = Instant::now();
+    c.cli(&["migrate"]).await?;
+    let units = tree::generate(args.units, args.seed);
+    let csv = c.dir.path().join("units.csv");
+    std::fs::write(&csv, tree::csv(&units))?;
+    c.cli(&["units", "import", &csv.display().to_string()])
+        .await?;
+    let import = t.elapsed();
+
+    let now = hatang_bench::now();
+    let t = Instant::now();
+    let rows = rows(&units, args.agents, args.servers, now, args.seed);
+    let servers = rows.iter().filter(|r| r.server).count();
+    let mut db = Db::open(c.database_url()).await?;
+    db.write(&inserts(&rows, now, matches!(db, Db::Postgres(_)), 500))
+        .await
+        .context("writing the agents")?;
+    let fill = t.elapsed();
+    eprintln!(
+        "{} units imported in {:.1} s; {} agents ({servers} servers) written in {:.1} s",
+        units.len(),
+        import.as_secs_f64(),
+        rows.len(),
+        fill.as_secs_f64()
+    );
+    drop(rows);
+
+    let startup = c.start(&client).await?;
+    let pid = c.pid().context("the collector has a pid")?;
+    let idle = proc::usage(&pid)?;
+    let metrics = format!("{}/metrics", c.base_url());
+
+    // The first scrape: the figures are computed for the first time, connections opened.
+    let cpu0 = proc::usage(&pid)?.cpu();
+    let (first, exposition) = scrape(&client, &metrics).await?;
+    let first_cpu = proc::usage(&pid)?.cpu().saturating_sub(cpu0);
+    // Each later one after the cache expired: what a Prometheus scraping every 15 s or more sees.
+    let mut fresh = Vec::with_capacity(args.scrapes);
+    let cpu0 = proc::usage(&pid)?.cpu();
+    let mut sleeping = Duration::ZERO;
+    for _ in 0..args.scrapes {
+        let nap = FIGURES_CACHE + Duration::from_millis(100);
+        tokio::time::sleep(nap).await;
+        sleeping += nap;
+        fresh.push(scrape(&client, &metrics).await?.0);
+    }
+    let fresh_cpu = proc::usage(&pid)?.cpu().saturating_sub(cpu0);
+    let mut cached = Vec::with_capacity(args.cached_scrapes);
+    for _ in 0..args.cached_scrapes {
+        cached.push(scrape(&client, &metrics).await?.0);
+    }
+    let after = proc::usage(&pid)?;
+    let micros = |v: &mut Vec<Duration>| {
+        let mut us: Vec<u32> = v.iter().map(|d| d.as_micros() as u32).collect();
+        us.sort_unstable();
+        us
+    };
+    let (fresh_us, cached_us) = (micros(&mut fresh), micros(&mut cached));
+
+    // Figures against SQL.
+    let (staff, equipped) = db
+        .pair(&equipment_sql(&args.level, hatang_bench::now()))
+        .await?;
+    let sql_ratio = equipped as f64 / staff.max(1) as f64;
+    let level_label = format!("level=\"{}\"", args.level);
+    let exposed = sample(&exposition, "hatang_equipment_ratio", &level_label);
+    let agents_exposed = sum(&exposition, "hatang_agents");
+    let series = exposition
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count();
+
+    println!();
+    println!(
+        "hatang-scale · {} · commit {} · {} · {}",
+        hatang_bench::today(),
+        hatang_bench::commit().unwrap_or_else(|| "?".into()),
+        hatang_bench::machine(),
+        c.backend()
+    );
+    println!();
+    println!("| measure | value |");
+    println!("|---|---|");
+    let row = |k: &str, v: String| println!("| {k} | {v} |");
+    row(
+        "data",
+        format!(
+            "{} units ({} levels), {} agents of which {servers} servers; units imported by the CLI in {:.1} s, agents written by SQL in {:.1} s",
+            thousands(units.len() as f64),
+            2,
+            thousands(args.agents as f64),
+            import.as_secs_f64(),
+            fill.as_secs_f64()
+        ),
+    );
+    row("start-up to /readyz", ms(startup));
+    row(
+        "first /metrics (figures computed, cold)",
+        format!(
+            "{} ({:.0} ms collector CPU)",
+            ms(first),
+            first_cpu.as_secs_f64() * 1000.0
+        ),
+    );
+    row(
+        &format!(
+            "/metrics, figures recomputed ({} scrapes) p50 / p99 / max",
+            fresh_us.len()
+        ),
+        format!(
+            "{} / {} / {} ({:.0} ms collector CPU each)",
+            ms(quantile(&fresh_us, 0.5)),
+            ms(quantile(&fresh_us, 0.99)),
+            ms(quantile(&fresh_us, 1.0)),
+            fresh_cpu.as_secs_f64() * 1000.0 / fresh_us.len().max(1) as f64
+        ),
+    );
+    row(
+        &format!(
+            "/metrics from the 2 s cache ({} scrapes) p50 / p99",
+            cached_us.len()
+        ),
+        format!(
+            "{} / {}",
+            ms(quantile(&cached_us, 0.5)),
+            ms(quantile(&cached_us, 0.99))
+        ),
+    );
+    row(
+        "exposition",
+        format!(
+            "{} bytes ({:.2} MB), {} samples",
+            thousands(exposition.len() as f64),
+            exposition.len() as f64 / 1e6,
+            thousands(series as f64)
+        ),
+    );
+    let fams = families(&exposition);
+    let share = |prefix: &str| {
+        fams.iter()
+            .filter(|(n, _)| n.starts_with(prefix))
+            .map(|(_, b)| *b)
+            .sum::<usize>() as f64
+            / 1e6
+    };
+    row(
+        "exposition by kind",
+        format!(
+            "per-unit series {:.2} MB, per-host (server) series {:.2} MB, the rest {:.2} MB",
+            share("hatang_unit_"),
+            share("hatang_host_"),
+            exposition.len() as f64 / 1e6 - share("hatang_unit_") - share("hatang_host_")
+        ),
+    );
+    row(
+        "largest metric families",
+        fams.iter()
+            .take(6)
+            .map(|(name, b)| format!("{name} {:.0} kB", *b as f64 / 1e3))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    row(
+        "collector RSS idle after start / after scrapes / peak",
+        format!(
+            "{} / {} / {}",
+            mib(idle.rss_kib),
+            mib(after.rss_kib),
+            mib(after.hwm_kib)
+        ),
+    );
+    row(
+        &format!("{} equipment ratio: /metrics vs SQL", args.level),
+        format!(
+            "{} vs {equipped}/{staff} = {sql_ratio:.6}: {}",
+            exposed.map_or("absent".into(), |v| format!("{v:.6}")),
+            if exposed.is_some_and(|v| (v - sql_ratio).abs() < 1e-9) {
+                "agrees"
+            } else {
+                "DISAGREES"
+            }
+        ),
+    );
+    row(
+        "agents in hatang_agents",
+        format!(
+            "{}: {}",
+            thousands(agents_exposed),
+            if agents_exposed as usize == args.agents {
+                "all counted"
+            } else {
+                "MISSING SOME"
+            }
+        ),
+    );
+    if let Some(b) = collector::database_bytes(c.database_url()).await {
+        row("database size", mib(b / 1024));
+    }
+    let _ = sleeping;
+
+    println!();
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    let p99 = quantile(&fresh_us, 0.99);
+    println!(
+        "budget /metrics ≤ 50 ms (recomputed, p99): {} ({})",
+        verdict(p99 <= Duration::from_millis(50)),
+        ms(p99)
+    );
+    println!(
+        "budget exposition ≤ 2 MB: {} ({:.2} MB)",
+        verdict(exposition.len() <= 2_000_000),
+        exposition.len() as f64 / 1e6
+    );
+    println!(
+        "budget RSS ≤ 200 MiB: {} (peak {})",
+        verdict(after.hwm_kib <= 200 * 1024),
+        mib(after.hwm_kib)
+    );
+    println!(
+        "budget start-up ≤ 1 s: {} ({})",
+        verdict(startup <= Duration::from_secs(1)),
+        ms(startup)
+    );
+    drop(db);
+    c.finish(args.keep).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agents_are_spread_over_staffed_units_and_add_up() {
+        let units = tree::generate(300, 1);
+        let rows = rows(&units, 5000, 7, 1_000_000_000, 1);
+        assert_eq!(rows.len(), 5000);
+        let roots: Vec<&str> = units
+            .iter()
+            .filter(|u| u.staff == 0)
+            .map(|u| u.code.as_str())
+            .collect();
+        assert!(rows.iter().all(|r| !roots.contains(&r.unit.as_str())));
+        assert!(
+            rows.iter().any(|r| r.server) && rows.iter().all(|r| r.server == r.documents.is_some())
+        );
+        let online = rows
+            .iter()
+            .filter(|r| r.last_report_at.is_some_and(|l| l > 1_000_000_000 - 180))
+            .count();
+        assert!((4000..4600).contains(&online), "{online}");
+        let sql = inserts(&rows[..3], 1, true, 2);
+        assert_eq!(sql.len(), 2);
+        assert!(
+            sql[0].contains("'\\x") && sql[0].matches("'scale-").count() == 2,
+            "{}",
+            sql[0]
+        );
+    }
+
+    #[test]
+    fn families_are_measured_with_their_help_lines() {
+        let text =
+            "# HELP a_x x\n# TYPE a_x gauge\na_x{u=\"1\"} 1\nh_bucket{le=\"1\"} 1\nh_sum 1\n";
+        let f = families(text);
+        assert_eq!(f[0], ("a_x".to_string(), 13 + 17 + 13));
+        assert_eq!(f[1].0, "h");
+    }
+
+    #[test]
+    fn exposition_samples_are_found_by_name_and_label() {
+        let text = "# HELP x\nhatang_agents{level=\"a\"} 2\nhatang_agents_x 5\nhatang_agents{level=\"b\"} 3\nhatang_equipment_ratio{level=\"commune\"} 0.5\n";
+        assert_eq!(sum(text, "hatang_agents"), 5.0);
+        assert_eq!(
+            sample(text, "hatang_equipment_ratio", "level=\"commune\""),
+            Some(0.5)
+        );
+        assert_eq!(sample(text, "hatang_equipment_ratio", "level=\"x\""), None);
+    }
+}

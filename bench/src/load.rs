@@ -1,0 +1,229 @@
+//! Driving HTTP load: `concurrency` workers, each on a kept-alive connection, sending requests
+//! back to back (closed loop) or on a schedule (a target rate), for a fixed time; every latency is
+//! kept (a few MB at most) so percentiles are exact rather than bucketed.
+//!
+//! At a target rate a request's latency runs from when it was due, not from when it was sent:
+//! a collector that stalls makes every request queued behind the stall count as slow, instead of
+//! hiding them because the worker was not sending (the "coordinated omission" wrk2 corrects).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::time::sleep_until;
+
+/// Builds request number `n` of worker `w`.
+pub type MakeRequest =
+    Arc<dyn Fn(&reqwest::Client, usize, u64) -> reqwest::RequestBuilder + Send + Sync>;
+
+/// How one phase is run.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub concurrency: usize,
+    pub duration: Duration,
+    /// Requests per second over all workers; `None`: as fast as answers come.
+    pub rate: Option<f64>,
+}
+
+/// What one phase measured.
+#[derive(Debug, Default, Clone)]
+pub struct Outcome {
+    /// Answers by status code; transport failures as `error: …`.
+    pub statuses: BTreeMap<String, u64>,
+    /// Latency of every answered request, microseconds, sorted.
+    pub latencies_us: Vec<u32>,
+    /// From the first request to the last answer.
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    pub fn count(&self, status: &str) -> u64 {
+        self.statuses.get(status).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.statuses.values().sum()
+    }
+
+    /// Answers with `status` per second of the phase.
+    pub fn rate(&self, status: &str) -> f64 {
+        self.count(status) as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The `q` quantile (0..=1) of latency, nearest rank.
+    pub fn quantile(&self, q: f64) -> Duration {
+        quantile(&self.latencies_us, q)
+    }
+
+    /// Everything that was not `ok`, as `status ×count` pairs.
+    pub fn errors(&self, ok: &[&str]) -> String {
+        let errs: Vec<String> = self
+            .statuses
+            .iter()
+            .filter(|(s, _)| !ok.contains(&s.as_str()))
+            .map(|(s, n)| format!("{s} ×{n}"))
+            .collect();
+        if errs.is_empty() {
+            "none".into()
+        } else {
+            errs.join(", ")
+        }
+    }
+}
+
+/// Nearest-rank quantile of sorted microsecond values.
+pub fn quantile(sorted_us: &[u32], q: f64) -> Duration {
+    if sorted_us.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((q * sorted_us.len() as f64).ceil() as usize).clamp(1, sorted_us.len());
+    Duration::from_micros(u64::from(sorted_us[rank - 1]))
+}
+
+/// The one client every phase uses: HTTP/1.1 keep-alive, no proxy, TLS provider as the agent
+/// installs it (the client refuses to build without one, though only plain HTTP is used here).
+pub fn client(concurrency: usize) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(concurrency)
+        .timeout(Duration::from_secs(30))
+        .user_agent("hatang-load")
+        .build()
+        .expect("an HTTP client")
+}
+
+fn classify(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else if e.is_body() || e.is_decode() {
+        "body"
+    } else {
+        "request"
+    };
+    format!("error: {kind}")
+}
+
+/// Runs one phase and gathers what every worker saw.
+pub async fn run(client: &reqwest::Client, plan: Plan, make: MakeRequest) -> Outcome {
+    let start = Instant::now();
+    let deadline = start + plan.duration;
+    let interval = plan
+        .rate
+        .filter(|r| *r > 0.0)
+        .map(|r| Duration::from_secs_f64(plan.concurrency as f64 / r));
+    let mut workers = Vec::with_capacity(plan.concurrency);
+    for w in 0..plan.concurrency {
+        let client = client.clone();
+        let make = Arc::clone(&make);
+        workers.push(tokio::spawn(async move {
+            let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+            let mut latencies = Vec::new();
+            // Workers start spread over one interval so a rate is not sent in bursts.
+            let offset = interval.map_or(Duration::ZERO, |i| {
+                i.mul_f64(w as f64 / plan.concurrency as f64)
+            });
+            let mut n = 0u64;
+            loop {
+                let due = match interval {
+                    Some(i) => start + offset + i.mul_f64(n as f64),
+                    None => Instant::now(),
+                };
+                if due >= deadline {
+                    break;
+                }
+                if interval.is_some() {
+                    sleep_until(due.into()).await;
+                }
+                let answer = make(&client, w, n).send().await;
+                let status = match answer {
+                    Ok(response) => {
+                        let status = response.status().as_u16().to_string();
+                        match response.bytes().await {
+                            Ok(_) => status,
+                            Err(e) => classify(&e),
+                        }
+                    }
+                    Err(e) => classify(&e),
+                };
+                let took = due.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                latencies.push(took);
+                *statuses.entry(status).or_default() += 1;
+                n += 1;
+            }
+            (statuses, latencies)
+        }));
+    }
+    let mut out = Outcome::default();
+    for w in workers {
+        let (statuses, latencies) = w.await.expect("a load worker does not panic");
+        for (s, n) in statuses {
+            *out.statuses.entry(s).or_default() += n;
+        }
+        out.latencies_us.extend(latencies);
+    }
+    out.elapsed = start.elapsed();
+    out.latencies_us.sort_unstable();
+    out
+}
+
+/// A duration as milliseconds with sensible precision.
+pub fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.2} ms")
+    } else if ms < 100.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+/// Mebibytes from kibibytes.
+pub fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+/// A count with thousands separators.
+pub fn thousands(n: f64) -> String {
+    let s = format!("{:.0}", n.max(0.0));
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let v: Vec<u32> = (1..=100).collect();
+        assert_eq!(quantile(&v, 0.5), Duration::from_micros(50));
+        assert_eq!(quantile(&v, 0.99), Duration::from_micros(99));
+        assert_eq!(quantile(&v, 1.0), Duration::from_micros(100));
+        assert_eq!(quantile(&v, 0.0), Duration::from_micros(1));
+        assert_eq!(quantile(&[], 0.5), Duration::ZERO);
+    }
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(thousands(1234567.4), "1,234,567");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(ms(Duration::from_micros(1234)), "1.23 ms");
+        assert_eq!(ms(Duration::from_micros(45_600)), "45.6 ms");
+        let o = Outcome {
+            statuses: [("202".to_string(), 5), ("503".to_string(), 1)].into(),
+            ..Outcome::default()
+        };
+        assert_eq!(o.errors(&["202"]), "503 ×1");
+        assert_eq!(o.total(), 6);
+    }
+}
