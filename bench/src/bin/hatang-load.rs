@@ -548,10 +548,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     row(
         "machine load average before the run (1/5/15 min)",
-        format!(
-            "{} (other work on the machine competes for the 2 cores)",
-            loadavg.join(" ")
-        ),
+        loadavg.join(" "),
     );
     if let Some(s) = target.startup {
         row("start-up to /readyz", ms(s));
@@ -653,11 +650,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         row(
             "machine CPU while ingesting (all processes)",
             format!(
-                "{:.2} of {cores:.0} cores busy: collector {:.2}, load generator {:.2}, PostgreSQL {:.2}, everything else {:.2}",
+                "{:.2} of {cores:.0} cores busy: collector {:.2}, load generator {:.2}{}, everything else {:.2}",
                 busy.as_secs_f64() / secs,
                 ingest_cpu.cpu().as_secs_f64() / secs,
                 ingest_cpu.generator.as_secs_f64() / secs,
-                ingest_cpu.postgres.as_secs_f64() / secs,
+                if ingest_cpu.postgres.is_zero() {
+                    String::new()
+                } else {
+                    format!(
+                        ", PostgreSQL {:.2}",
+                        ingest_cpu.postgres.as_secs_f64() / secs
+                    )
+                },
                 other.as_secs_f64() / secs,
             ),
         );
