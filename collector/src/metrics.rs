@@ -25,15 +25,18 @@ pub enum Outcome {
     Rejected,
     Unauthorized,
     RateLimited,
+    /// The ingest queue was full: answered 503, nothing taken.
+    Busy,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 5] = [
+    const ALL: [Outcome; 6] = [
         Outcome::Accepted,
         Outcome::Duplicate,
         Outcome::Rejected,
         Outcome::Unauthorized,
         Outcome::RateLimited,
+        Outcome::Busy,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +46,7 @@ impl Outcome {
             Outcome::Rejected => "rejected",
             Outcome::Unauthorized => "unauthorized",
             Outcome::RateLimited => "rate_limited",
+            Outcome::Busy => "busy",
         }
     }
 }

@@ -14,7 +14,7 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
-    /// Whole seconds for `Retry-After`, on a 429.
+    /// Whole seconds for `Retry-After`, on a 429 or 503 (a 503 without one says 5).
     retry_after: Option<u64>,
 }
 
@@ -40,6 +40,12 @@ impl ApiError {
         );
         e.retry_after = Some(secs);
         e
+    }
+
+    /// The same error with a `Retry-After` of `secs`.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
@@ -76,6 +82,17 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(what),
             StoreError::Conflict(why) => ApiError::new(StatusCode::CONFLICT, "conflict", why),
+            // The agent keeps the report in its spool and resends it; a second is plenty for a
+            // queue that drains in a few commits.
+            StoreError::Busy => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the collector is storing as fast as it can; try again shortly",
+            )
+            .with_retry_after(1),
+            StoreError::Revoked(_) => {
+                ApiError::unauthorized("unknown or revoked agent key; enrol this machine again")
+            }
             other => {
                 tracing::error!(error = %other, cause = ?std::error::Error::source(&other), "storage failure");
                 ApiError::new(

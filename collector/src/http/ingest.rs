@@ -1,9 +1,12 @@
 //! `POST /api/v1/reports`: authenticate, bound, decode, validate, commit, acknowledge.
 //!
 //! "Acknowledged" means committed: `202 accepted` is sent only after the store's transaction
-//! committed, and a `report_id` already stored gets `200 duplicate` without storing anything, so
-//! an agent that resends after a lost answer never creates a second copy. The agent is the one its
-//! key names; nothing in the body can claim to be another agent.
+//! holding the report committed (on SQLite a group commit of whatever reports were queued
+//! together, see the SQLite store's module documentation; a full queue answers `503` with
+//! `Retry-After` and takes nothing), and a `report_id` already stored gets `200 duplicate`
+//! without storing anything, so an agent that resends after a lost answer never creates a second
+//! copy. The agent is the one its key names; nothing in the body can claim to be another agent,
+//! and a key revoked while its report waited to be committed gets `401`, nothing stored.
 
 use std::io::Read;
 
@@ -18,7 +21,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState, ClientAddr};
 use crate::metrics::Outcome;
-use crate::store::Stored;
+use crate::store::{Incoming, StoreError, Stored};
 
 pub(super) async fn ingest(
     State(state): State<AppState>,
@@ -51,10 +54,27 @@ pub(super) async fn ingest(
             return Err(e);
         }
     };
-    let stored = state
-        .store()
-        .store_report(&agent, &report, &text, now)
-        .await?;
+    let report_id = report.report_id;
+    let incoming = Incoming {
+        agent_id: agent.clone(),
+        report,
+        body: text,
+        received_at: now,
+    };
+    let stored = match state.store().ingest(incoming).await {
+        Ok(stored) => stored,
+        Err(StoreError::Busy) => {
+            state.metrics().report(Outcome::Busy);
+            tracing::debug!(agent = %agent, report = %report_id, "ingest queue full");
+            return Err(StoreError::Busy.into());
+        }
+        Err(e @ StoreError::Revoked(_)) => {
+            state.metrics().report(Outcome::Unauthorized);
+            tracing::info!(agent = %agent, report = %report_id, "agent revoked while its report was in flight");
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     match stored {
         Stored::Accepted { changes } => {
             state.metrics().report(Outcome::Accepted);
@@ -62,12 +82,12 @@ pub(super) async fn ingest(
                 state.metrics().inventory_change(component, kind);
                 tracing::info!(agent = %agent, component, kind = kind.as_str(), "inventory changed");
             }
-            tracing::debug!(agent = %agent, report = %report.report_id, "report accepted");
+            tracing::debug!(agent = %agent, report = %report_id, "report accepted");
             Ok((StatusCode::ACCEPTED, Json(json!({"status": "accepted"}))))
         }
         Stored::Duplicate => {
             state.metrics().report(Outcome::Duplicate);
-            tracing::debug!(agent = %agent, report = %report.report_id, "duplicate report");
+            tracing::debug!(agent = %agent, report = %report_id, "duplicate report");
             Ok((StatusCode::OK, Json(json!({"status": "duplicate"}))))
         }
     }

@@ -13,6 +13,7 @@ mod ingest;
 mod limit;
 mod listing;
 mod speedtest;
+mod web;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +27,7 @@ use tokio::sync::Mutex;
 
 pub use error::ApiError;
 pub use limit::{ClientAddr, Limits};
+pub use web::{ROUTES as WEB_ROUTES, SESSION_SECS};
 
 use crate::checks::ServiceStatus;
 use crate::config::Config;
@@ -215,6 +217,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(listing::routes())
         .merge(history::routes())
+        .merge(web::routes())
         // Without this, a wrong method gets axum's bare 405 with an empty body; the contract
         // says every error the caller caused is the JSON error body.
         .method_not_allowed_fallback(|| async {

@@ -35,6 +35,18 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("no connection to {url} within {secs} s (is the server up and the address right?)")]
     ConnectTimeout { url: String, secs: u64 },
+    /// The ingest queue is full: the report was not taken and nothing was written; the agent
+    /// keeps it in its spool and tries again later.
+    #[error("the ingest queue is full")]
+    Busy,
+    /// The agent's key was revoked (or its record removed) after its request was authenticated
+    /// and before its report was committed: the report was not stored.
+    #[error("agent {0} is revoked")]
+    Revoked(String),
+    /// The transaction that held this report did not commit (the same failure answers every
+    /// report of its batch).
+    #[error("the batch holding this report was not committed")]
+    Batch(#[source] std::sync::Arc<StoreError>),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -119,6 +131,18 @@ pub enum Stored {
     },
     /// The `report_id` was already stored; nothing was written.
     Duplicate,
+}
+
+/// A validated report on its way to the store.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// The agent its key names.
+    pub agent_id: String,
+    pub report: Report,
+    /// The report's JSON text, stored as received.
+    pub body: String,
+    /// When it arrived (Unix seconds, the collector's clock).
+    pub received_at: i64,
 }
 
 /// One entry of an agent's inventory change log.
@@ -309,14 +333,46 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     async fn agent_by_key(&self, key_digest: &[u8]) -> Result<Option<AgentIdentity>, StoreError>;
 
-    /// Commits one validated report for `agent_id`, or recognises its `report_id` as stored.
+    /// Commits a batch of validated reports, or recognises their `report_id`s as stored: one
+    /// answer per report, in the batch's order. A report whose `report_id` is already stored,
+    /// or appears earlier in the same batch, is [`Stored::Duplicate`]; a report that fails (its
+    /// agent revoked meanwhile, a constraint) gets its own error and leaves the others of the
+    /// batch alone. The outer error is for a batch that could not be committed at all: then no
+    /// report of it is stored. Reports are applied in the batch's order, so an agent's reports
+    /// change its record and its inventory change log in the order they arrived.
+    async fn store_reports(
+        &self,
+        batch: &[Incoming],
+    ) -> Result<Vec<Result<Stored, StoreError>>, StoreError>;
+
+    /// Commits one report, through the store's group commit where it has one (SQLite): the
+    /// answer comes once the transaction holding it committed. [`StoreError::Busy`] when the
+    /// queue in front of the writer is full.
+    async fn ingest(&self, incoming: Incoming) -> Result<Stored, StoreError> {
+        self.store_reports(std::slice::from_ref(&incoming))
+            .await?
+            .pop()
+            // One answer per report, so one here; the empty case is only the type's.
+            .unwrap_or_else(|| Err(StoreError::Conflict("the store gave no answer".into())))
+    }
+
+    /// Commits one validated report for `agent_id`, or recognises its `report_id` as stored:
+    /// [`Store::ingest`] with borrowed parts.
     async fn store_report(
         &self,
         agent_id: &str,
         report: &Report,
         body: &str,
         now: i64,
-    ) -> Result<Stored, StoreError>;
+    ) -> Result<Stored, StoreError> {
+        self.ingest(Incoming {
+            agent_id: agent_id.to_string(),
+            report: report.clone(),
+            body: body.to_string(),
+            received_at: now,
+        })
+        .await
+    }
 
     async fn agents(&self) -> Result<Vec<AgentRecord>, StoreError>;
 
@@ -365,7 +421,50 @@ pub trait Store: Send + Sync + fmt::Debug {
         from: Option<&str>,
         to: Option<&str>,
     ) -> Result<Vec<SnapshotRow>, StoreError>;
+
+    /// Stores a web session: the digest of its random id, the digest of the API token that
+    /// signed in, and when it ends. Expired sessions are deleted on the way.
+    async fn create_session(
+        &self,
+        session_digest: &[u8],
+        token_digest: &[u8],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The role of a live session: unexpired, and signed in with an API token that is still
+    /// valid (known, unexpired, unrevoked) now. Revoking the token ends its sessions at once.
+    async fn session_role(
+        &self,
+        session_digest: &[u8],
+        now: i64,
+    ) -> Result<Option<ApiRole>, StoreError>;
+
+    /// Ends a session (sign-out); ending one that does not exist is not an error.
+    async fn delete_session(&self, session_digest: &[u8]) -> Result<(), StoreError>;
 }
+
+/// A session's token as stored; `role_for` checks the session digest again in constant time.
+#[derive(Debug, sqlx::FromRow)]
+struct SessionRow {
+    session_hash: Vec<u8>,
+    role: String,
+}
+
+impl SessionRow {
+    fn role_for(&self, digest: &[u8]) -> Option<ApiRole> {
+        crate::secret::same(&self.session_hash, digest)
+            .then(|| ApiRole::parse(&self.role))
+            .flatten()
+    }
+}
+
+/// The live session with this digest joined to a still-valid API token; `?` placeholders,
+/// bound (session digest, now, now).
+const SESSION_ROLE_SQL: &str = "SELECT s.session_hash, t.role FROM sessions s
+     JOIN api_tokens t ON t.token_hash = s.token_hash
+     WHERE s.session_hash = ? AND s.expires_at > ?
+       AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)";
 
 /// Opens (creating if needed) and migrates the database a URL names.
 pub async fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {

@@ -24,20 +24,20 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hatang_protocol::Report;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{FromRow, PgPool};
 
 use super::{
     AGENT_COLUMNS, AgentEvidence, AgentIdentity, AgentRecord, ApiRole, ApiTokenRow, CHANGE_COLUMNS,
-    EnrolRefusal, EnrolTokenRow, Enrolled, ImportSummary, InventoryChange, SNAPSHOT_COLUMNS,
-    SnapshotRow, Store, StoreError, Stored, StoredUnit, accepted, bind_change, bind_snapshot_row,
-    evidence_of, import_summary, inventory_changes_of, redact_url,
+    EnrolRefusal, EnrolTokenRow, Enrolled, ImportSummary, Incoming, InventoryChange,
+    SNAPSHOT_COLUMNS, SnapshotRow, Store, StoreError, Stored, StoredUnit, accepted, bind_change,
+    bind_snapshot_row, evidence_of, import_summary, inventory_changes_of, redact_url,
 };
 use super::{
     AgentFilter, Revoked, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation, agents_page_query,
     revoke_agent_sql, token_by_fingerprint,
 };
+use super::{SESSION_ROLE_SQL, SessionRow};
 use crate::figures::{Role, UnitRow};
 use crate::units::{NewUnit, UnitFile};
 
@@ -98,6 +98,104 @@ impl PostgresStore {
         };
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
         Ok(Self { pool })
+    }
+
+    /// One report in its own transaction.
+    async fn store_one(&self, incoming: &Incoming) -> Result<Stored, StoreError> {
+        let Incoming {
+            agent_id,
+            report,
+            body,
+            received_at: now,
+        } = incoming;
+        let now = *now;
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO reports (report_id, agent_id, received_at, agent_time, body)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (report_id) DO NOTHING",
+        )
+        .bind(report.report_id.to_string())
+        .bind(agent_id)
+        .bind(now)
+        .bind(report.agent_time.unix_timestamp())
+        .bind(body)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await?;
+            return Ok(Stored::Duplicate);
+        }
+        // Locked: of two replicas storing two reports of one agent at once, the second compares
+        // with the inventory the first left, never both with the same old one (which would log a
+        // change twice). FOR NO KEY UPDATE, the lock the UPDATE below takes anyway, and not FOR
+        // UPDATE: that one conflicts with the KEY SHARE lock the reports row's foreign key already
+        // holds on the agent, and two such transactions deadlock.
+        let changes = if report.inventory.is_some() {
+            let stored: Option<Option<String>> =
+                sqlx::query_scalar("SELECT inventory FROM agents WHERE id = $1 FOR NO KEY UPDATE")
+                    .bind(agent_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            inventory_changes_of(stored.flatten().as_deref(), report)
+        } else {
+            Vec::new()
+        };
+        let report_id = report.report_id.to_string();
+        for change in &changes {
+            let insert = sqlx::query(
+                "INSERT INTO inventory_changes (agent_id, report_id, at, component, key, kind, before, after)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            );
+            bind_change(insert, agent_id, &report_id, now, change)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let evidence = evidence_of(report);
+        let links = crate::evidence::of(report, now);
+        // GREATEST ignores NULLs: the later of the stored and the new success time, whichever
+        // exists. `revoked_at IS NULL`: a key revoked after the request was authenticated
+        // stores nothing more.
+        let updated = sqlx::query(
+            "UPDATE agents SET last_report_at = $1, interval_secs = $2, agent_version = $3,
+               inventory = COALESCE($4, inventory), sample = COALESCE($5, sample),
+               probes = COALESCE($6, probes), lan_up = COALESCE($7, lan_up),
+               internet_ok_at = GREATEST(internet_ok_at, $8),
+               gov_wan_ok_at = GREATEST(gov_wan_ok_at, $9),
+               datacentre_ok_at = GREATEST(datacentre_ok_at, $10)
+             WHERE id = $11 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(i64::from(report.interval_secs))
+        .bind(&report.agent_version)
+        .bind(evidence.inventory)
+        .bind(evidence.sample)
+        .bind(evidence.probes)
+        .bind(links.lan_up)
+        .bind(links.internet_ok_at)
+        .bind(links.gov_wan_ok_at)
+        .bind(links.datacentre_ok_at)
+        .bind(agent_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            tx.rollback().await?;
+            return Err(StoreError::Revoked(agent_id.clone()));
+        }
+        if let Some(speed) = links.speed {
+            sqlx::query(
+                "UPDATE agents SET speed_at = $1, download_bps = $2, upload_bps = $3 WHERE id = $4",
+            )
+            .bind(speed.at)
+            .bind(speed.download_bps)
+            .bind(speed.upload_bps)
+            .bind(agent_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(accepted(&changes))
     }
 }
 
@@ -376,94 +474,18 @@ impl Store for PostgresStore {
         Ok(row.filter(|a| crate::secret::same(&a.key_hash, key_digest)))
     }
 
-    async fn store_report(
+    async fn store_reports(
         &self,
-        agent_id: &str,
-        report: &Report,
-        body: &str,
-        now: i64,
-    ) -> Result<Stored, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO reports (report_id, agent_id, received_at, agent_time, body)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (report_id) DO NOTHING",
-        )
-        .bind(report.report_id.to_string())
-        .bind(agent_id)
-        .bind(now)
-        .bind(report.agent_time.unix_timestamp())
-        .bind(body)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            tx.rollback().await?;
-            return Ok(Stored::Duplicate);
+        batch: &[Incoming],
+    ) -> Result<Vec<Result<Stored, StoreError>>, StoreError> {
+        // One transaction per report, run one after the other: an agent's reports in order,
+        // and one failing leaves the others alone. Not one transaction per batch yet: its row
+        // locks on agents would be held for the whole batch, across replicas.
+        let mut answers = Vec::with_capacity(batch.len());
+        for incoming in batch {
+            answers.push(self.store_one(incoming).await);
         }
-        // Locked: of two replicas storing two reports of one agent at once, the second compares
-        // with the inventory the first left, never both with the same old one (which would log a
-        // change twice). FOR NO KEY UPDATE, the lock the UPDATE below takes anyway, and not FOR
-        // UPDATE: that one conflicts with the KEY SHARE lock the reports row's foreign key already
-        // holds on the agent, and two such transactions deadlock.
-        let changes = if report.inventory.is_some() {
-            let stored: Option<Option<String>> =
-                sqlx::query_scalar("SELECT inventory FROM agents WHERE id = $1 FOR NO KEY UPDATE")
-                    .bind(agent_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            inventory_changes_of(stored.flatten().as_deref(), report)
-        } else {
-            Vec::new()
-        };
-        let report_id = report.report_id.to_string();
-        for change in &changes {
-            let insert = sqlx::query(
-                "INSERT INTO inventory_changes (agent_id, report_id, at, component, key, kind, before, after)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            );
-            bind_change(insert, agent_id, &report_id, now, change)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let evidence = evidence_of(report);
-        let links = crate::evidence::of(report, now);
-        // GREATEST ignores NULLs: the later of the stored and the new success time, whichever
-        // exists.
-        sqlx::query(
-            "UPDATE agents SET last_report_at = $1, interval_secs = $2, agent_version = $3,
-               inventory = COALESCE($4, inventory), sample = COALESCE($5, sample),
-               probes = COALESCE($6, probes), lan_up = COALESCE($7, lan_up),
-               internet_ok_at = GREATEST(internet_ok_at, $8),
-               gov_wan_ok_at = GREATEST(gov_wan_ok_at, $9),
-               datacentre_ok_at = GREATEST(datacentre_ok_at, $10)
-             WHERE id = $11",
-        )
-        .bind(now)
-        .bind(i64::from(report.interval_secs))
-        .bind(&report.agent_version)
-        .bind(evidence.inventory)
-        .bind(evidence.sample)
-        .bind(evidence.probes)
-        .bind(links.lan_up)
-        .bind(links.internet_ok_at)
-        .bind(links.gov_wan_ok_at)
-        .bind(links.datacentre_ok_at)
-        .bind(agent_id)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(speed) = links.speed {
-            sqlx::query(
-                "UPDATE agents SET speed_at = $1, download_bps = $2, upload_bps = $3 WHERE id = $4",
-            )
-            .bind(speed.at)
-            .bind(speed.download_bps)
-            .bind(speed.upload_bps)
-            .bind(agent_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(accepted(&changes))
+        Ok(answers)
     }
 
     async fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
@@ -622,4 +644,69 @@ impl Store for PostgresStore {
             .fetch_all(&self.pool)
             .await?)
     }
+
+    async fn create_session(
+        &self,
+        session_digest: &[u8],
+        token_digest: &[u8],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (session_hash, token_hash, created_at, expires_at)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(session_digest)
+        .bind(token_digest)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn session_role(
+        &self,
+        session_digest: &[u8],
+        now: i64,
+    ) -> Result<Option<ApiRole>, StoreError> {
+        let sql = numbered(SESSION_ROLE_SQL);
+        let row: Option<SessionRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(session_digest)
+            .bind(now)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.and_then(|r| r.role_for(session_digest)))
+    }
+
+    async fn delete_session(&self, session_digest: &[u8]) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE session_hash = $1")
+            .bind(session_digest)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// `sql` with each `?` placeholder numbered `$1`, `$2`, … for PostgreSQL (the SQL shared with
+/// SQLite has no `?` inside literals).
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

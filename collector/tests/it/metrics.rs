@@ -31,6 +31,7 @@ async fn metrics_are_prometheus_text_without_authentication() {
         m.by("hatang_reports_received_total", "outcome"),
         owned(&[
             ("accepted", 0.0),
+            ("busy", 0.0),
             ("duplicate", 0.0),
             ("rate_limited", 0.0),
             ("rejected", 0.0),
@@ -167,6 +168,7 @@ async fn ingest_outcomes_are_counted() {
         m.by("hatang_reports_received_total", "outcome"),
         owned(&[
             ("accepted", 1.0),
+            ("busy", 0.0),
             ("duplicate", 1.0),
             ("rate_limited", 0.0),
             ("rejected", 0.0),

@@ -99,6 +99,11 @@ fn every_route_in_the_source_is_listed() {
     let mut found = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let file = entry.unwrap().path();
+        // src/http/web/ is the HTML UI, not the API this document describes: its routes are in
+        // http::WEB_ROUTES, checked the same way by the `web` tests.
+        if file.is_dir() {
+            continue;
+        }
         let text = std::fs::read_to_string(&file).unwrap();
         for (i, _) in text.match_indices(".route(") {
             let line_start = text[..i].rfind('\n').map_or(0, |n| n + 1);

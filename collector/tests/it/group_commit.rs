@@ -1,0 +1,223 @@
+//! Reports committed in batches (group commit): each answer is the one a report would get alone,
+//! duplicates are stored once even within a batch, one failing report leaves the rest of its
+//! batch stored, and many concurrent senders get every report stored exactly once.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use hatang_collector::store::{Incoming, StoreError, Stored};
+use hatang_protocol::Report;
+use serde_json::{Value, json};
+
+use crate::support::{Harness, TREE_3, on_every_backend, report};
+
+/// `report` as the store receives it from `agent_id`.
+fn incoming(agent_id: &str, report: &Value) -> Incoming {
+    let body = report.to_string();
+    let report: Report = serde_json::from_str(&body).unwrap();
+    Incoming {
+        agent_id: agent_id.to_string(),
+        report,
+        body,
+        received_at: hatang_collector::now(),
+    }
+}
+
+/// An answer without its error's details, to compare batches' answers.
+fn outcome(answer: &Result<Stored, StoreError>) -> String {
+    match answer {
+        Ok(stored) => format!("{stored:?}"),
+        Err(StoreError::Revoked(id)) => format!("revoked {id}"),
+        Err(e) => format!("error {e}"),
+    }
+}
+
+/// A report whose inventory differs from the golden one in memory size and hostname by `n`.
+fn inventory_variant(n: u64) -> Value {
+    let mut r = report();
+    r["inventory"]["memory"]["total_bytes"] = json!((8 + n) << 30);
+    r["inventory"]["hostname"] = json!(format!("ub-xa-tan-lac-{n:02}"));
+    r
+}
+
+on_every_backend! {
+    #[tokio::test]
+    async fn a_batch_stores_a_duplicate_pair_once(db) {
+        let h = Harness::with_tree_on(&db, TREE_3).await;
+        let agent = h.enrolled(&h.enrol_token("4351", None).await, "m").await;
+        let earlier = report();
+        h.report(&agent.key, &earlier).await.json(StatusCode::ACCEPTED);
+
+        let (a, b) = (report(), report());
+        let batch = [
+            incoming(&agent.id, &a),
+            incoming(&agent.id, &a),
+            incoming(&agent.id, &earlier),
+            incoming(&agent.id, &b),
+            incoming(&agent.id, &b),
+        ];
+        let answers = h.store().store_reports(&batch).await.unwrap();
+        let outcomes: Vec<String> = answers.iter().map(outcome).collect();
+        let (accepted, duplicate) = (
+            outcome(&Ok(Stored::Accepted { changes: vec![] })),
+            outcome(&Ok(Stored::Duplicate)),
+        );
+        assert_eq!(
+            outcomes,
+            [&accepted, &duplicate, &duplicate, &accepted, &duplicate].map(String::clone)
+        );
+        assert_eq!(h.store().report_count(Some(&agent.id)).await.unwrap(), 3);
+        // the same batch again: every report is already there
+        let again = h.store().store_reports(&batch).await.unwrap();
+        assert!(again.iter().all(|a| matches!(a, Ok(Stored::Duplicate))), "{again:?}");
+        assert_eq!(h.store().report_count(None).await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_agent_revoked_mid_flight_fails_only_its_own_report(db) {
+        let h = Harness::with_tree_on(&db, TREE_3).await;
+        let token = h.enrol_token("4351", None).await;
+        let kept = h.enrolled(&token, "kept").await;
+        let revoked = h.enrolled(&token, "revoked").await;
+        // both requests were authenticated; then an admin revoked one key
+        let batch = [
+            incoming(&kept.id, &report()),
+            incoming(&revoked.id, &report()),
+            incoming(&kept.id, &report()),
+        ];
+        h.store().revoke_agent(&revoked.id, hatang_collector::now()).await.unwrap();
+        let answers = h.store().store_reports(&batch).await.unwrap();
+        assert!(matches!(answers[0], Ok(Stored::Accepted { .. })), "{answers:?}");
+        assert!(
+            matches!(&answers[1], Err(StoreError::Revoked(id)) if *id == revoked.id),
+            "{answers:?}"
+        );
+        assert!(matches!(answers[2], Ok(Stored::Accepted { .. })), "{answers:?}");
+        assert_eq!(h.store().report_count(Some(&kept.id)).await.unwrap(), 2);
+        assert_eq!(h.store().report_count(Some(&revoked.id)).await.unwrap(), 0);
+        let (record, _) = h.store().agent(&revoked.id).await.unwrap().unwrap();
+        assert_eq!(record.last_report_at, None, "the revoked agent's record was not touched");
+
+        // an agent the database does not know (a constraint of the reports table)
+        let answers = h
+            .store()
+            .store_reports(&[incoming("no-such-agent", &report()), incoming(&kept.id, &report())])
+            .await
+            .unwrap();
+        assert!(answers[0].is_err(), "{answers:?}");
+        assert!(matches!(answers[1], Ok(Stored::Accepted { .. })), "{answers:?}");
+        assert_eq!(h.store().report_count(None).await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_batch_leaves_the_record_and_change_log_as_one_report_at_a_time_would(db) {
+        let h = Harness::with_tree_on(&db, TREE_3).await;
+        let token = h.enrol_token("4351", None).await;
+        let alone = h.enrolled(&token, "alone").await;
+        let batched = h.enrolled(&token, "batched").await;
+        // the same sequence for each agent, with report ids of its own
+        let reports = || -> Vec<Value> { [0, 1, 1, 2, 3].into_iter().map(inventory_variant).collect() };
+        let mut one_by_one = Vec::new();
+        for r in &reports() {
+            let i = incoming(&alone.id, r);
+            one_by_one.push(h.store().store_report(&alone.id, &i.report, &i.body, i.received_at).await);
+        }
+        let batch: Vec<Incoming> = reports().iter().map(|r| incoming(&batched.id, r)).collect();
+        let together = h.store().store_reports(&batch).await.unwrap();
+        assert_eq!(
+            together.iter().map(outcome).collect::<Vec<_>>(),
+            one_by_one.iter().map(outcome).collect::<Vec<_>>()
+        );
+        // the first inventory is not a change; the repeat of 1 changes nothing
+        assert_eq!(
+            together.iter().map(|a| match a {
+                Ok(Stored::Accepted { changes }) => changes.len(),
+                other => panic!("{other:?}"),
+            }).collect::<Vec<_>>(),
+            [0, 2, 0, 2, 2]
+        );
+        let log = |id: String| {
+            let store = h.store();
+            async move {
+                store
+                    .inventory_changes(&id, None, 100)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|c| (c.component, c.key, c.kind, c.before, c.after))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let batched_log = log(batched.id.clone()).await;
+        assert_eq!(batched_log.len(), 6);
+        assert_eq!(batched_log, log(alone.id.clone()).await);
+        let (a, ea) = h.store().agent(&alone.id).await.unwrap().unwrap();
+        let (b, eb) = h.store().agent(&batched.id).await.unwrap().unwrap();
+        assert_eq!((a.last_report_at.is_some(), ea), (b.last_report_at.is_some(), eb));
+        assert_eq!(
+            (a.internet_ok_at.is_some(), a.speed_at.is_some(), a.download_bps, a.lan_up),
+            (b.internet_ok_at.is_some(), b.speed_at.is_some(), b.download_bps, b.lan_up)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_senders_get_every_report_stored_exactly_once(db) {
+        const SENDERS: usize = 64;
+        const REPORTS: usize = 50;
+        let h = Harness::on_with_config(&db, |c| {
+            c.limits.reports_per_minute_per_agent = 1_000_000;
+            c.limits.requests_per_minute_per_address = 1_000_000;
+        })
+        .await;
+        h.import(TREE_3).await;
+        let token = h.enrol_token("4351", None).await;
+        let mut agents = Vec::new();
+        for i in 0..SENDERS {
+            agents.push(h.enrolled(&token, &format!("m-{i}")).await);
+        }
+        let h = Arc::new(h);
+        let before = h.snapshot().await;
+        let senders: Vec<_> = agents
+            .iter()
+            .cloned()
+            .map(|agent| {
+                let h = h.clone();
+                tokio::spawn(async move {
+                    let reports: Vec<Value> = (0..REPORTS).map(|_| report()).collect();
+                    for r in &reports {
+                        h.report(&agent.key, r).await.json(StatusCode::ACCEPTED);
+                    }
+                    // every resend, after its answer was "lost"
+                    for r in &reports {
+                        assert_eq!(
+                            h.report(&agent.key, r).await.json(StatusCode::OK),
+                            json!({"status": "duplicate"})
+                        );
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.await.unwrap();
+        }
+        for agent in &agents {
+            assert_eq!(h.store().report_count(Some(&agent.id)).await.unwrap(), REPORTS as i64);
+        }
+        assert_eq!(h.store().report_count(None).await.unwrap(), (SENDERS * REPORTS) as i64);
+        let after = h.snapshot().await;
+        let n = (SENDERS * REPORTS) as f64;
+        assert_eq!(after.outcomes["accepted"] - before.outcomes["accepted"], n);
+        assert_eq!(after.outcomes["duplicate"] - before.outcomes["duplicate"], n);
+    }
+}
+
+#[test]
+fn a_full_queue_is_answered_503_with_retry_after() {
+    use axum::response::IntoResponse;
+    use hatang_collector::http::ApiError;
+    let response = ApiError::from(StoreError::Busy).into_response();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let response = ApiError::from(StoreError::Revoked("x".into())).into_response();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}

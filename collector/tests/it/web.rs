@@ -1,0 +1,420 @@
+//! The web UI: sign-in and sign-out with their CSRF defences, sessions that end with their
+//! token, the pages' figures against the API's, languages, escaping and the route list.
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use hatang_collector::http::WEB_ROUTES;
+use serde_json::Value;
+
+use crate::support::{Harness, Reply, TREE_3};
+
+/// The value of `name` in the reply's `Set-Cookie` headers, with the whole header.
+fn set_cookie(reply: &Reply, name: &str) -> Option<(String, String)> {
+    reply
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| {
+            let value = v[name.len() + 1..].split(';').next().unwrap().to_string();
+            (value, v)
+        })
+}
+
+/// The value of the hidden `csrf` field of a form in `html`.
+fn csrf_field(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[at..at + html[at..].find('"').unwrap()].to_string()
+}
+
+async fn request(
+    h: &Harness,
+    method: Method,
+    path: &str,
+    cookies: &str,
+    form: Option<String>,
+) -> Reply {
+    let mut b = Request::builder().method(method).uri(path);
+    if !cookies.is_empty() {
+        b = b.header(header::COOKIE, cookies);
+    }
+    let body = match form {
+        Some(f) => {
+            b = b.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            Body::from(f)
+        }
+        None => Body::empty(),
+    };
+    h.send(b.body(body).unwrap()).await
+}
+
+async fn get(h: &Harness, path: &str, cookies: &str) -> Reply {
+    request(h, Method::GET, path, cookies, None).await
+}
+
+/// `POST /login` with `token`, through the form and its CSRF cookie as a browser would.
+async fn sign_in(h: &Harness, token: &str) -> Reply {
+    let form = get(h, "/login", "").await;
+    assert_eq!(form.status, StatusCode::OK);
+    let (csrf, _) = set_cookie(&form, "hatang_csrf").expect("a csrf cookie");
+    assert_eq!(csrf_field(form.text()), csrf);
+    request(
+        h,
+        Method::POST,
+        "/login",
+        &format!("hatang_csrf={csrf}"),
+        Some(format!("csrf={csrf}&token={token}")),
+    )
+    .await
+}
+
+/// The `Cookie` header of a signed-in browser.
+async fn session(h: &Harness, token: &str) -> String {
+    let reply = sign_in(h, token).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
+    let (id, _) = set_cookie(&reply, "hatang_session").unwrap();
+    format!("hatang_session={id}")
+}
+
+#[tokio::test]
+async fn a_good_token_signs_in_with_a_strict_http_only_cookie() {
+    let h = Harness::with_tree(TREE_3).await;
+    let viewer = h.api_token("viewer").await;
+    let reply = sign_in(&h, &viewer).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(reply.header(header::LOCATION), "/");
+    let (id, whole) = set_cookie(&reply, "hatang_session").unwrap();
+    assert_eq!(id.len(), 64, "256 random bits in hex: {whole}");
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(whole.contains(part), "{whole}");
+    }
+    assert!(!whole.contains("Secure"), "plain HTTP here: {whole}");
+    let page = get(&h, "/", &format!("hatang_session={id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.header(header::CONTENT_TYPE).starts_with("text/html"));
+}
+
+#[tokio::test]
+async fn a_bad_token_gets_the_form_again_with_the_reason_and_no_session() {
+    let h = Harness::with_tree(TREE_3).await;
+    let unknown = hatang_collector::secret::generate(hatang_collector::secret::Kind::Api)
+        .unwrap()
+        .plain;
+    let enrol = h.enrol_token("148", None).await;
+    for token in [unknown.as_str(), enrol.as_str(), ""] {
+        let reply = sign_in(&h, token).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{token}");
+        assert!(set_cookie(&reply, "hatang_session").is_none());
+        assert!(
+            reply.text().contains("Mã truy cập không đúng"),
+            "{}",
+            reply.text()
+        );
+        assert!(reply.text().contains("name=\"token\""));
+    }
+}
+
+#[tokio::test]
+async fn sign_in_refuses_a_form_without_its_csrf_cookie_or_from_another_site() {
+    let h = Harness::with_tree(TREE_3).await;
+    let viewer = h.api_token("viewer").await;
+    let form = format!("csrf=abc&token={viewer}");
+    // no pre-session cookie: the double submit fails
+    let reply = request(&h, Method::POST, "/login", "", Some(form.clone())).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert!(set_cookie(&reply, "hatang_session").is_none());
+    // a cookie that does not match the field
+    let reply = request(
+        &h,
+        Method::POST,
+        "/login",
+        "hatang_csrf=abd",
+        Some(form.clone()),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert!(set_cookie(&reply, "hatang_session").is_none());
+    // another site's Origin
+    let request = Request::post("/login")
+        .header(header::HOST, "collector.example")
+        .header(header::ORIGIN, "https://evil.example")
+        .header(header::COOKIE, "hatang_csrf=abc")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form))
+        .unwrap();
+    let reply = h.send(request).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert!(set_cookie(&reply, "hatang_session").is_none());
+}
+
+#[tokio::test]
+async fn pages_redirect_to_the_sign_in_without_a_live_session() {
+    let h = Harness::with_tree(TREE_3).await;
+    for path in [
+        "/",
+        "/units",
+        "/units/148",
+        "/datacentre",
+        "/machines/x",
+        "/trend.csv",
+    ] {
+        for cookies in [
+            "",
+            &format!("hatang_session={}", "ab".repeat(32)),
+            "hatang_session=junk",
+        ] {
+            let reply = get(&h, path, cookies).await;
+            assert_eq!(reply.status, StatusCode::SEE_OTHER, "{path} {cookies}");
+            assert_eq!(reply.header(header::LOCATION), "/login");
+        }
+    }
+}
+
+#[tokio::test]
+async fn revoking_the_token_ends_its_sessions_at_once_and_sign_out_ends_one() {
+    let h = Harness::with_tree(TREE_3).await;
+    let viewer = h.api_token("viewer").await;
+    let cookie = session(&h, &viewer).await;
+    assert_eq!(get(&h, "/units", &cookie).await.status, StatusCode::OK);
+    assert_eq!(
+        get(&h, "/api/v1/coverage.csv", &cookie).await.status,
+        StatusCode::OK
+    );
+    h.revoke_api_tokens().await;
+    assert_eq!(
+        get(&h, "/units", &cookie).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        get(&h, "/api/v1/coverage.csv", &cookie).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let viewer = h.api_token("viewer").await;
+    let cookie = session(&h, &viewer).await;
+    let page = get(&h, "/", &cookie).await;
+    let token = csrf_field(page.text());
+    // a sign-out without the page's token is refused and ends nothing
+    let reply = request(
+        &h,
+        Method::POST,
+        "/logout",
+        &cookie,
+        Some("csrf=wrong".into()),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(get(&h, "/", &cookie).await.status, StatusCode::OK);
+    let reply = request(
+        &h,
+        Method::POST,
+        "/logout",
+        &cookie,
+        Some(format!("csrf={token}")),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(reply.header(header::LOCATION), "/login");
+    assert_eq!(get(&h, "/", &cookie).await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn the_session_reads_the_api_for_get_only() {
+    let h = Harness::with_tree(TREE_3).await;
+    let admin = h.api_token("admin").await;
+    let cookie = session(&h, &admin).await;
+    assert_eq!(
+        get(&h, "/api/v1/units.csv", &cookie).await.status,
+        StatusCode::OK
+    );
+    // admin routes and writes still need the bearer token
+    let reply = get(&h, "/api/v1/tokens", &cookie).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let reply = request(&h, Method::POST, "/api/v1/tokens", &cookie, None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}
+
+/// `(level, data-ratio)` of every `<tr data-level=… data-ratio=…>` in the overview.
+fn shown_ratios(html: &str) -> Vec<(String, Option<f64>)> {
+    let mut out = Vec::new();
+    for (i, _) in html.match_indices("<tr data-level=\"") {
+        let rest = &html[i + 16..];
+        let level = &rest[..rest.find('"').unwrap()];
+        let tag = &rest[..rest.find('>').unwrap()];
+        let Some(at) = tag.find("data-ratio=\"") else {
+            continue;
+        };
+        let value = &tag[at + 12..];
+        let value = &value[..value.find('"').unwrap()];
+        out.push((level.to_string(), value.parse().ok()));
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_overview_shows_the_apis_figures() {
+    let h = Harness::with_tree(TREE_3).await;
+    h.fleet().await;
+    let viewer = h.api_token("viewer").await;
+    let api: Value = h
+        .get("/api/v1/coverage", Some(&viewer))
+        .await
+        .json(StatusCode::OK);
+    let cookie = session(&h, &viewer).await;
+    let page = get(&h, "/", &cookie).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let shown = shown_ratios(page.text());
+    let levels = api["levels"].as_array().unwrap();
+    assert_eq!(shown.len(), levels.len(), "{shown:?}");
+    for (l, (level, ratio)) in levels.iter().zip(&shown) {
+        assert_eq!(l["level"], level.as_str());
+        assert_eq!(l["equipment_ratio"].as_f64(), *ratio, "{level}");
+    }
+    assert!(
+        shown.iter().any(|(_, r)| r.is_some_and(|r| r > 0.0)),
+        "{shown:?}"
+    );
+
+    // and a unit's page its unit's
+    let unit: Value = h
+        .get("/api/v1/units/148", Some(&viewer))
+        .await
+        .json(StatusCode::OK);
+    let page = get(&h, "/units/148", &cookie).await;
+    let want = format!(
+        "data-unit=\"148\" data-ratio=\"{}\"",
+        unit["unit"]["equipment_ratio"].as_f64().unwrap()
+    );
+    assert!(page.text().contains(&want), "{want}");
+}
+
+#[tokio::test]
+async fn vietnamese_by_default_english_on_request_and_remembered() {
+    let h = Harness::with_tree(TREE_3).await;
+    let viewer = h.api_token("viewer").await;
+    let cookie = session(&h, &viewer).await;
+    let page = get(&h, "/", &cookie).await;
+    assert!(page.text().contains("<html lang=\"vi\">"));
+    assert!(page.text().contains("Tỷ lệ cán bộ được trang bị máy tính"));
+    assert!(page.text().contains("Cấp xã"));
+
+    let page = get(&h, "/?lang=en", &cookie).await;
+    assert!(page.text().contains("<html lang=\"en\">"));
+    assert!(page.text().contains("Staff equipped with a computer"));
+    let (lang, _) = set_cookie(&page, "hatang_lang").unwrap();
+    assert_eq!(lang, "en");
+    let page = get(&h, "/units", &format!("{cookie}; hatang_lang=en")).await;
+    assert!(page.text().contains("Administrative units"));
+    assert!(
+        get(&h, "/login?lang=en", "")
+            .await
+            .text()
+            .contains("Access token")
+    );
+}
+
+#[tokio::test]
+async fn unit_names_are_escaped() {
+    let h = Harness::with_tree(TREE_3).await;
+    h.import(
+        "code,name,level,parent_code,staff
+17,Tỉnh Hoà Bình,province,,0
+666,<script>alert('x')</script>,district,17,3
+",
+    )
+    .await;
+    let viewer = h.api_token("viewer").await;
+    let cookie = session(&h, &viewer).await;
+    for path in ["/units/17", "/units/666"] {
+        let page = get(&h, path, &cookie).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(!page.text().contains("<script>"), "{path}");
+        assert!(
+            page.text()
+                .contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_page_answers_and_has_its_csv() {
+    let h = Harness::with_tree(TREE_3).await;
+    let fleet = h.fleet().await;
+    let viewer = h.api_token("viewer").await;
+    let cookie = session(&h, &viewer).await;
+    let machine = format!("/machines/{}", fleet.server.id);
+    for path in [
+        "/",
+        "/units",
+        "/units/17",
+        "/units/4351",
+        "/datacentre",
+        machine.as_str(),
+    ] {
+        let page = get(&h, path, &cookie).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        // every CSV link the page shows downloads with the session
+        for (i, _) in page.text().match_indices("class=\"csv\" href=\"") {
+            let rest = &page.text()[i + 18..];
+            let href = rest[..rest.find('"').unwrap()].replace("&amp;", "&");
+            let csv = get(&h, &href, &cookie).await;
+            assert_eq!(csv.status, StatusCode::OK, "{path}: {href}");
+            assert!(
+                csv.header(header::CONTENT_TYPE).starts_with("text/csv"),
+                "{href}"
+            );
+        }
+    }
+    assert!(
+        get(&h, "/units/4351", &cookie)
+            .await
+            .text()
+            .contains(&fleet.commune[0].id)
+    );
+    assert_eq!(
+        get(&h, "/units/nope", &cookie).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&h, "/machines/nope", &cookie).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let css = get(&h, "/static/hatang.css", "").await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert!(css.header(header::CONTENT_TYPE).starts_with("text/css"));
+}
+
+/// Every `.route("…"` under src/http/web/ is in [`WEB_ROUTES`], and every entry is served.
+#[tokio::test]
+async fn the_web_routes_are_listed_and_served() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http/web");
+    let listed: BTreeSet<&str> = WEB_ROUTES.iter().map(|(_, p)| *p).collect();
+    let mut found = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+        for (i, _) in text.match_indices(".route(\"") {
+            let rest = &text[i + 8..];
+            let path = &rest[..rest.find('"').unwrap()];
+            assert!(
+                listed.contains(path),
+                "{path} is routed but not in WEB_ROUTES"
+            );
+            found += 1;
+        }
+    }
+    assert!(found >= 10, "{found}");
+    let h = Harness::empty().await;
+    for (method, template) in WEB_ROUTES {
+        let path = template.replace("{code}", "x").replace("{id}", "x");
+        let reply = request(&h, method.parse().unwrap(), &path, "", None).await;
+        assert!(
+            reply.status != StatusCode::METHOD_NOT_ALLOWED && reply.status != StatusCode::NOT_FOUND,
+            "{method} {path}: {}",
+            reply.status
+        );
+    }
+}
