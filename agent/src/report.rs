@@ -108,6 +108,10 @@ pub(crate) fn fit(report: &mut Report, limits: &Limits) -> Cuts {
         for n in &mut sample.interfaces {
             f.string("sample.interfaces.name", &mut n.name);
         }
+        f.list("sample.temperatures", &mut sample.temperatures);
+        for t in &mut sample.temperatures {
+            f.string("sample.temperatures.sensor", &mut t.sensor);
+        }
     }
     f.list("probes", &mut report.probes);
     for p in &mut report.probes {

@@ -21,7 +21,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use hatang_protocol::{
     Disk, Dmi, Filesystem, FilesystemUsage, GatewayCheck, Interface, InterfaceCounters, Inventory,
-    ProbeClass, ProbeKind, ProbeResult, Report, Sample, SpeedTest, SpoolStats,
+    ProbeClass, ProbeKind, ProbeResult, Report, Sample, SpeedTest, SpoolStats, Temperature,
 };
 use uuid::Uuid;
 
@@ -289,6 +289,15 @@ pub fn cycle(rng: &mut Rng, windows: bool) -> Report {
             },
             tx_errors: 0,
         }],
+        // Desktops on Linux expose the CPU package sensor; Windows has no portable reading.
+        temperatures: if windows {
+            Vec::new()
+        } else {
+            vec![Temperature {
+                sensor: "coretemp/Package id 0".into(),
+                celsius: f64::from(rng.range(35, 80) as u32),
+            }]
+        },
     });
     let mut probe = |name: &str, kind: ProbeKind, class: ProbeClass, target: &str, base: f64| {
         let attempts = 4;

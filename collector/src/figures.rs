@@ -127,6 +127,8 @@ pub struct AgentRow {
     /// When a probe of each class (in [`CLASSES`] order) last succeeded.
     pub class_ok_at: [Option<i64>; 3],
     pub speed: Option<Speed>,
+    /// The agent's spool as its latest report told it; `None` before a report with spool figures.
+    pub spool: Option<hatang_protocol::SpoolStats>,
 }
 
 /// The rules that turn rows into figures, from the collector's configuration.
@@ -216,6 +218,19 @@ pub struct LevelFigures {
     pub reachable_ratio: BTreeMap<&'static str, f64>,
 }
 
+/// What a unit's agents are doing now: live state, kept apart from [`UnitFigures`] because the
+/// daily snapshots (and so figures for past dates) do not record it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct UnitAgents {
+    /// Agents of any role that reported within three of their intervals.
+    pub online: u32,
+    /// Σ reports waiting in the agents' spools, as their latest reports told.
+    pub spool_waiting_reports: u64,
+    /// Σ reports the agents dropped since they were installed (full or expired spool, damage,
+    /// refused for good).
+    pub spool_dropped_reports: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AgentCount {
     pub level: String,
@@ -231,6 +246,9 @@ pub struct Figures {
     pub at: i64,
     pub levels: Vec<LevelFigures>,
     pub units: Vec<UnitFigures>,
+    /// Live agent state per unit code, for units with at least one agent; empty in figures read
+    /// back from a snapshot.
+    pub unit_agents: BTreeMap<String, UnitAgents>,
     /// One entry for every level × role × state, zeros included, so series never vanish.
     pub agents: Vec<AgentCount>,
     /// The data-centre hosts (agents with role `server`), filled in by the caller that has
@@ -285,9 +303,17 @@ pub fn compute(units: &[UnitRow], agents: &[AgentRow], rules: &Rules, now: i64) 
     let mut servers = vec![0u32; units.len()];
     let mut links = vec![Links::default(); units.len()];
     let mut counts: BTreeMap<(String, Role, AgentState), u64> = BTreeMap::new();
+    let mut unit_agents: BTreeMap<String, UnitAgents> = BTreeMap::new();
     for a in agents {
         let unit = index.get(a.unit_code.as_str()).copied();
+        let state = agent_state(a.last_report_at, a.interval_secs, now);
         if let Some(i) = unit {
+            let live = unit_agents.entry(units[i].code.clone()).or_default();
+            live.online += u32::from(state == AgentState::Online);
+            if let Some(spool) = a.spool {
+                live.spool_waiting_reports += spool.waiting_reports;
+                live.spool_dropped_reports += spool.dropped_reports;
+            }
             links[i].add(a, rules, now);
             match a.role {
                 Role::Server => servers[i] += 1,
@@ -302,7 +328,6 @@ pub fn compute(units: &[UnitRow], agents: &[AgentRow], rules: &Rules, now: i64) 
             }
         }
         let level = unit.map_or(UNASSIGNED_LEVEL, |i| units[i].level.as_str());
-        let state = agent_state(a.last_report_at, a.interval_secs, now);
         *counts
             .entry((level.to_string(), a.role, state))
             .or_default() += 1;
@@ -399,6 +424,7 @@ pub fn compute(units: &[UnitRow], agents: &[AgentRow], rules: &Rules, now: i64) 
         at: now,
         levels,
         units: unit_figures,
+        unit_agents,
         agents: agent_counts,
         hosts: Vec::new(),
     }
@@ -565,6 +591,49 @@ mod tests {
         assert_eq!(
             agent_state(Some(NOW + 30), Some(60), NOW),
             AgentState::Online
+        );
+    }
+
+    #[test]
+    fn unit_agents_count_the_online_and_add_up_spools() {
+        let spool = |dropped_reports, waiting_reports| {
+            Some(hatang_protocol::SpoolStats {
+                dropped_reports,
+                waiting_reports,
+            })
+        };
+        let agents = vec![
+            AgentRow {
+                spool: spool(3, 41),
+                ..agent("C1", Role::Workstation, Some(10))
+            },
+            // Offline, but what it last said of its spool still counts: that backlog is real.
+            AgentRow {
+                spool: spool(1, 0),
+                ..agent("C1", Role::Workstation, Some(2 * DAY))
+            },
+            agent("C1", Role::Workstation, Some(20)),
+            agent("C2", Role::Server, Some(10)),
+            // Its unit is gone: no unit to count it in.
+            AgentRow {
+                spool: spool(100, 100),
+                ..agent("GONE", Role::Workstation, Some(10))
+            },
+        ];
+        let f = compute(&tree(), &agents, &rules(), NOW);
+        assert_eq!(
+            f.unit_agents["C1"],
+            UnitAgents {
+                online: 2,
+                spool_waiting_reports: 41,
+                spool_dropped_reports: 4,
+            }
+        );
+        assert_eq!(f.unit_agents["C2"].online, 1);
+        assert_eq!(
+            f.unit_agents.keys().collect::<Vec<_>>(),
+            ["C1", "C2"],
+            "only units with agents"
         );
     }
 

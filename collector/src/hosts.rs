@@ -93,6 +93,8 @@ mod tests {
             speed_at: None,
             download_bps: None,
             upload_bps: None,
+            spool_waiting: None,
+            spool_dropped: None,
             revoked_at: None,
         }
     }

@@ -17,7 +17,7 @@ pub use enroll::{EnrollRequest, EnrollResponse};
 pub use report::{
     Cpu, Disk, Dmi, Filesystem, FilesystemUsage, GatewayCheck, Interface, InterfaceCounters,
     Inventory, Memory, Os, ProbeClass, ProbeKind, ProbeResult, Report, Sample, SpeedTest,
-    SpoolStats,
+    SpoolStats, Temperature,
 };
 pub use validate::{Limits, ValidationError};
 

@@ -192,6 +192,24 @@ pub struct Sample {
     pub filesystems: Vec<FilesystemUsage>,
     #[serde(default)]
     pub interfaces: Vec<InterfaceCounters>,
+    /// Hardware temperature sensors, where the machine exposes any (virtual machines do not).
+    #[serde(default)]
+    pub temperatures: Vec<Temperature>,
+}
+
+/// One temperature sensor's reading.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Temperature {
+    /// `chip/sensor`, e.g. `coretemp/Package id 0` or `nvme/Composite`: stable across reboots,
+    /// so it can be a label value.
+    pub sensor: String,
+    pub celsius: f64,
+}
+
+impl Temperature {
+    /// Readings a working sensor can give: below absolute zero or hotter than any chip survives
+    /// means a broken sensor (some report -273.15 or 2^31 millidegrees when unplugged).
+    pub const PLAUSIBLE_CELSIUS: std::ops::RangeInclusive<f64> = -273.15..=500.0;
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

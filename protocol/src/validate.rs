@@ -193,6 +193,14 @@ impl Report {
                     ],
                 );
             }
+            c.items("sample.temperatures", &s.temperatures);
+            for (i, t) in s.temperatures.iter().enumerate() {
+                let at = format!("sample.temperatures[{i}].");
+                c.label(&format!("{at}sensor"), &t.sensor);
+                if !crate::Temperature::PLAUSIBLE_CELSIUS.contains(&t.celsius) {
+                    c.fail(format!("{at}celsius"), "must be between -273.15 and 500");
+                }
+            }
         }
         c.items("probes", &self.probes);
         for (i, p) in self.probes.iter().enumerate() {

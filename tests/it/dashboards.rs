@@ -19,7 +19,7 @@ use std::time::Duration;
 use crate::support::{Agent, Collector, eventually, run_ok, testdata};
 
 /// Metric families the test collector cannot show, with what it would take.
-const CONFIG_ONLY: [(&str, &str); 4] = [
+const CONFIG_ONLY: [(&str, &str); 7] = [
     (
         "hatang_host_cpu_usage_ratio",
         "a running agent's second sample (`once` has no earlier CPU reading)",
@@ -35,6 +35,18 @@ const CONFIG_ONLY: [(&str, &str); 4] = [
     (
         "hatang_unit_download_bytes_per_second",
         "an agent speed test",
+    ),
+    (
+        "hatang_host_temperature_celsius",
+        "a server with hardware temperature sensors (a VM has none)",
+    ),
+    (
+        "hatang_unit_spool_waiting_reports",
+        "an agent with reports waiting in its spool",
+    ),
+    (
+        "hatang_unit_spool_dropped_reports",
+        "an agent that dropped reports",
     ),
 ];
 

@@ -5,8 +5,8 @@
 //! What the collector stored is read three ways: `reports_stored` from the viewer API, the
 //! accepted and duplicate counters from `/metrics`, and the `reports` table itself (read-only),
 //! the one place that keeps the order reports were committed in and their whole bodies, where the
-//! `spool` figures travel. The API shows an agent's latest inventory, sample and probes but not
-//! its spool figures; adding them would mean a column in both stores for a test's sake.
+//! `spool` figures travel. The latest spool figures are also checked where operators see them:
+//! the agent in the viewer API and the unit's series in `/metrics`.
 
 use std::path::PathBuf;
 
@@ -78,12 +78,17 @@ impl Setup {
         );
     }
 
-    fn reports_stored(&self) -> i64 {
+    fn agent(&self) -> Value {
         let path = format!("/api/v1/agents/{}", self.agent_id);
         let (status, body) = get_as(&self.collector.addr, &path, Some(&self.viewer)).unwrap();
         assert_eq!(status, 200, "{body}");
-        let agent: Value = serde_json::from_str(&body).unwrap();
-        agent["reports_stored"].as_i64().expect("reports_stored")
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn reports_stored(&self) -> i64 {
+        self.agent()["reports_stored"]
+            .as_i64()
+            .expect("reports_stored")
     }
 
     /// The stored reports' bodies, in the order the collector committed them.
@@ -184,4 +189,14 @@ fn with_the_spool_full_the_oldest_go_and_the_drop_count_arrives() {
     let made = 1 + OFFLINE + 2;
     let (dropped, _) = spool(stored.last().unwrap());
     assert_eq!(stored.len() + dropped as usize, made);
+    // The loss is visible without reading the database.
+    let agent = s.agent();
+    assert_eq!(agent["spool_dropped_reports"], dropped, "{agent}");
+    assert_eq!(agent["spool_waiting_reports"], 0, "{agent}");
+    assert_eq!(
+        s.collector
+            .metrics()
+            .sum("hatang_unit_spool_dropped_reports", &[("unit", "17-SYT")]),
+        dropped as f64
+    );
 }

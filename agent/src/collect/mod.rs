@@ -141,6 +141,7 @@ impl Collector {
             swap_used_bytes,
             filesystems: self.mounts().iter().map(Mount::usage).collect(),
             interfaces,
+            temperatures: platform::temperatures(),
         }
     }
 

@@ -3,7 +3,7 @@
 //! A Windows module (WMI/SMBIOS, `GetIfTable2`, the registry) replaces this file for Windows by
 //! providing the same functions; nothing else in `collect` changes.
 
-use hatang_protocol::{Disk, Dmi};
+use hatang_protocol::{Disk, Dmi, Temperature};
 
 use super::{DefaultRoute, Link, OsRelease};
 
@@ -33,4 +33,8 @@ pub(crate) fn virtualization(_dmi: Option<&Dmi>) -> Option<String> {
 
 pub(crate) fn cpu_max_frequency_hz() -> Option<u64> {
     None
+}
+
+pub(crate) fn temperatures() -> Vec<Temperature> {
+    Vec::new()
 }

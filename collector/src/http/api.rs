@@ -137,6 +137,9 @@ pub(super) fn agent_json(a: &AgentRecord, now: i64) -> Value {
         "interval_secs": a.interval_secs,
         "agent_version": a.agent_version,
         "revoked_at": a.revoked_at,
+        // What the agent's latest report with spool figures said (null before one).
+        "spool_waiting_reports": a.spool_waiting,
+        "spool_dropped_reports": a.spool_dropped,
     })
 }
 

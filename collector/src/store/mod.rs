@@ -221,6 +221,9 @@ pub struct AgentRecord {
     pub speed_at: Option<i64>,
     pub download_bps: Option<f64>,
     pub upload_bps: Option<f64>,
+    /// The agent's spool as its latest report with spool figures told it.
+    pub spool_waiting: Option<i64>,
+    pub spool_dropped: Option<i64>,
     /// When an admin revoked the agent's key; enrolling the machine again clears it.
     pub revoked_at: Option<i64>,
 }
@@ -228,7 +231,8 @@ pub struct AgentRecord {
 /// The columns of [`AgentRecord`], for `SELECT` lists shared by the implementations.
 pub(crate) const AGENT_COLUMNS: &str = "id, machine_id, unit_code, role, hostname, enrolled_at, \
      last_report_at, interval_secs, agent_version, lan_up, internet_ok_at, gov_wan_ok_at, \
-     datacentre_ok_at, speed_at, download_bps, upload_bps, revoked_at";
+     datacentre_ok_at, speed_at, download_bps, upload_bps, spool_waiting, spool_dropped, \
+     revoked_at";
 
 impl AgentRecord {
     pub fn figures_row(&self) -> AgentRow {
@@ -248,6 +252,13 @@ impl AgentRecord {
                 self.datacentre_ok_at,
             ],
             speed,
+            spool: match (self.spool_waiting, self.spool_dropped) {
+                (Some(waiting), Some(dropped)) => Some(hatang_protocol::SpoolStats {
+                    waiting_reports: u64::try_from(waiting).unwrap_or(0),
+                    dropped_reports: u64::try_from(dropped).unwrap_or(0),
+                }),
+                _ => None,
+            },
         }
     }
 }
@@ -603,6 +614,14 @@ fn evidence_of(report: &Report) -> AgentEvidence {
             .then(|| serde_json::to_string(&report.probes).ok())
             .flatten(),
     }
+}
+
+/// The report's spool figures as the agent record's `spool_waiting` and `spool_dropped` columns;
+/// `None` keeps what the agent sent before. Validation keeps both within `i64`.
+fn spool_of(report: &Report) -> [Option<i64>; 2] {
+    report.spool.map_or([None, None], |s| {
+        [s.waiting_reports, s.dropped_reports].map(|n| i64::try_from(n).ok())
+    })
 }
 
 /// What changed between the inventory an agent has on record and the one `report` brings. No

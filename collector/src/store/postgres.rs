@@ -31,7 +31,7 @@ use super::{
     AGENT_COLUMNS, AgentEvidence, AgentIdentity, AgentRecord, ApiRole, ApiTokenRow, CHANGE_COLUMNS,
     EnrolRefusal, EnrolTokenRow, Enrolled, ImportSummary, Incoming, InventoryChange,
     SNAPSHOT_COLUMNS, SnapshotRow, Store, StoreError, Stored, StoredUnit, accepted, bind_change,
-    bind_snapshot_row, evidence_of, import_summary, inventory_changes_of, redact_url,
+    bind_snapshot_row, evidence_of, import_summary, inventory_changes_of, redact_url, spool_of,
 };
 use super::{
     AgentFilter, Revoked, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation, agents_page_query,
@@ -152,6 +152,7 @@ impl PostgresStore {
                 .await?;
         }
         let evidence = evidence_of(report);
+        let spool = spool_of(report);
         let links = crate::evidence::of(report, now);
         // GREATEST ignores NULLs: the later of the stored and the new success time, whichever
         // exists. `revoked_at IS NULL`: a key revoked after the request was authenticated
@@ -162,8 +163,10 @@ impl PostgresStore {
                probes = COALESCE($6, probes), lan_up = COALESCE($7, lan_up),
                internet_ok_at = GREATEST(internet_ok_at, $8),
                gov_wan_ok_at = GREATEST(gov_wan_ok_at, $9),
-               datacentre_ok_at = GREATEST(datacentre_ok_at, $10)
-             WHERE id = $11 AND revoked_at IS NULL",
+               datacentre_ok_at = GREATEST(datacentre_ok_at, $10),
+               spool_waiting = COALESCE($11, spool_waiting),
+               spool_dropped = COALESCE($12, spool_dropped)
+             WHERE id = $13 AND revoked_at IS NULL",
         )
         .bind(now)
         .bind(i64::from(report.interval_secs))
@@ -175,6 +178,8 @@ impl PostgresStore {
         .bind(links.internet_ok_at)
         .bind(links.gov_wan_ok_at)
         .bind(links.datacentre_ok_at)
+        .bind(spool[0])
+        .bind(spool[1])
         .bind(agent_id)
         .execute(&mut *tx)
         .await?

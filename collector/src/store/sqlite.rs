@@ -58,7 +58,7 @@ use super::{
     AGENT_COLUMNS, AgentEvidence, AgentIdentity, AgentRecord, ApiRole, ApiTokenRow, CHANGE_COLUMNS,
     EnrolRefusal, EnrolTokenRow, Enrolled, ImportSummary, Incoming, InventoryChange,
     SNAPSHOT_COLUMNS, SnapshotRow, Store, StoreError, Stored, StoredUnit, accepted, bind_change,
-    bind_snapshot_row, evidence_of, import_summary, inventory_changes_of,
+    bind_snapshot_row, evidence_of, import_summary, inventory_changes_of, spool_of,
 };
 use super::{
     AgentFilter, Revoked, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation, agents_page_query,
@@ -749,6 +749,7 @@ async fn write_report(
             .await?;
     }
     let evidence = evidence_of(report);
+    let spool = spool_of(report);
     let links = crate::evidence::of(report, now);
     // COALESCE(MAX(col, ?), ?, col): the later of the stored and the new success time,
     // whichever exists (SQLite's two-argument MAX is NULL if either argument is). The speed
@@ -764,7 +765,8 @@ async fn write_report(
            datacentre_ok_at = COALESCE(MAX(datacentre_ok_at, ?), ?, datacentre_ok_at),
            speed_at = CASE WHEN ? THEN ? ELSE speed_at END,
            download_bps = CASE WHEN ? THEN ? ELSE download_bps END,
-           upload_bps = CASE WHEN ? THEN ? ELSE upload_bps END
+           upload_bps = CASE WHEN ? THEN ? ELSE upload_bps END,
+           spool_waiting = COALESCE(?, spool_waiting), spool_dropped = COALESCE(?, spool_dropped)
          WHERE id = ? AND revoked_at IS NULL",
     )
     .bind(now)
@@ -786,6 +788,8 @@ async fn write_report(
     .bind(links.speed.as_ref().map(|s| s.download_bps))
     .bind(links.speed.is_some())
     .bind(links.speed.as_ref().and_then(|s| s.upload_bps))
+    .bind(spool[0])
+    .bind(spool[1])
     .bind(agent_id)
     .execute(&mut *conn)
     .await?

@@ -77,5 +77,16 @@ on_every_backend! {
             m.value("hatang_host_network_transmit_errors_total", &nic),
             2.0
         );
+        let sensor = [
+            ("host", "host-srv-1"),
+            ("unit", "17-SYT"),
+            ("sensor", "nvme/Composite"),
+        ];
+        assert_eq!(m.value("hatang_host_temperature_celsius", &sensor), 38.85);
+        assert_eq!(
+            m.series("hatang_host_temperature_celsius").len(),
+            2,
+            "the server's two sensors; none for the workstation, which sent the same sample"
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use axum::http::{StatusCode, header};
 
-use crate::support::{Harness, TREE_2, TREE_3, labels_of, on_every_backend};
+use crate::support::{Harness, TREE_2, TREE_3, labels_of, on_every_backend, report};
 
 fn owned(pairs: &[(&str, f64)]) -> Vec<(String, f64)> {
     pairs.iter().map(|(l, v)| (l.to_string(), *v)).collect()
@@ -159,7 +159,7 @@ on_every_backend! {
 async fn ingest_outcomes_are_counted() {
     let h = Harness::with_tree(TREE_3).await;
     let agent = h.enrolled(&h.enrol_token("148", None).await, "m").await;
-    let r = crate::support::report();
+    let r = report();
     h.report(&agent.key, &r).await;
     h.report(&agent.key, &r).await;
     h.report("hta_nope", &r).await;
@@ -265,4 +265,47 @@ async fn cached_figures_are_reused_within_figures_cache_secs() {
             .collect::<Vec<_>>(),
         ["commune", "district", "province"]
     );
+}
+
+on_every_backend! {
+    #[tokio::test]
+    async fn unit_agent_series_follow_each_agents_latest_report(db) {
+        let h = Harness::with_tree_on(&db, TREE_3).await;
+        let token = h.enrol_token("17-SYT", Some("workstation")).await;
+        let a = h.enrolled(&token, "spool-a").await;
+        let b = h.enrolled(&token, "spool-b").await;
+        let unit = [("level", "province"), ("unit", "17-SYT")];
+
+        // The golden report's spool: 3 dropped, 41 waiting. b's agent predates spool figures.
+        h.report(&a.key, &report()).await.json(StatusCode::ACCEPTED);
+        let mut without_spool = report();
+        without_spool.as_object_mut().unwrap().remove("spool");
+        h.report(&b.key, &without_spool)
+            .await
+            .json(StatusCode::ACCEPTED);
+        let m = h.metrics().await;
+        assert_eq!(m.value("hatang_unit_agents_online", &unit), 2.0);
+        assert_eq!(m.value("hatang_unit_spool_waiting_reports", &unit), 41.0);
+        assert_eq!(m.value("hatang_unit_spool_dropped_reports", &unit), 3.0);
+        assert_eq!(
+            m.series("hatang_unit_agents_online").len(),
+            1,
+            "only the unit with enrolled agents has the series"
+        );
+
+        // a caught up; a report without spool figures keeps what b never said.
+        let mut caught_up = report();
+        caught_up["spool"] = serde_json::json!({"dropped_reports": 3, "waiting_reports": 0});
+        h.report(&a.key, &caught_up).await.json(StatusCode::ACCEPTED);
+        let mut b_now = report();
+        b_now["spool"] = serde_json::json!({"dropped_reports": 5, "waiting_reports": 0});
+        h.report(&b.key, &b_now).await.json(StatusCode::ACCEPTED);
+        let m = h.metrics().await;
+        assert_eq!(
+            m.get("hatang_unit_spool_waiting_reports", &unit),
+            None,
+            "no backlog, no series"
+        );
+        assert_eq!(m.value("hatang_unit_spool_dropped_reports", &unit), 8.0);
+    }
 }

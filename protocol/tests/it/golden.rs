@@ -42,6 +42,9 @@ fn v1_golden_fields_land_where_expected() {
     let speed = report.speed.as_ref().unwrap();
     assert_eq!(speed.download_bits_per_second, Some(23_500_000.0));
     assert_eq!(speed.bytes, 8 << 20);
+    let temperatures = &report.sample.as_ref().unwrap().temperatures;
+    assert_eq!(temperatures[1].sensor, "nvme/Composite");
+    assert_eq!(temperatures[1].celsius, 38.85);
     let spool = report.spool.unwrap();
     assert_eq!((spool.dropped_reports, spool.waiting_reports), (3, 41));
     report
@@ -54,7 +57,7 @@ fn unknown_fields_are_tolerated_at_every_level() {
     let mut v: Value = serde_json::from_str(V1).unwrap();
     v["from_the_future"] = Value::from(1);
     v["inventory"]["os"]["edition"] = Value::from("Pro");
-    v["sample"]["temperatures"] = Value::from(vec![40.5]);
+    v["sample"]["fan_rpm"] = Value::from(vec![1200]);
     v["probes"][0]["ttl"] = Value::from(57);
     let report: Report = serde_json::from_value(v).expect("unknown fields are ignored");
     assert_eq!(

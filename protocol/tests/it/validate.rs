@@ -67,6 +67,20 @@ fn too_many_items_are_refused() {
 }
 
 #[test]
+fn impossible_temperatures_are_refused() {
+    let mut v = golden();
+    v["sample"]["temperatures"][0]["celsius"] = Value::from(-300.0);
+    v["sample"]["temperatures"][1]["sensor"] = Value::from("nvme\nComposite");
+    assert_eq!(
+        problems(v),
+        [
+            "sample.temperatures[0].celsius: must be between -273.15 and 500",
+            "sample.temperatures[1].sensor: contains a control character",
+        ]
+    );
+}
+
+#[test]
 fn negative_rtt_is_refused() {
     let mut v = golden();
     v["probes"][0]["rtt_min_seconds"] = Value::from(-0.5);

@@ -8,13 +8,14 @@
 mod cpu;
 mod disks;
 mod dmi;
+mod hwmon;
 mod network;
 mod os;
 mod virt;
 
 use std::path::Path;
 
-use hatang_protocol::{Disk, Dmi};
+use hatang_protocol::{Disk, Dmi, Temperature};
 
 use super::{DefaultRoute, Link, OsRelease};
 
@@ -46,6 +47,10 @@ pub(crate) fn virtualization(dmi: Option<&Dmi>) -> Option<String> {
 
 pub(crate) fn cpu_max_frequency_hz() -> Option<u64> {
     cpu::read_max_frequency_hz(Path::new(ROOT))
+}
+
+pub(crate) fn temperatures() -> Vec<Temperature> {
+    hwmon::read(Path::new(ROOT))
 }
 
 /// A sysfs or procfs attribute as text; `None` when absent or unreadable (many attributes are

@@ -1,0 +1,700 @@
+//! The collector's Prometheus exposition.
+//!
+//! Two kinds of series live here: counters of events (`hatang_reports_received_total`), bumped by
+//! the code that handles the event and kept on a prometheus registry of their own, and gauges of
+//! figures, written afresh from the latest [`Figures`] on every scrape (see [`text`]) so they
+//! always agree with the API. Label values are bounded: levels, roles, states and outcomes are
+//! small fixed or configured sets; `unit` grows with the unit tree (a few thousand), `host`,
+//! `mountpoint`, `interface` and `sensor` only with the data-centre servers, never with the
+//! number of workstations.
+
+mod text;
+
+use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounterVec, Opts, Registry, TextEncoder};
+
+use crate::changes::{COMPONENTS, ChangeKind};
+use crate::checks::ServiceResult;
+use crate::figures::{AgentState, Figures, LevelFigures, UnitAgents, UnitFigures};
+use crate::hosts::HostFigures;
+use text::Exposition;
+
+/// What became of one `POST /api/v1/reports`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted,
+    Duplicate,
+    Rejected,
+    Unauthorized,
+    RateLimited,
+    /// The ingest queue was full: answered 503, nothing taken.
+    Busy,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 6] = [
+        Outcome::Accepted,
+        Outcome::Duplicate,
+        Outcome::Rejected,
+        Outcome::Unauthorized,
+        Outcome::RateLimited,
+        Outcome::Busy,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Rejected => "rejected",
+            Outcome::Unauthorized => "unauthorized",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::Busy => "busy",
+        }
+    }
+}
+
+/// The event counters, and the renderer of everything else.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    reports: IntCounterVec,
+    enrolments: IntCounterVec,
+    inventory_changes: IntCounterVec,
+    clock_skew: Histogram,
+    /// Without labels; absent until a certificate is loaded, so a collector serving plain HTTP
+    /// has no such series.
+    tls_expiry: GaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).unwrap();
+            registry.register(Box::new(c.clone())).unwrap();
+            c
+        };
+        let reports = counter(
+            "hatang_reports_received_total",
+            "Reports received by outcome: accepted (stored), duplicate (already stored), rejected (invalid), unauthorized, rate_limited, busy.",
+            &["outcome"],
+        );
+        let enrolments = counter(
+            "hatang_enrolments_total",
+            "Enrolment attempts by outcome: enrolled, reenrolled (known machine), refused, rate_limited.",
+            &["outcome"],
+        );
+        let inventory_changes = counter(
+            "hatang_inventory_changes_total",
+            "Inventory changes recorded at ingest, by component (system, os, cpu, memory, disk, network) and kind (added, removed, changed).",
+            &["component", "kind"],
+        );
+        // Signed: negative for a report that waited in a spool or a clock behind, positive only
+        // for a clock ahead. ±10 s is "in sync"; the outer buckets are a day, 30 days, a year.
+        let clock_skew = Histogram::with_opts(
+            HistogramOpts::new(
+                "hatang_report_clock_skew_seconds",
+                "A report's agent_time minus when it arrived, for every report that decoded.",
+            )
+            .buckets(
+                [
+                    -31_536_000.0,
+                    -2_592_000.0,
+                    -86_400.0,
+                    -3600.0,
+                    -300.0,
+                    -60.0,
+                    -10.0,
+                    10.0,
+                    60.0,
+                    300.0,
+                    3600.0,
+                    86_400.0,
+                    2_592_000.0,
+                    31_536_000.0,
+                ]
+                .to_vec(),
+            ),
+        )
+        .unwrap();
+        registry.register(Box::new(clock_skew.clone())).unwrap();
+        let tls_expiry = GaugeVec::new(
+            Opts::new(
+                "hatang_tls_certificate_expiry_timestamp_seconds",
+                "When the certificate the collector serves HTTPS with expires, Unix seconds; only with [tls] configured.",
+            ),
+            &[],
+        )
+        .unwrap();
+        registry.register(Box::new(tls_expiry.clone())).unwrap();
+        // Every outcome from the start, so `rate()` sees the first event of each.
+        for o in Outcome::ALL {
+            reports.with_label_values(&[o.as_str()]);
+        }
+        for o in ["enrolled", "reenrolled", "refused", "rate_limited"] {
+            enrolments.with_label_values(&[o]);
+        }
+        for component in COMPONENTS {
+            for kind in ChangeKind::ALL {
+                inventory_changes.with_label_values(&[component, kind.as_str()]);
+            }
+        }
+        Self {
+            registry,
+            reports,
+            enrolments,
+            inventory_changes,
+            clock_skew,
+            tls_expiry,
+        }
+    }
+
+    pub fn report(&self, outcome: Outcome) {
+        self.reports.with_label_values(&[outcome.as_str()]).inc();
+    }
+
+    pub fn enrolment(&self, outcome: &'static str) {
+        self.enrolments.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn inventory_change(&self, component: &str, kind: ChangeKind) {
+        self.inventory_changes
+            .with_label_values(&[component, kind.as_str()])
+            .inc();
+    }
+
+    pub fn clock_skew(&self, seconds: i64) {
+        self.clock_skew.observe(float(seconds));
+    }
+
+    /// The certificate now served expires at `unix_seconds`.
+    pub fn tls_certificate_expiry(&self, unix_seconds: i64) {
+        self.tls_expiry
+            .with_label_values::<&str>(&[])
+            .set(float(unix_seconds));
+    }
+
+    /// The whole exposition: the event counters, then the figures and service checks.
+    pub fn render(&self, figures: &Figures, services: &[ServiceResult]) -> String {
+        // About 60 bytes a series; the units dominate.
+        let mut x = Exposition::with_capacity(4096 + figures.units.len() * 800);
+        x.push_encoded(
+            &TextEncoder::new()
+                .encode_to_string(&self.registry.gather())
+                .unwrap_or_default(),
+        );
+        levels(&mut x, figures);
+        units(&mut x, figures);
+        hosts(&mut x, &figures.hosts);
+        self::services(&mut x, services);
+        x.finish()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A family taken from one kind of thing: name, help, and the value of one thing, if it has one.
+type Series<T> = (&'static str, &'static str, fn(&T) -> Option<f64>);
+
+/// Counts, sizes and Unix times as sample values (exact in an f64 up to 2^53).
+fn float(n: impl TryInto<i64>) -> f64 {
+    n.try_into().unwrap_or(i64::MAX) as f64
+}
+
+fn levels(x: &mut Exposition, figures: &Figures) {
+    let ratios: [Series<LevelFigures>; 4] = [
+        (
+            "hatang_equipment_ratio",
+            "Share of the level's staff with an active workstation: sum of equipped staff over sum of staff, 0..1.",
+            |l| l.equipment_ratio,
+        ),
+        (
+            "hatang_equipment_target_ratio",
+            "The plan's target equipment ratio for the level, from the collector's configuration.",
+            |l| l.target_ratio,
+        ),
+        (
+            "hatang_lan_ratio",
+            "Share of the level's units (staff > 0) with LAN, 0..1.",
+            |l| l.lan_ratio,
+        ),
+        (
+            "hatang_broadband_ratio",
+            "Share of the level's units (staff > 0) with broadband, 0..1.",
+            |l| l.broadband_ratio,
+        ),
+    ];
+    for (name, help, value) in ratios {
+        let mut f = x.gauge(name, help);
+        for l in &figures.levels {
+            // A level with no staff has no ratio; leaving the series out beats inventing 0.
+            if let Some(v) = value(l) {
+                f.sample(&[("level", &l.level)], v);
+            }
+        }
+    }
+    let mut f = x.gauge(
+        "hatang_reachable_ratio",
+        "Share of the level's units (staff > 0) reachable on the probe class, 0..1.",
+    );
+    for l in &figures.levels {
+        for (class, r) in &l.reachable_ratio {
+            f.sample(&[("class", class), ("level", &l.level)], *r);
+        }
+    }
+    let mut f = x.gauge(
+        "hatang_agents",
+        "Enrolled agents by the level of their unit, role and state (online, stale, offline).",
+    );
+    for a in &figures.agents {
+        f.sample(
+            &[
+                ("level", &a.level),
+                ("role", a.role.as_str()),
+                ("state", a.state.as_str()),
+            ],
+            float(a.agents),
+        );
+    }
+}
+
+fn units(x: &mut Exposition, figures: &Figures) {
+    let mut f = x.gauge(
+        "hatang_unit_info",
+        "Always 1; joins a unit code to its name, level and parent.",
+    );
+    for u in &figures.units {
+        let parent = u.parent_code.as_deref().unwrap_or("");
+        f.sample(
+            &[
+                ("level", &u.level),
+                ("name", &u.name),
+                ("parent", parent),
+                ("unit", &u.code),
+            ],
+            1.0,
+        );
+    }
+    let per_unit: [Series<UnitFigures>; 6] = [
+        ("hatang_unit_staff", "Staff headcount of the unit.", |u| {
+            Some(f64::from(u.staff))
+        }),
+        (
+            "hatang_unit_equipped_staff",
+            "Staff of the unit with a working computer: min(staff, active workstations).",
+            |u| Some(f64::from(u.equipped_staff)),
+        ),
+        (
+            "hatang_unit_active_workstations",
+            "Workstations of the unit that reported within the equipment window (may exceed staff).",
+            |u| Some(f64::from(u.active_workstations)),
+        ),
+        (
+            "hatang_unit_lan_up",
+            "1 when an agent of the unit showed an up, non-loopback interface carrying the default route.",
+            |u| Some(f64::from(u8::from(u.lan))),
+        ),
+        (
+            "hatang_unit_broadband_up",
+            "1 when an agent of the unit reached the internet within the broadband window, at broadband speed where a speed test ran.",
+            |u| Some(f64::from(u8::from(u.broadband))),
+        ),
+        (
+            "hatang_unit_download_bytes_per_second",
+            "Best download rate among the unit's agents' latest speed tests against the collector, bytes per second (Prometheus base unit; multiply by 8 for bit/s).",
+            // Speeds travel in bits per second (how links are sold); metrics use bytes.
+            |u| u.download_bps.map(|d| d / 8.0),
+        ),
+    ];
+    for (name, help, value) in per_unit {
+        let mut f = x.gauge(name, help);
+        for u in &figures.units {
+            if let Some(v) = value(u) {
+                f.sample(&[("level", &u.level), ("unit", &u.code)], v);
+            }
+        }
+    }
+    let mut f = x.gauge(
+        "hatang_unit_reachable",
+        "1 when an agent of the unit reached a probe target of the class (internet, gov-wan, datacentre) within the broadband window.",
+    );
+    for u in &figures.units {
+        for (class, up) in &u.reachable {
+            f.sample(
+                &[("class", class), ("level", &u.level), ("unit", &u.code)],
+                f64::from(u8::from(*up)),
+            );
+        }
+    }
+    // Live agent state: only units with agents (a unit nobody enrolled has nothing to say), and
+    // the spool sums only where they are not zero, so a healthy province costs no series.
+    let live: [Series<UnitAgents>; 3] = [
+        (
+            "hatang_unit_agents_online",
+            "Agents of the unit (any role) that reported within three of their intervals; only units with enrolled agents.",
+            |a| Some(f64::from(a.online)),
+        ),
+        (
+            "hatang_unit_spool_waiting_reports",
+            "Reports waiting in the spools of the unit's agents, as their latest reports told; only where not zero.",
+            |a| (a.spool_waiting_reports > 0).then(|| float(a.spool_waiting_reports)),
+        ),
+        (
+            "hatang_unit_spool_dropped_reports",
+            "Reports the unit's agents dropped since they were installed (full or expired spool, damaged, refused for good); only where not zero.",
+            |a| (a.spool_dropped_reports > 0).then(|| float(a.spool_dropped_reports)),
+        ),
+    ];
+    for (name, help, value) in live {
+        let mut f = x.gauge(name, help);
+        for u in &figures.units {
+            if let Some(v) = figures.unit_agents.get(&u.code).and_then(value) {
+                f.sample(&[("level", &u.level), ("unit", &u.code)], v);
+            }
+        }
+    }
+}
+
+fn hosts(x: &mut Exposition, hosts: &[HostFigures]) {
+    let per_host: [Series<HostFigures>; 7] = [
+        (
+            "hatang_host_up",
+            "1 while the data-centre server's agent is online (reported within 3 intervals).",
+            |h| Some(f64::from(u8::from(h.state == AgentState::Online))),
+        ),
+        (
+            "hatang_host_last_report_timestamp_seconds",
+            "When the server's latest report arrived, Unix seconds.",
+            |h| h.last_report_at.map(float),
+        ),
+        (
+            "hatang_host_uptime_seconds",
+            "Seconds since the server booted.",
+            |h| h.sample.as_ref().map(|s| float(s.uptime_secs)),
+        ),
+        (
+            "hatang_host_cpu_usage_ratio",
+            "Share of all the server's CPUs busy over its last interval, 0..1.",
+            |h| h.sample.as_ref()?.cpu_usage_ratio,
+        ),
+        (
+            "hatang_host_load1",
+            "The server's 1-minute load average.",
+            |h| h.sample.as_ref()?.load.map(|[l1, _, _]| l1),
+        ),
+        ("hatang_host_memory_total_bytes", "Installed memory.", |h| {
+            h.memory_total_bytes.map(float)
+        }),
+        ("hatang_host_memory_used_bytes", "Memory in use.", |h| {
+            h.sample.as_ref().map(|s| float(s.memory_used_bytes))
+        }),
+    ];
+    for (name, help, value) in per_host {
+        let mut f = x.gauge(name, help);
+        for h in hosts {
+            if let Some(v) = value(h) {
+                f.sample(&[("host", &h.host), ("unit", &h.unit_code)], v);
+            }
+        }
+    }
+    let mut f = x.gauge(
+        "hatang_host_filesystem_size_bytes",
+        "Size of the server's filesystem.",
+    );
+    for h in hosts {
+        for (mount, size) in &h.filesystem_size_bytes {
+            f.sample(
+                &[
+                    ("host", &h.host),
+                    ("mountpoint", mount),
+                    ("unit", &h.unit_code),
+                ],
+                float(*size),
+            );
+        }
+    }
+    type FsValue = fn(&hatang_protocol::FilesystemUsage) -> u64;
+    let usage: [(&'static str, &'static str, FsValue); 2] = [
+        (
+            "hatang_host_filesystem_used_bytes",
+            "Used space of the server's filesystem, as df counts it.",
+            |fs| fs.used_bytes,
+        ),
+        (
+            "hatang_host_filesystem_available_bytes",
+            "Space an unprivileged process may still use on the server's filesystem.",
+            |fs| fs.available_bytes.unwrap_or(fs.free_bytes),
+        ),
+    ];
+    for (name, help, value) in usage {
+        let mut f = x.gauge(name, help);
+        for h in hosts {
+            for fs in h.sample.iter().flat_map(|s| &s.filesystems) {
+                f.sample(
+                    &[
+                        ("host", &h.host),
+                        ("mountpoint", &fs.mount_point),
+                        ("unit", &h.unit_code),
+                    ],
+                    float(value(fs)),
+                );
+            }
+        }
+    }
+    let mut f = x.gauge(
+        "hatang_host_temperature_celsius",
+        "Reading of the server's hardware temperature sensor (chip/sensor), degrees Celsius.",
+    );
+    for h in hosts {
+        for t in h.sample.iter().flat_map(|s| &s.temperatures) {
+            f.sample(
+                &[
+                    ("host", &h.host),
+                    ("sensor", &t.sensor),
+                    ("unit", &h.unit_code),
+                ],
+                t.celsius,
+            );
+        }
+    }
+    // Cumulative counters as the host reports them (they restart at its reboot, as any counter
+    // may); exposed as counters so `rate()` applies.
+    type NetValue = fn(&hatang_protocol::InterfaceCounters) -> u64;
+    let net: [(&'static str, &'static str, NetValue); 4] = [
+        (
+            "hatang_host_network_receive_bytes_total",
+            "Bytes received by the server's interface since it booted.",
+            |n| n.rx_bytes,
+        ),
+        (
+            "hatang_host_network_transmit_bytes_total",
+            "Bytes sent by the server's interface since it booted.",
+            |n| n.tx_bytes,
+        ),
+        (
+            "hatang_host_network_receive_errors_total",
+            "Receive errors on the server's interface since it booted.",
+            |n| n.rx_errors,
+        ),
+        (
+            "hatang_host_network_transmit_errors_total",
+            "Transmit errors on the server's interface since it booted.",
+            |n| n.tx_errors,
+        ),
+    ];
+    for (name, help, value) in net {
+        let mut f = x.counter(name, help);
+        for h in hosts {
+            for n in h.sample.iter().flat_map(|s| &s.interfaces) {
+                f.sample(
+                    &[
+                        ("host", &h.host),
+                        ("interface", &n.name),
+                        ("unit", &h.unit_code),
+                    ],
+                    float(value(n)),
+                );
+            }
+        }
+    }
+}
+
+fn services(x: &mut Exposition, services: &[ServiceResult]) {
+    let per_service: [Series<ServiceResult>; 5] = [
+        (
+            "hatang_service_up",
+            "1 when the collector's latest check of the shared application succeeded.",
+            |s| Some(f64::from(u8::from(s.up))),
+        ),
+        (
+            "hatang_service_latency_seconds",
+            "Time the latest check took to connect (TCP) or to receive the response headers (HTTP).",
+            |s| s.latency_seconds,
+        ),
+        (
+            "hatang_service_http_status_code",
+            "HTTP status of the latest check, for http(s) services that answered.",
+            |s| s.http_status.map(f64::from),
+        ),
+        (
+            "hatang_service_tls_expiry_timestamp_seconds",
+            "When the https service's certificate expires, Unix seconds.",
+            |s| s.tls_not_after.map(float),
+        ),
+        (
+            "hatang_service_last_check_timestamp_seconds",
+            "When the service was last checked, Unix seconds.",
+            |s| Some(float(s.checked_at)),
+        ),
+    ];
+    for (name, help, value) in per_service {
+        let mut f = x.gauge(name, help);
+        for s in services {
+            if let Some(v) = value(s) {
+                f.sample(&[("service", &s.name)], v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::figures::{AgentRow, Role, Rules, Speed, UnitRow, compute};
+
+    fn families(exposition: &str) -> BTreeSet<String> {
+        exposition
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn one_unit_figures() -> Figures {
+        let units = [UnitRow {
+            code: "4351".into(),
+            name: "Phường \"Tân\" Hòa".into(),
+            level: "commune".into(),
+            parent_code: None,
+            staff: 4,
+            depth: 0,
+        }];
+        let agents = [AgentRow {
+            unit_code: "4351".into(),
+            role: Role::Workstation,
+            last_report_at: Some(100),
+            interval_secs: Some(60),
+            lan_up: Some(true),
+            class_ok_at: [Some(90), None, None],
+            speed: Some(Speed {
+                at: 90,
+                download_bps: 8e6,
+            }),
+            spool: Some(hatang_protocol::SpoolStats {
+                dropped_reports: 2,
+                waiting_reports: 17,
+            }),
+        }];
+        let rules = Rules {
+            equipment_window_secs: 86_400,
+            targets: [("commune".to_string(), 0.88)].into(),
+            broadband_window_secs: 3600,
+            broadband_min_bps: 2e6,
+        };
+        let mut figures = compute(&units, &agents, &rules, 120);
+        figures.hosts = vec![HostFigures {
+            host: "db-1".into(),
+            agent_id: "a1".into(),
+            unit_code: "4351".into(),
+            state: AgentState::Online,
+            last_report_at: Some(100),
+            memory_total_bytes: Some(64 << 30),
+            filesystem_size_bytes: [("/var".to_string(), 1000)].into(),
+            sample: Some(
+                serde_json::from_value(serde_json::json!({
+                    "uptime_secs": 3600, "cpu_usage_ratio": 0.5, "load": [1.5, 1.0, 0.5],
+                    "memory_used_bytes": 1024, "swap_used_bytes": 0,
+                    "filesystems": [{"mount_point": "/var", "used_bytes": 600, "free_bytes": 400,
+                                     "available_bytes": 350}],
+                    "interfaces": [{"name": "bond0", "rx_bytes": 10, "tx_bytes": 20,
+                                    "rx_errors": 1, "tx_errors": 2}],
+                    "temperatures": [{"sensor": "coretemp/Package id 0", "celsius": 61.5}],
+                }))
+                .unwrap(),
+            ),
+        }];
+        figures
+    }
+
+    fn one_service() -> Vec<ServiceResult> {
+        vec![ServiceResult {
+            name: "portal".into(),
+            target: "https://dichvucong.example/".into(),
+            up: true,
+            latency_seconds: Some(0.25),
+            http_status: Some(200),
+            tls_not_after: Some(1_800_000_000),
+            error: None,
+            checked_at: 110,
+        }]
+    }
+
+    #[test]
+    fn reference_lists_every_family() {
+        let reference = include_str!("../../../docs/metrics.md");
+        let documented: BTreeSet<String> = reference
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `hatang_"))
+            .filter_map(|l| l.split('`').next())
+            .map(|name| format!("hatang_{name}"))
+            .collect();
+        let metrics = Metrics::new();
+        metrics.tls_certificate_expiry(1_900_000_000);
+        let exposed = families(&metrics.render(&one_unit_figures(), &one_service()));
+        assert_eq!(documented, exposed);
+    }
+
+    #[test]
+    fn figures_become_series_with_escaped_labels() {
+        let m = Metrics::new();
+        m.report(Outcome::Accepted);
+        m.inventory_change("memory", ChangeKind::Changed);
+        let text = m.render(&one_unit_figures(), &one_service());
+        for line in [
+            "hatang_equipment_ratio{level=\"commune\"} 0.25",
+            "hatang_equipment_target_ratio{level=\"commune\"} 0.88",
+            "hatang_unit_info{level=\"commune\",name=\"Phường \\\"Tân\\\" Hòa\",parent=\"\",unit=\"4351\"} 1",
+            "hatang_unit_equipped_staff{level=\"commune\",unit=\"4351\"} 1",
+            "hatang_agents{level=\"commune\",role=\"workstation\",state=\"online\"} 1",
+            "hatang_agents{level=\"commune\",role=\"server\",state=\"offline\"} 0",
+            "hatang_reports_received_total{outcome=\"accepted\"} 1",
+            "hatang_reports_received_total{outcome=\"unauthorized\"} 0",
+            "hatang_inventory_changes_total{component=\"memory\",kind=\"changed\"} 1",
+            "hatang_inventory_changes_total{component=\"disk\",kind=\"removed\"} 0",
+            "hatang_unit_lan_up{level=\"commune\",unit=\"4351\"} 1",
+            "hatang_unit_broadband_up{level=\"commune\",unit=\"4351\"} 1",
+            "hatang_unit_reachable{class=\"internet\",level=\"commune\",unit=\"4351\"} 1",
+            "hatang_unit_reachable{class=\"gov-wan\",level=\"commune\",unit=\"4351\"} 0",
+            "hatang_unit_download_bytes_per_second{level=\"commune\",unit=\"4351\"} 1000000",
+            "hatang_broadband_ratio{level=\"commune\"} 1",
+            "hatang_reachable_ratio{class=\"datacentre\",level=\"commune\"} 0",
+            "hatang_host_up{host=\"db-1\",unit=\"4351\"} 1",
+            "hatang_service_up{service=\"portal\"} 1",
+            "hatang_service_tls_expiry_timestamp_seconds{service=\"portal\"} 1800000000",
+            "hatang_host_cpu_usage_ratio{host=\"db-1\",unit=\"4351\"} 0.5",
+            "hatang_host_filesystem_available_bytes{host=\"db-1\",mountpoint=\"/var\",unit=\"4351\"} 350",
+            "hatang_host_network_transmit_errors_total{host=\"db-1\",interface=\"bond0\",unit=\"4351\"} 2",
+            "hatang_host_temperature_celsius{host=\"db-1\",sensor=\"coretemp/Package id 0\",unit=\"4351\"} 61.5",
+            "hatang_unit_agents_online{level=\"commune\",unit=\"4351\"} 1",
+            "hatang_unit_spool_waiting_reports{level=\"commune\",unit=\"4351\"} 17",
+            "hatang_unit_spool_dropped_reports{level=\"commune\",unit=\"4351\"} 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_second_render_forgets_units_that_are_gone() {
+        let m = Metrics::new();
+        let _ = m.render(&one_unit_figures(), &one_service());
+        let empty = compute(
+            &[],
+            &[],
+            &Rules {
+                equipment_window_secs: 1,
+                targets: Default::default(),
+                broadband_window_secs: 1,
+                broadband_min_bps: 0.0,
+            },
+            0,
+        );
+        let text = m.render(&empty, &[]);
+        assert!(!text.contains("4351"), "{text}");
+    }
+}
