@@ -144,6 +144,11 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// A workstation that reported at `at` counts as equipment at `now`.
+    fn active(&self, at: Option<i64>, now: i64) -> bool {
+        at.is_some_and(|t| now.saturating_sub(t) <= self.equipment_window_secs)
+    }
+
     fn recent(&self, at: Option<i64>, now: i64) -> bool {
         at.is_some_and(|t| now.saturating_sub(t) <= self.broadband_window_secs)
     }
@@ -256,17 +261,40 @@ pub struct Figures {
     pub hosts: Vec<crate::hosts::HostFigures>,
 }
 
-/// What a unit's agents prove about its connectivity.
-#[derive(Debug, Clone, Copy, Default)]
-struct Links {
-    lan: bool,
-    broadband: bool,
-    reachable: [bool; 3],
-    download_bps: Option<f64>,
+/// What the figures need to know of the agents of one unit and role: the rows of
+/// [`AgentRow`] reduced by the figure rules at one instant. [`group`] defines it; each store
+/// computes the same with one aggregate query (the storage conformance suite holds them to it),
+/// so the figures never load every agent.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AgentGroup {
+    pub unit_code: String,
+    pub role: Role,
+    pub agents: u64,
+    /// Reported within the equipment window.
+    pub active: u64,
+    pub online: u64,
+    pub stale: u64,
+    /// Some agent's latest inventory showed LAN.
+    pub lan: bool,
+    /// Some agent proves broadband now ([`Rules::broadband`]).
+    pub broadband: bool,
+    /// Some agent reached each probe class (in [`CLASSES`] order) within the broadband window.
+    pub reachable: [bool; 3],
+    /// The best download rate among the agents' latest speed tests, bits per second.
+    pub download_bps: Option<f64>,
+    pub spool_waiting_reports: u64,
+    pub spool_dropped_reports: u64,
 }
 
-impl Links {
+impl AgentGroup {
     fn add(&mut self, agent: &AgentRow, rules: &Rules, now: i64) {
+        self.agents += 1;
+        self.active += u64::from(rules.active(agent.last_report_at, now));
+        match agent_state(agent.last_report_at, agent.interval_secs, now) {
+            AgentState::Online => self.online += 1,
+            AgentState::Stale => self.stale += 1,
+            AgentState::Offline => {}
+        }
         self.lan |= agent.lan_up == Some(true);
         self.broadband |= rules.broadband(agent, now);
         for (up, at) in self.reachable.iter_mut().zip(agent.class_ok_at) {
@@ -278,7 +306,46 @@ impl Links {
                     .map_or(s.download_bps, |d| d.max(s.download_bps)),
             );
         }
+        if let Some(spool) = agent.spool {
+            self.spool_waiting_reports += spool.waiting_reports;
+            self.spool_dropped_reports += spool.dropped_reports;
+        }
     }
+
+    fn merge(&mut self, other: &AgentGroup) {
+        self.agents += other.agents;
+        self.active += other.active;
+        self.online += other.online;
+        self.stale += other.stale;
+        self.lan |= other.lan;
+        self.broadband |= other.broadband;
+        for (up, other) in self.reachable.iter_mut().zip(other.reachable) {
+            *up |= other;
+        }
+        self.download_bps = match (self.download_bps, other.download_bps) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.spool_waiting_reports += other.spool_waiting_reports;
+        self.spool_dropped_reports += other.spool_dropped_reports;
+    }
+}
+
+/// The definition of [`AgentGroup`]: `agents` reduced per unit and role, ordered by unit code
+/// and role.
+pub fn group(agents: &[AgentRow], rules: &Rules, now: i64) -> Vec<AgentGroup> {
+    let mut groups: BTreeMap<(&str, Role), AgentGroup> = BTreeMap::new();
+    for a in agents {
+        groups
+            .entry((a.unit_code.as_str(), a.role))
+            .or_insert_with(|| AgentGroup {
+                unit_code: a.unit_code.clone(),
+                role: a.role,
+                ..AgentGroup::default()
+            })
+            .add(a, rules, now);
+    }
+    groups.into_values().collect()
 }
 
 /// Levels ordered from the root down: by the smallest depth any of their units has.
@@ -293,7 +360,9 @@ fn level_order(units: &[UnitRow]) -> Vec<String> {
     levels.into_iter().map(|(l, _)| l.to_string()).collect()
 }
 
-pub fn compute(units: &[UnitRow], agents: &[AgentRow], rules: &Rules, now: i64) -> Figures {
+/// The figures at `now` from the current tree and the agents' groups ([`group`], or a store's
+/// aggregate query).
+pub fn compute(units: &[UnitRow], groups: &[AgentGroup], rules: &Rules, now: i64) -> Figures {
     let index: HashMap<&str, usize> = units
         .iter()
         .enumerate()
@@ -301,36 +370,34 @@ pub fn compute(units: &[UnitRow], agents: &[AgentRow], rules: &Rules, now: i64) 
         .collect();
     let mut active = vec![0u32; units.len()];
     let mut servers = vec![0u32; units.len()];
-    let mut links = vec![Links::default(); units.len()];
+    let mut links = vec![AgentGroup::default(); units.len()];
     let mut counts: BTreeMap<(String, Role, AgentState), u64> = BTreeMap::new();
     let mut unit_agents: BTreeMap<String, UnitAgents> = BTreeMap::new();
-    for a in agents {
-        let unit = index.get(a.unit_code.as_str()).copied();
-        let state = agent_state(a.last_report_at, a.interval_secs, now);
+    let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    for g in groups {
+        let unit = index.get(g.unit_code.as_str()).copied();
         if let Some(i) = unit {
             let live = unit_agents.entry(units[i].code.clone()).or_default();
-            live.online += u32::from(state == AgentState::Online);
-            if let Some(spool) = a.spool {
-                live.spool_waiting_reports += spool.waiting_reports;
-                live.spool_dropped_reports += spool.dropped_reports;
-            }
-            links[i].add(a, rules, now);
-            match a.role {
-                Role::Server => servers[i] += 1,
-                Role::Workstation => {
-                    let recent = a
-                        .last_report_at
-                        .is_some_and(|t| now.saturating_sub(t) <= rules.equipment_window_secs);
-                    if recent {
-                        active[i] += 1;
-                    }
-                }
+            live.online = live.online.saturating_add(count(g.online));
+            live.spool_waiting_reports += g.spool_waiting_reports;
+            live.spool_dropped_reports += g.spool_dropped_reports;
+            links[i].merge(g);
+            match g.role {
+                Role::Server => servers[i] = servers[i].saturating_add(count(g.agents)),
+                Role::Workstation => active[i] = active[i].saturating_add(count(g.active)),
             }
         }
         let level = unit.map_or(UNASSIGNED_LEVEL, |i| units[i].level.as_str());
-        *counts
-            .entry((level.to_string(), a.role, state))
-            .or_default() += 1;
+        let offline = g.agents.saturating_sub(g.online + g.stale);
+        for (state, n) in [
+            (AgentState::Online, g.online),
+            (AgentState::Stale, g.stale),
+            (AgentState::Offline, offline),
+        ] {
+            *counts
+                .entry((level.to_string(), g.role, state))
+                .or_default() += n;
+        }
     }
 
     let unit_figures: Vec<UnitFigures> = units
@@ -458,6 +525,11 @@ mod tests {
         }
     }
 
+    fn figures_of(units: &[UnitRow], agents: &[AgentRow]) -> Figures {
+        let rules = rules();
+        compute(units, &group(agents, &rules, NOW), &rules, NOW)
+    }
+
     fn rules() -> Rules {
         Rules {
             equipment_window_secs: 30 * DAY,
@@ -498,7 +570,7 @@ mod tests {
             agent("C1", Role::Workstation, Some(2 * DAY)),
             agent("C2", Role::Workstation, Some(10)),
         ];
-        let f = compute(&tree(), &agents, &rules(), NOW);
+        let f = figures_of(&tree(), &agents);
         assert_eq!(
             f.levels
                 .iter()
@@ -524,7 +596,7 @@ mod tests {
         let agents: Vec<_> = (0..7)
             .map(|_| agent("C1", Role::Workstation, Some(5)))
             .collect();
-        let f = compute(&tree(), &agents, &rules(), NOW);
+        let f = figures_of(&tree(), &agents);
         let u = unit_of(&f, "C1");
         assert_eq!((u.active_workstations, u.equipped_staff), (7, 3));
         assert_eq!(u.equipment_ratio, Some(1.0));
@@ -533,7 +605,7 @@ mod tests {
     #[test]
     fn staff_zero_units_have_no_ratio_and_root_only_levels_none() {
         let agents = vec![agent("C0", Role::Workstation, Some(5))];
-        let f = compute(&tree(), &agents, &rules(), NOW);
+        let f = figures_of(&tree(), &agents);
         let u = unit_of(&f, "C0");
         assert_eq!((u.active_workstations, u.equipped_staff), (1, 0));
         assert_eq!(u.equipment_ratio, None);
@@ -547,7 +619,7 @@ mod tests {
             agent("P-A", Role::Server, Some(5)),
             agent("P-A", Role::Server, Some(5)),
         ];
-        let f = compute(&tree(), &agents, &rules(), NOW);
+        let f = figures_of(&tree(), &agents);
         let u = unit_of(&f, "P-A");
         assert_eq!((u.servers, u.equipped_staff), (2, 0));
         assert_eq!(level(&f, "province").equipment_ratio, Some(0.0));
@@ -560,7 +632,7 @@ mod tests {
             agent("C2", Role::Workstation, Some(30 * DAY + 1)),
             agent("C2", Role::Workstation, None),
         ];
-        let f = compute(&tree(), &agents, &rules(), NOW);
+        let f = figures_of(&tree(), &agents);
         assert_eq!(unit_of(&f, "C2").active_workstations, 1);
     }
 
@@ -620,7 +692,7 @@ mod tests {
                 ..agent("GONE", Role::Workstation, Some(10))
             },
         ];
-        let f = compute(&tree(), &agents, &rules(), NOW);
+        let f = figures_of(&tree(), &agents);
         assert_eq!(
             f.unit_agents["C1"],
             UnitAgents {
@@ -644,7 +716,7 @@ mod tests {
             agent("C1", Role::Workstation, Some(2 * DAY)),
             agent("gone", Role::Server, Some(10)),
         ];
-        let f = compute(&tree(), &agents, &rules(), NOW);
+        let f = figures_of(&tree(), &agents);
         assert_eq!(f.agents.len(), 4 * 2 * 3);
         let count = |level: &str, role, state| {
             f.agents
@@ -703,7 +775,7 @@ mod tests {
             linked("C2", Some(false), [None; 3], None),
             linked("P-A", None, [None; 3], None),
         ];
-        let f = compute(&tree(), &agents, &rules(), NOW);
+        let f = figures_of(&tree(), &agents);
         assert!(unit_of(&f, "C1").lan);
         assert!(!unit_of(&f, "C2").lan);
         assert!(!unit_of(&f, "P-A").lan, "no inventory yet is no evidence");
@@ -722,7 +794,7 @@ mod tests {
             // fast enough but the success is over an hour old
             linked("P-A", Some(true), [Some(3601), None, Some(10)], Some(50e6)),
         ];
-        let f = compute(&tree(), &agents, &rules(), NOW);
+        let f = figures_of(&tree(), &agents);
         assert!(unit_of(&f, "C1").broadband);
         assert!(!unit_of(&f, "C2").broadband);
         assert!(!unit_of(&f, "P-A").broadband);
@@ -746,7 +818,7 @@ mod tests {
             linked("C1", None, [Some(10), None, None], Some(0.5e6)),
             linked("C1", None, [Some(10), None, None], Some(20e6)),
         ];
-        let f = compute(&tree(), &agents, &rules(), NOW);
+        let f = figures_of(&tree(), &agents);
         assert!(unit_of(&f, "C1").broadband);
         assert_eq!(unit_of(&f, "C1").download_bps, Some(20e6));
     }

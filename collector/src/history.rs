@@ -296,7 +296,7 @@ pub fn spawn(state: crate::http::AppState) -> Snapshots {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::figures::{AgentRow, Role, Rules, Speed, UnitRow, compute};
+    use crate::figures::{AgentRow, Role, Rules, Speed, UnitRow, compute, group};
 
     const VN: UtcOffset = time::macros::offset!(+7);
 
@@ -379,7 +379,7 @@ mod tests {
             broadband_window_secs: 3600,
             broadband_min_bps: 2e6,
         };
-        let mut f = compute(&units, &agents, &rules, 1000);
+        let mut f = compute(&units, &group(&agents, &rules, 1000), &rules, 1000);
         let rows = rows("2026-01-01", &f);
         assert_eq!(rows.len(), 3 + 5);
         let commune = rows.iter().find(|r| r.code == "commune").unwrap();

@@ -129,12 +129,6 @@ impl AppState {
 /// Reads the units and agents and computes the figures at this instant.
 pub async fn compute_figures(store: &dyn Store, config: &Config) -> Result<Figures, StoreError> {
     let units = store.units().await?;
-    let agents: Vec<_> = store
-        .agents()
-        .await?
-        .iter()
-        .map(|a| a.figures_row())
-        .collect();
     let rules = Rules {
         equipment_window_secs: config.equipment_window_secs,
         targets: config.targets.clone(),
@@ -142,7 +136,8 @@ pub async fn compute_figures(store: &dyn Store, config: &Config) -> Result<Figur
         broadband_min_bps: config.broadband_min_bps,
     };
     let now = crate::now();
-    let mut figures = figures::compute(&units, &agents, &rules, now);
+    let groups = store.agent_groups(&rules, now).await?;
+    let mut figures = figures::compute(&units, &groups, &rules, now);
     let servers: Vec<_> = store
         .servers()
         .await?

@@ -545,7 +545,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::figures::{AgentRow, Role, Rules, Speed, UnitRow, compute};
+    use crate::figures::{AgentRow, Role, Rules, Speed, UnitRow, compute, group};
 
     fn families(exposition: &str) -> BTreeSet<String> {
         exposition
@@ -587,7 +587,7 @@ mod tests {
             broadband_window_secs: 3600,
             broadband_min_bps: 2e6,
         };
-        let mut figures = compute(&units, &agents, &rules, 120);
+        let mut figures = compute(&units, &group(&agents, &rules, 120), &rules, 120);
         figures.hosts = vec![HostFigures {
             host: "db-1".into(),
             agent_id: "a1".into(),

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use hatang_protocol::{Inventory, Report};
 
 use crate::changes::{Change, ChangeKind};
-use crate::figures::{AgentRow, AgentState, Role, Speed, UnitRow};
+use crate::figures::{AgentGroup, AgentRow, AgentState, Role, Rules, Speed, UnitRow};
 use crate::units::{NewUnit, UnitFile};
 
 pub use postgres::{PostgresSettings, PostgresStore};
@@ -387,6 +387,10 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     async fn agents(&self) -> Result<Vec<AgentRecord>, StoreError>;
 
+    /// The agents reduced per unit and role by the figure rules at `now`: what
+    /// [`crate::figures::group`] computes from every agent row, in one aggregate query.
+    async fn agent_groups(&self, rules: &Rules, now: i64) -> Result<Vec<AgentGroup>, StoreError>;
+
     async fn agent(&self, id: &str) -> Result<Option<(AgentRecord, AgentEvidence)>, StoreError>;
 
     /// How many reports are stored for an agent (`None`: all agents).
@@ -643,6 +647,101 @@ fn inventory_changes_of(stored: Option<&str>, report: &Report) -> Vec<Change> {
 
 /// A query's arguments, for the binding helpers both implementations share.
 type Args<DB> = <DB as sqlx::Database>::Arguments;
+
+/// [`crate::figures::group`] as SQL, with PostgreSQL's `$n` placeholders (SQLite reads the same
+/// numbers as `?n`; see [`sqlite_placeholders`]), bound by [`bind_group_params`]. Every
+/// condition mirrors one rule of `figures` (a NULL time satisfies none of them); casts keep each
+/// column a 64-bit integer on both databases (PostgreSQL's `SUM` of a `BIGINT` is `NUMERIC`).
+pub(crate) const AGENT_GROUPS_SQL: &str = "SELECT unit_code, role,
+       CAST(COUNT(*) AS BIGINT) AS agents,
+       CAST(SUM(CASE WHEN last_report_at >= $2 THEN 1 ELSE 0 END) AS BIGINT) AS active,
+       CAST(SUM(CASE WHEN last_report_at >= $1 - $6 * COALESCE(interval_secs, $7) THEN 1
+                     ELSE 0 END) AS BIGINT) AS online,
+       CAST(SUM(CASE WHEN last_report_at >= $1 - $6 * COALESCE(interval_secs, $7) THEN 0
+                     WHEN last_report_at >= $3 THEN 1 ELSE 0 END) AS BIGINT) AS stale,
+       CAST(MAX(CASE WHEN lan_up THEN 1 ELSE 0 END) AS BIGINT) AS lan,
+       CAST(MAX(CASE WHEN internet_ok_at >= $4
+                      AND (speed_at IS NULL OR download_bps IS NULL OR download_bps >= $5)
+                     THEN 1 ELSE 0 END) AS BIGINT) AS broadband,
+       CAST(MAX(CASE WHEN internet_ok_at >= $4 THEN 1 ELSE 0 END) AS BIGINT) AS internet,
+       CAST(MAX(CASE WHEN gov_wan_ok_at >= $4 THEN 1 ELSE 0 END) AS BIGINT) AS gov_wan,
+       CAST(MAX(CASE WHEN datacentre_ok_at >= $4 THEN 1 ELSE 0 END) AS BIGINT) AS datacentre,
+       MAX(CASE WHEN speed_at IS NOT NULL THEN download_bps END) AS download_bps,
+       CAST(SUM(CASE WHEN spool_dropped IS NOT NULL THEN COALESCE(spool_waiting, 0) ELSE 0 END)
+            AS BIGINT) AS spool_waiting,
+       CAST(SUM(CASE WHEN spool_waiting IS NOT NULL THEN COALESCE(spool_dropped, 0) ELSE 0 END)
+            AS BIGINT) AS spool_dropped
+     FROM agents GROUP BY unit_code, role";
+
+/// PostgreSQL's numbered placeholders (`$1`) as SQLite's (`?1`): the same numbers, so one text
+/// serves both. Only for SQL without `$` elsewhere.
+pub(crate) fn sqlite_placeholders(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+/// One row of [`AGENT_GROUPS_SQL`].
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct GroupRow {
+    unit_code: String,
+    role: String,
+    agents: i64,
+    active: i64,
+    online: i64,
+    stale: i64,
+    lan: i64,
+    broadband: i64,
+    internet: i64,
+    gov_wan: i64,
+    datacentre: i64,
+    download_bps: Option<f64>,
+    spool_waiting: i64,
+    spool_dropped: i64,
+}
+
+/// Binds the figure rules at `now` to [`AGENT_GROUPS_SQL`].
+pub(crate) fn bind_group_params<'q, DB>(
+    query: sqlx::query::QueryAs<'q, DB, GroupRow, Args<DB>>,
+    rules: &Rules,
+    now: i64,
+) -> sqlx::query::QueryAs<'q, DB, GroupRow, Args<DB>>
+where
+    DB: sqlx::Database,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> f64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    query
+        .bind(now)
+        .bind(now.saturating_sub(rules.equipment_window_secs))
+        .bind(now.saturating_sub(crate::figures::STALE_AFTER_SECS))
+        .bind(now.saturating_sub(rules.broadband_window_secs))
+        .bind(rules.broadband_min_bps)
+        .bind(crate::figures::ONLINE_INTERVALS)
+        .bind(i64::from(crate::figures::DEFAULT_INTERVAL_SECS))
+}
+
+/// The query's rows as groups, in [`crate::figures::group`]'s order.
+pub(crate) fn groups_of(rows: Vec<GroupRow>) -> Vec<AgentGroup> {
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    let mut groups: Vec<AgentGroup> = rows
+        .into_iter()
+        .map(|r| AgentGroup {
+            role: Role::parse(&r.role).unwrap_or(Role::Workstation),
+            unit_code: r.unit_code,
+            agents: count(r.agents),
+            active: count(r.active),
+            online: count(r.online),
+            stale: count(r.stale),
+            lan: r.lan > 0,
+            broadband: r.broadband > 0,
+            reachable: [r.internet > 0, r.gov_wan > 0, r.datacentre > 0],
+            download_bps: r.download_bps,
+            spool_waiting_reports: count(r.spool_waiting),
+            spool_dropped_reports: count(r.spool_dropped),
+        })
+        .collect();
+    groups.sort_by(|a, b| a.unit_code.cmp(&b.unit_code).then(a.role.cmp(&b.role)));
+    groups
+}
 
 /// Binds one change of `agent_id`'s inventory, brought by `report_id` at `at`, to an
 /// `INSERT INTO inventory_changes (agent_id, report_id, at, component, key, kind, before, after)`

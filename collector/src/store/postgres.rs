@@ -33,12 +33,12 @@ use super::{
     SNAPSHOT_COLUMNS, SnapshotRow, Store, StoreError, Stored, StoredUnit, accepted, bind_change,
     bind_snapshot_row, evidence_of, import_summary, inventory_changes_of, redact_url, spool_of,
 };
+use super::{AGENT_GROUPS_SQL, SESSION_ROLE_SQL, SessionRow, bind_group_params, groups_of};
 use super::{
     AgentFilter, Revoked, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation, agents_page_query,
     revoke_agent_sql, token_by_fingerprint,
 };
-use super::{SESSION_ROLE_SQL, SessionRow};
-use crate::figures::{Role, UnitRow};
+use crate::figures::{AgentGroup, Role, Rules, UnitRow};
 use crate::units::{NewUnit, UnitFile};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -503,6 +503,14 @@ impl Store for PostgresStore {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .fetch_all(&self.pool)
             .await?)
+    }
+
+    async fn agent_groups(&self, rules: &Rules, now: i64) -> Result<Vec<AgentGroup>, StoreError> {
+        let query = sqlx::query_as(sqlx::AssertSqlSafe(AGENT_GROUPS_SQL));
+        let rows = bind_group_params(query, rules, now)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(groups_of(rows))
     }
 
     async fn agent(&self, id: &str) -> Result<Option<(AgentRecord, AgentEvidence)>, StoreError> {

@@ -61,11 +61,14 @@ use super::{
     bind_snapshot_row, evidence_of, import_summary, inventory_changes_of, spool_of,
 };
 use super::{
+    AGENT_GROUPS_SQL, SESSION_ROLE_SQL, SessionRow, bind_group_params, groups_of,
+    sqlite_placeholders,
+};
+use super::{
     AgentFilter, Revoked, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation, agents_page_query,
     revoke_agent_sql, token_by_fingerprint,
 };
-use super::{SESSION_ROLE_SQL, SessionRow};
-use crate::figures::{Role, UnitRow};
+use crate::figures::{AgentGroup, Role, Rules, UnitRow};
 use crate::units::UnitFile;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -422,6 +425,14 @@ impl Store for SqliteStore {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .fetch_all(&self.reader)
             .await?)
+    }
+
+    async fn agent_groups(&self, rules: &Rules, now: i64) -> Result<Vec<AgentGroup>, StoreError> {
+        let query = sqlx::query_as(sqlx::AssertSqlSafe(sqlite_placeholders(AGENT_GROUPS_SQL)));
+        let rows = bind_group_params(query, rules, now)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(groups_of(rows))
     }
 
     async fn agent(&self, id: &str) -> Result<Option<(AgentRecord, AgentEvidence)>, StoreError> {

@@ -7,6 +7,8 @@
 
 use std::time::{Duration, Instant};
 
+use axum::http::StatusCode;
+
 use hatang_collector::figures::Role;
 use hatang_collector::secret::{self, Kind};
 use hatang_collector::store::{
@@ -364,4 +366,93 @@ async fn other_databases_are_refused_without_their_password() {
         .unwrap_err();
     assert!(matches!(err, StoreError::UnsupportedUrl(_)), "{err:?}");
     assert!(!err.to_string().contains("s3cret"), "{err}");
+}
+
+on_every_backend! {
+    /// The figures read agents through one aggregate query per unit and role; it must say what
+    /// the figure rules say of every agent row, at every age of the evidence.
+    #[tokio::test]
+    async fn agent_groups_agree_with_the_figure_rules_row_by_row(db) {
+        use hatang_collector::figures::{self, AgentRow, Rules};
+        use serde_json::json;
+        use time::format_description::well_known::Rfc3339;
+
+        let h = Harness::with_tree_on(&db, TREE_3).await;
+        let tokens = [
+            h.enrol_token("4351", Some("workstation")).await,
+            h.enrol_token("4351", Some("server")).await,
+            h.enrol_token("17-SYT", Some("workstation")).await,
+        ];
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        for i in 0..30usize {
+            let agent = h.enrolled(&tokens[i % 3], &format!("group-{i}")).await;
+            if i % 10 == 9 {
+                continue; // enrolled, never reported
+            }
+            let mut r = report();
+            r["interval_secs"] = json!([30, 60, 300, 3600][i % 4]);
+            // Probe successes count from the report's agent time (a report that waited in a
+            // spool proves older connectivity).
+            let made = now - [0, 90, 700, 5000, 90_000][i % 5];
+            r["agent_time"] = json!(
+                time::OffsetDateTime::from_unix_timestamp(made)
+                    .unwrap()
+                    .format(&Rfc3339)
+                    .unwrap()
+            );
+            r["probes"][0]["class"] = json!(["internet", "gov-wan", "datacentre"][i % 3]);
+            r["probes"][1]["class"] = json!(["gov-wan", "internet"][i % 2]);
+            if i % 6 == 5 {
+                r["probes"][0]["successes"] = json!(0);
+                r["probes"][1]["successes"] = json!(0);
+            }
+            match i % 4 {
+                0 => {
+                    r.as_object_mut().unwrap().remove("speed");
+                }
+                1 => r["speed"]["download_bits_per_second"] = json!(1.5e6),
+                2 => r["speed"]["download_bits_per_second"] = json!(null),
+                _ => {}
+            }
+            if i % 4 == 1 {
+                r.as_object_mut().unwrap().remove("spool");
+            } else {
+                r["spool"] = json!({"dropped_reports": i, "waiting_reports": 2 * i});
+            }
+            if i % 7 == 3 {
+                for nic in r["inventory"]["interfaces"].as_array_mut().unwrap() {
+                    nic["default_route"] = json!(false);
+                }
+            }
+            h.report(&agent.key, &r).await.json(StatusCode::ACCEPTED);
+        }
+
+        let rules = Rules {
+            equipment_window_secs: 3600,
+            targets: Default::default(),
+            broadband_window_secs: 600,
+            broadband_min_bps: 2e6,
+        };
+        let rows: Vec<AgentRow> = h
+            .store()
+            .agents()
+            .await
+            .unwrap()
+            .iter()
+            .map(|a| a.figures_row())
+            .collect();
+        let mut seen_online = false;
+        for at in [now, now + 100, now + 1000, now + 4000, now + 100_000, now + 10_000_000] {
+            let expected = figures::group(&rows, &rules, at);
+            assert_eq!(expected.len(), 3, "two units, both roles in one");
+            seen_online |= expected.iter().any(|g| g.online > 0 && g.broadband);
+            assert_eq!(
+                h.store().agent_groups(&rules, at).await.unwrap(),
+                expected,
+                "at now + {}",
+                at - now
+            );
+        }
+        assert!(seen_online, "the fleet never showed an online agent with broadband");
+    }
 }
