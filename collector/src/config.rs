@@ -44,7 +44,8 @@ pub struct RawConfig {
     /// open.
     pub metrics_token_file: Option<PathBuf>,
     /// The collector's local time as an offset from UTC, `+HH:MM`; the daily figure snapshots
-    /// are dated by it. Vietnam is `+07:00` all year (no daylight saving time).
+    /// are dated by it and the web UI shows times in it (CSV downloads stay UTC). Vietnam is
+    /// `+07:00` all year (no daylight saving time).
     pub utc_offset: String,
 }
 

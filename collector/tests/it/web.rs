@@ -316,6 +316,82 @@ async fn vietnamese_by_default_english_on_request_and_remembered() {
     );
 }
 
+/// Unix time `t` as a page should show it `east_secs` east of UTC: the instant shifted, then
+/// read as UTC (a different path from the collector's change of offset).
+fn shifted(t: i64, east_secs: i64) -> String {
+    let format = time::macros::format_description!("[day]/[month]/[year] [hour]:[minute]");
+    time::OffsetDateTime::from_unix_timestamp(t + east_secs)
+        .unwrap()
+        .format(format)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pages_show_times_in_the_configured_offset_and_csv_keeps_utc() {
+    let cases = [
+        (None, 7 * 3600, "UTC+07:00"),
+        (
+            Some(time::UtcOffset::from_hms(-3, -30, 0).unwrap()),
+            -(3 * 3600 + 30 * 60),
+            "UTC-03:30",
+        ),
+    ];
+    for (offset, east_secs, zone) in cases {
+        let h = Harness::with_config(|c| {
+            if let Some(o) = offset {
+                c.utc_offset = o;
+            }
+        })
+        .await;
+        h.import(TREE_3).await;
+        let fleet = h.fleet().await;
+        let viewer = h.api_token("viewer").await;
+        let cookie = session(&h, &viewer).await;
+        let id = &fleet.server.id;
+        let api: Value = h
+            .get(&format!("/api/v1/agents/{id}"), Some(&viewer))
+            .await
+            .json(StatusCode::OK);
+        let last = api["last_report_at"].as_i64().unwrap();
+        let utc = time::OffsetDateTime::from_unix_timestamp(last).unwrap();
+        let iso = utc
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let shown = format!(
+            "<time datetime=\"{iso}\">{}</time>",
+            shifted(last, east_secs)
+        );
+
+        let machine = get(&h, &format!("/machines/{id}"), &cookie).await;
+        assert!(machine.text().contains(&shown), "{zone}: {shown}");
+        let enrolled = shifted(api["enrolled_at"].as_i64().unwrap(), east_secs);
+        assert!(machine.text().contains(&enrolled), "{zone}: {enrolled}");
+        for path in ["/", "/units/4352", "/datacentre"] {
+            let page = get(&h, path, &cookie).await;
+            assert!(
+                page.text().contains(&format!("{zone}.</footer>")),
+                "{zone}: {path}"
+            );
+            assert!(!page.text().contains("UTC.<"), "{path}");
+        }
+        for path in ["/units/4352", "/datacentre"] {
+            let page = get(&h, path, &cookie).await;
+            assert!(page.text().contains(&shown), "{zone}: {path}");
+        }
+        let overview = get(&h, "/", &cookie).await;
+        assert!(overview.text().contains(&format!("({zone})</p>")), "{zone}");
+
+        // downloads stay in UTC, as their column names say
+        let csv = get(&h, "/api/v1/agents.csv?role=server", &cookie).await;
+        let text = csv.text().trim_start_matches('\u{feff}');
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        let column = header.iter().position(|c| *c == "last_report_utc").unwrap();
+        let row: Vec<&str> = text.lines().nth(1).unwrap().split(',').collect();
+        let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+        assert_eq!(row[column], utc.format(format).unwrap(), "{zone}");
+    }
+}
+
 #[tokio::test]
 async fn unit_names_are_escaped() {
     let h = Harness::with_tree(TREE_3).await;

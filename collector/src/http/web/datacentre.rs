@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::response::Response;
 
-use super::{Ctx, E, badge, csv_download, failed, heading, page, url, when};
+use super::{Ctx, E, badge, csv_download, failed, heading, page, url};
 use crate::http::AppState;
 
 const DAY: i64 = 86_400;
@@ -65,7 +65,7 @@ pub(super) async fn show(State(state): State<AppState>, ctx: Ctx) -> Response {
                 h_last = E(t.last_report),
                 h_mem = E(t.memory),
                 badge = badge(class, lang.word(h.state.as_str())),
-                last = E(&when(lang, h.last_report_at)),
+                last = ctx.when(h.last_report_at),
             );
         }
         body.push_str("</tbody></table>");
@@ -118,7 +118,7 @@ pub(super) async fn show(State(state): State<AppState>, ctx: Ctx) -> Response {
                 h_lat = E(t.latency),
                 h_days = E(t.cert_days),
                 h_checked = E(t.checked),
-                checked = E(&crate::present::when(s.checked_at)),
+                checked = ctx.when(Some(s.checked_at)),
             );
         }
         body.push_str("</tbody></table>");

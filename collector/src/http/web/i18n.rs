@@ -135,7 +135,7 @@ pub(super) struct Text {
     pub no: &'static str,
     pub not_found: &'static str,
     pub failed: &'static str,
-    pub times_utc: &'static str,
+    pub times_in: &'static str,
     pub figures_at: &'static str,
 
     pub level: &'static str,
@@ -251,7 +251,7 @@ pub(super) const VI: Text = Text {
     no: "Không",
     not_found: "Không tìm thấy",
     failed: "Không đọc được dữ liệu. Vui lòng thử lại sau.",
-    times_utc: "Thời gian theo giờ UTC.",
+    times_in: "Thời gian theo múi giờ",
     figures_at: "Số liệu lúc",
 
     level: "Cấp",
@@ -367,7 +367,7 @@ pub(super) const EN: Text = Text {
     no: "No",
     not_found: "Not found",
     failed: "The figures could not be read. Please try again later.",
-    times_utc: "Times are UTC.",
+    times_in: "Times are in",
     figures_at: "Figures as of",
 
     level: "Level",

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use hatang_protocol::{Inventory, ProbeResult};
 
-use super::{Ctx, E, badge, csv_download, failed, heading, not_found, page, url, when};
+use super::{Ctx, E, badge, csv_download, failed, heading, not_found, page, url};
 use crate::figures::agent_state;
 use crate::http::AppState;
 
@@ -60,9 +60,9 @@ pub(super) async fn show(
         h_role = E(t.role),
         role = E(lang.word(&record.role)),
         h_last = E(t.last_report),
-        last = E(&when(lang, record.last_report_at)),
+        last = ctx.when(record.last_report_at),
         h_enrolled = E(t.enrolled),
-        enrolled = E(&when(lang, Some(record.enrolled_at))),
+        enrolled = ctx.when(Some(record.enrolled_at)),
         h_version = E(t.agent_version),
         version = E(record.agent_version.as_deref().unwrap_or("–")),
     );
@@ -181,7 +181,7 @@ pub(super) async fn show(
                 body,
                 "<tr><th scope=\"row\">{}</th><td data-label=\"{}\">{} <small class=\"code\">{}</small></td>\
                  <td data-label=\"{}\">{}</td><td data-label=\"{}\">{}</td><td data-label=\"{}\">{}</td></tr>",
-                E(&crate::present::when(c.at)),
+                ctx.when(Some(c.at)),
                 E(t.component),
                 E(&c.component),
                 E(&c.key),

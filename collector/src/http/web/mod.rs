@@ -40,6 +40,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
 
 use super::AppState;
 use crate::store::{ApiRole, StoreError};
@@ -215,6 +217,41 @@ struct Ctx {
     session_id: String,
     /// The request's path, for the language switch link.
     path: String,
+    /// The collector's `utc_offset`: pages show times in it.
+    offset: UtcOffset,
+}
+
+impl Ctx {
+    /// A time for people in the collector's `utc_offset`, or `never`: HTML, a `<time>` element
+    /// whose `datetime` is the UTC instant (RFC 3339) and whose text is the local
+    /// `27/11/2026 12:05`.
+    fn when(&self, t: Option<i64>) -> String {
+        let Some(t) = t else {
+            return E(self.lang.t().never).to_string();
+        };
+        let instant = OffsetDateTime::from_unix_timestamp(t).ok();
+        let utc = instant.and_then(|i| i.format(&Rfc3339).ok());
+        let local = instant.and_then(|i| local_time(i, self.offset));
+        match (utc, local) {
+            (Some(utc), Some(local)) => format!("<time datetime=\"{utc}\">{local}</time>"),
+            // Outside the calendar the time crate knows: the raw number, as `present` does.
+            _ => t.to_string(),
+        }
+    }
+}
+
+/// `instant` at `offset` as `DD/MM/YYYY HH:MM`, the order Vietnamese readers (and British ones)
+/// expect; `None` when the shifted date leaves the supported calendar.
+fn local_time(instant: OffsetDateTime, offset: UtcOffset) -> Option<String> {
+    let format = time::macros::format_description!("[day]/[month]/[year] [hour]:[minute]");
+    instant.checked_to_offset(offset)?.format(format).ok()
+}
+
+/// The time zone of an offset for people: `UTC+07:00`, `UTC-03:30`, `UTC+00:00`.
+fn zone_name(offset: UtcOffset) -> String {
+    let sign = if offset.is_negative() { '-' } else { '+' };
+    let (h, m, _) = offset.as_hms();
+    format!("UTC{sign}{:02}:{:02}", h.unsigned_abs(), m.unsigned_abs())
 }
 
 impl FromRequestParts<AppState> for Ctx {
@@ -240,6 +277,7 @@ impl FromRequestParts<AppState> for Ctx {
             remember,
             session_id: session_id.to_string(),
             path: parts.uri.path().to_string(),
+            offset: state.config().utc_offset,
         })
     }
 }
@@ -269,7 +307,8 @@ fn html_response(status: StatusCode, html: String) -> Response {
 }
 
 /// The document around a page's `body`: head, header with navigation, language switch and
-/// sign-out (when signed in), footer.
+/// sign-out (when signed in), footer (naming the time zone of the times on signed-in pages).
+/// The empty `data:,` icon keeps browsers from asking for a `/favicon.ico` that does not exist.
 fn document(lang: Lang, title: &str, nav: Option<(&Ctx, &str)>, body: &str) -> String {
     let t = lang.t();
     let mut out = String::with_capacity(body.len() + 2048);
@@ -277,7 +316,8 @@ fn document(lang: Lang, title: &str, nav: Option<(&Ctx, &str)>, body: &str) -> S
         out,
         "<!doctype html>\n<html lang=\"{code}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · {app}</title><link rel=\"stylesheet\" href=\"/static/hatang.css\"></head>\
+         <title>{title} · {app}</title><link rel=\"stylesheet\" href=\"/static/hatang.css\">\
+         <link rel=\"icon\" href=\"data:,\"></head>\
          <body><header class=\"top\"><div class=\"wrap bar\">\
          <a class=\"brand\" href=\"/\"><span class=\"logo\" aria-hidden=\"true\">▦</span>\
          <span><strong>{app}</strong><small>{tagline}</small></span></a>",
@@ -313,12 +353,14 @@ fn document(lang: Lang, title: &str, nav: Option<(&Ctx, &str)>, body: &str) -> S
             sign_out = E(t.sign_out),
         );
     }
+    let zone = nav
+        .map(|(ctx, _)| format!(" · {} {}.", E(t.times_in), zone_name(ctx.offset)))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
         "</div></header><main class=\"wrap\">{body}</main>\
-         <footer class=\"wrap foot\">{app} · {utc}</footer></body></html>",
+         <footer class=\"wrap foot\">{app}{zone}</footer></body></html>",
         app = E(t.app_name),
-        utc = E(t.times_utc),
     );
     out
 }
@@ -441,11 +483,6 @@ fn mbps(lang: Lang, bps: Option<f64>) -> String {
     })
 }
 
-/// A time for people (UTC), or `never`.
-fn when(lang: Lang, t: Option<i64>) -> String {
-    t.map_or_else(|| lang.t().never.to_string(), crate::present::when)
-}
-
 /// A CSV download answered by a page route.
 fn csv_download(filename: &str, text: String) -> Response {
     let disposition = format!("attachment; filename=\"{filename}\"");
@@ -472,6 +509,39 @@ mod tests {
         );
         assert_eq!(E("Xã Hòa Bình").to_string(), "Xã Hòa Bình");
         assert_eq!(url("a b/ộ"), "a%20b%2F%E1%BB%99");
+    }
+
+    #[test]
+    fn times_read_in_the_collectors_offset() {
+        let offset = |text: &str| {
+            UtcOffset::parse(
+                text,
+                time::macros::format_description!("[offset_hour]:[offset_minute]"),
+            )
+            .unwrap()
+        };
+        // 2025-01-01 00:00 UTC
+        let new_year = OffsetDateTime::from_unix_timestamp(1_735_689_600).unwrap();
+        assert_eq!(
+            local_time(new_year, offset("+07:00")).as_deref(),
+            Some("01/01/2025 07:00")
+        );
+        assert_eq!(
+            local_time(new_year, offset("-03:30")).as_deref(),
+            Some("31/12/2024 20:30")
+        );
+        assert_eq!(zone_name(offset("+07:00")), "UTC+07:00");
+        assert_eq!(zone_name(offset("-03:30")), "UTC-03:30");
+        assert_eq!(zone_name(offset("-00:30")), "UTC-00:30");
+        assert_eq!(zone_name(UtcOffset::UTC), "UTC+00:00");
+        // the last representable instant cannot move east
+        let last_hour = time::Time::from_hms(23, 0, 0).unwrap();
+        let end = OffsetDateTime::new_utc(time::Date::MAX, last_hour);
+        assert_eq!(local_time(end, offset("+07:00")), None);
+        assert_eq!(
+            local_time(end, offset("-07:00")).as_deref(),
+            Some("31/12/9999 16:00")
+        );
     }
 
     #[test]

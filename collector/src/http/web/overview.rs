@@ -38,7 +38,7 @@ async fn build(state: &AppState, ctx: &Ctx) -> Result<Response, crate::store::St
     let services_up = services.iter().filter(|s| s.up).count();
     let _ = write!(
         body,
-        "<h1 class=\"title\">{title}</h1><p class=\"muted\">{at} {when} UTC</p>\
+        "<h1 class=\"title\">{title}</h1><p class=\"muted\">{at} {when} ({zone})</p>\
          <section class=\"tiles\">\
          <a class=\"tile\" href=\"/units\"><span class=\"label\">{agents}</span>\
            <span class=\"states\"><span data-state=\"online\">{b_on} <b>{on}</b></span>\
@@ -52,7 +52,8 @@ async fn build(state: &AppState, ctx: &Ctx) -> Result<Response, crate::store::St
            <span class=\"muted\">{apps_word}</span></a></section>",
         title = E(t.nav_overview),
         at = E(t.figures_at),
-        when = crate::present::when(f.at),
+        when = ctx.when(Some(f.at)),
+        zone = super::zone_name(ctx.offset),
         agents = E(t.agents_title),
         b_on = badge("ok", t.online),
         b_st = badge("near", t.stale),

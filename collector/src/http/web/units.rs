@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 
 use super::i18n::Lang;
-use super::{Ctx, E, badge, bar, failed, heading, mbps, not_found, page, url, when, yes_no};
+use super::{Ctx, E, badge, bar, failed, heading, mbps, not_found, page, url, yes_no};
 use crate::figures::{Figures, UnitFigures, agent_state};
 use crate::http::AppState;
 
@@ -247,7 +247,7 @@ pub(super) async fn unit(
                 h_ver = E(t.agent_version),
                 role = E(lang.word(&a.role)),
                 state = badge(class, lang.word(s.as_str())),
-                last = E(&when(lang, a.last_report_at)),
+                last = ctx.when(a.last_report_at),
                 version = E(a.agent_version.as_deref().unwrap_or("–")),
             );
         }
