@@ -259,21 +259,10 @@ pub async fn figures_at(
     Ok(Err(format!("no figure snapshot for {date}; {nearest}")))
 }
 
-/// Takes today's snapshot in the background of `serve` (see the module docs); stops when
-/// dropped.
-#[derive(Debug)]
-pub struct Snapshots {
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Snapshots {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-pub fn spawn(state: crate::http::AppState) -> Snapshots {
-    let task = tokio::spawn(async move {
+/// Takes today's snapshot in the background of `serve` (see the module docs); stops when the
+/// returned task is dropped.
+pub fn spawn(state: crate::http::AppState) -> crate::Background {
+    crate::Background::spawn(async move {
         loop {
             match take_today(state.store(), state.config()).await {
                 Ok(Taken::Written {
@@ -289,8 +278,7 @@ pub fn spawn(state: crate::http::AppState) -> Snapshots {
             let wait = until_next_midnight(crate::now(), state.config().utc_offset);
             tokio::time::sleep(wait.min(CHECK_EVERY)).await;
         }
-    });
-    Snapshots { task }
+    })
 }
 
 #[cfg(test)]

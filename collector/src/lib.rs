@@ -25,14 +25,31 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
+/// A task running beside the server (checks of certificates, snapshots, the figures refresher),
+/// aborted when this is dropped.
+#[derive(Debug)]
+pub struct Background(tokio::task::JoinHandle<()>);
+
+impl Background {
+    pub fn spawn(task: impl Future<Output = ()> + Send + 'static) -> Self {
+        Self(tokio::spawn(task))
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Unix seconds on the collector's clock: the only clock figures are computed with.
 pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// Serves the API on an already bound listener until `shutdown` completes, then finishes the
-/// requests in flight; the configured service checks and the daily figure snapshots
-/// ([`history`]) run meanwhile. Tests bind port 0 and pass
+/// requests in flight; the configured service checks, the daily figure snapshots ([`history`])
+/// and the figures refresher ([`http::AppState::spawn_figures_refresher`]) run meanwhile. Tests bind port 0 and pass
 /// the listener, so nothing waits for readiness.
 /// Each connection's peer address reaches the handlers, for the per-address rate limits.
 /// With `[tls]` in the configuration it serves HTTPS, reloading the certificate on SIGHUP and
@@ -45,6 +62,7 @@ pub async fn serve(
     let _checks_stop_when_dropped =
         checks::spawn(state.config().services.clone(), state.services().clone())?;
     let _snapshots_stop_when_dropped = history::spawn(state.clone());
+    let _refresh_stops_when_dropped = state.spawn_figures_refresher();
     let Some(files) = state.config().tls.clone() else {
         return axum::serve(
             listener,

@@ -172,7 +172,7 @@ impl Certificates {
 
     /// Reloads on SIGHUP and when a file's modification time changes, until dropped.
     /// The expiry of each certificate loaded goes to `state`'s metrics.
-    pub fn watch(&self, state: AppState) -> Watch {
+    pub fn watch(&self, state: AppState) -> crate::Background {
         state.metrics().tls_certificate_expiry(self.not_after());
         tracing::info!(
             cert_file = %self.files.cert_file.display(),
@@ -225,7 +225,7 @@ impl Certificates {
                 }
             }
         });
-        Watch(task)
+        crate::Background(task)
     }
 
     /// Wraps a bound listener: accepted connections come out with their handshake done.
@@ -263,7 +263,7 @@ impl Certificates {
         Ok(TlsListener {
             incoming,
             local_addr,
-            _accepting: Watch(task),
+            _accepting: crate::Background(task),
         })
     }
 }
@@ -282,22 +282,12 @@ async fn accept_error(e: std::io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
-/// A background task, aborted when this is dropped.
-#[derive(Debug)]
-pub struct Watch(tokio::task::JoinHandle<()>);
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Connections that completed their TLS handshake, for `axum::serve`.
 #[derive(Debug)]
 pub struct TlsListener {
     incoming: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     local_addr: SocketAddr,
-    _accepting: Watch,
+    _accepting: crate::Background,
 }
 
 impl axum::serve::Listener for TlsListener {

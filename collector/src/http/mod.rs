@@ -16,6 +16,7 @@ mod speedtest;
 mod web;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -50,6 +51,9 @@ struct Inner {
     limits: Limits,
     services: ServiceStatus,
     figures: Mutex<Option<(Instant, Arc<Figures>)>>,
+    /// When figures were last asked for (Unix seconds), so the refresher works only while
+    /// somebody reads them.
+    figures_wanted_at: AtomicI64,
 }
 
 impl AppState {
@@ -62,6 +66,7 @@ impl AppState {
                 metrics: Metrics::new(),
                 services: ServiceStatus::default(),
                 figures: Mutex::new(None),
+                figures_wanted_at: AtomicI64::new(i64::MIN),
             }),
         }
     }
@@ -91,6 +96,9 @@ impl AppState {
     /// `figures_cache_secs`. Concurrent callers wait for one computation instead of each
     /// running their own.
     pub async fn figures(&self) -> Result<Arc<Figures>, StoreError> {
+        self.inner
+            .figures_wanted_at
+            .store(crate::now(), Ordering::Relaxed);
         let ttl = Duration::from_secs(self.inner.config.figures_cache_secs);
         let mut cached = self.inner.figures.lock().await;
         if let Some((at, figures)) = cached.as_ref()
@@ -101,6 +109,37 @@ impl AppState {
         let fresh = Arc::new(compute_figures(self.store(), &self.inner.config).await?);
         *cached = Some((Instant::now(), Arc::clone(&fresh)));
         Ok(fresh)
+    }
+
+    /// Recomputes the figures every half `figures_cache_secs` while they were asked for in the
+    /// last [`REFRESH_WHILE_WANTED_SECS`], so a reader (a Prometheus scrape every 15 s, a page)
+    /// finds them fresh and waits only for rendering; an idle collector does not compute. With
+    /// `figures_cache_secs = 0` every reader computes its own and this does nothing. Stops when
+    /// the returned guard is dropped.
+    pub fn spawn_figures_refresher(&self) -> Option<crate::Background> {
+        let ttl = Duration::from_secs(self.inner.config.figures_cache_secs);
+        if ttl.is_zero() {
+            return None;
+        }
+        let state = self.clone();
+        Some(crate::Background::spawn(async move {
+            loop {
+                tokio::time::sleep(ttl / 2).await;
+                let wanted_at = state.inner.figures_wanted_at.load(Ordering::Relaxed);
+                if crate::now().saturating_sub(wanted_at) > REFRESH_WHILE_WANTED_SECS {
+                    continue;
+                }
+                // Computed outside the lock: readers keep getting the previous figures meanwhile.
+                match compute_figures(state.store(), state.config()).await {
+                    Ok(fresh) => {
+                        *state.inner.figures.lock().await = Some((Instant::now(), Arc::new(fresh)));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "refreshing the figures failed; readers compute their own")
+                    }
+                }
+            }
+        }))
     }
 
     /// Checks `Authorization: Bearer <api token>` for at least `needed`.
@@ -125,6 +164,9 @@ impl AppState {
         Ok(role)
     }
 }
+
+/// How long after the last read the figures are still kept fresh in the background.
+const REFRESH_WHILE_WANTED_SECS: i64 = 300;
 
 /// Reads the units and agents and computes the figures at this instant.
 pub async fn compute_figures(store: &dyn Store, config: &Config) -> Result<Figures, StoreError> {

@@ -309,3 +309,33 @@ on_every_backend! {
         assert_eq!(m.value("hatang_unit_spool_dropped_reports", &unit), 8.0);
     }
 }
+
+/// While figures are being read, the refresher recomputes them every half cache period, so a
+/// reader sees a change before the cached figures would have expired.
+#[tokio::test]
+async fn the_refresher_keeps_figures_fresh_while_they_are_read() {
+    let h = Harness::with_config(|c| c.figures_cache_secs = 10).await;
+    h.import(TREE_3).await;
+    let _refresher = h.state.spawn_figures_refresher().expect("a refresher");
+    let first = h.state.figures().await.unwrap();
+    assert!(first.levels.iter().any(|l| l.level == "district"));
+    let computed = std::time::Instant::now();
+    h.import(TREE_2).await;
+    loop {
+        let f = h.state.figures().await.unwrap();
+        if f.levels.iter().all(|l| l.level != "district") {
+            break;
+        }
+        assert!(
+            computed.elapsed() < std::time::Duration::from_secs(9),
+            "the 2025 tree did not show within 9 s of a 10 s cache"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn no_refresher_without_a_cache() {
+    let h = Harness::with_config(|c| c.figures_cache_secs = 0).await;
+    assert!(h.state.spawn_figures_refresher().is_none());
+}
