@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// The shortest report retention: longer than an agent keeps a report in its spool (7 days by
+/// default, `spool_max_age_secs`), so every report an agent may still resend is recognised.
+pub const MIN_RETENTION_DAYS: u32 = 8;
+
 /// The annotated example shipped with the collector (`hatang-collector config example`).
 pub const EXAMPLE: &str = include_str!("../hatang-collector.example.toml");
 
@@ -26,6 +30,8 @@ pub struct RawConfig {
     pub equipment_window_days: u32,
     /// How long computed figures are reused before the database is asked again.
     pub figures_cache_secs: u64,
+    /// Stored reports older than this many days are deleted (0 keeps them all).
+    pub report_retention_days: u32,
     /// Largest report body accepted, in bytes, before and after decompression.
     pub max_report_bytes: usize,
     /// Target equipment ratio (0..1) per level name, e.g. `province = 0.98`.
@@ -103,6 +109,7 @@ impl Default for RawConfig {
             database: "sqlite://hatang.db".into(),
             equipment_window_days: 30,
             figures_cache_secs: 2,
+            report_retention_days: 30,
             max_report_bytes: 1024 * 1024,
             // The province's plan: 98% of province-level staff, 91% district, 88% commune.
             targets: [("province", 0.98), ("district", 0.91), ("commune", 0.88)]
@@ -136,6 +143,8 @@ pub struct Config {
     pub database: String,
     pub equipment_window_secs: i64,
     pub figures_cache_secs: u64,
+    /// `None`: reports are kept for ever.
+    pub report_retention_secs: Option<i64>,
     pub max_report_bytes: usize,
     pub targets: BTreeMap<String, f64>,
     pub broadband_window_secs: i64,
@@ -165,6 +174,7 @@ impl fmt::Debug for Config {
             .field("database", &crate::store::redact_url(&self.database))
             .field("equipment_window_secs", &self.equipment_window_secs)
             .field("figures_cache_secs", &self.figures_cache_secs)
+            .field("report_retention_secs", &self.report_retention_secs)
             .field("max_report_bytes", &self.max_report_bytes)
             .field("targets", &self.targets)
             .field("broadband_window_secs", &self.broadband_window_secs)
@@ -234,6 +244,13 @@ impl RawConfig {
         if self.equipment_window_days == 0 {
             errors.push("equipment_window_days must be at least 1".into());
         }
+        if (1..MIN_RETENTION_DAYS).contains(&self.report_retention_days) {
+            errors.push(format!(
+                "report_retention_days must be 0 (keep every report) or at least {MIN_RETENTION_DAYS}: \
+                 an agent resends a report from its spool for up to 7 days, and the collector must \
+                 still have it then to answer \"duplicate\" instead of storing it twice"
+            ));
+        }
         if self.max_report_bytes < 4096 {
             errors.push("max_report_bytes must be at least 4096".into());
         }
@@ -290,6 +307,8 @@ impl RawConfig {
             database,
             equipment_window_secs: i64::from(self.equipment_window_days) * 86_400,
             figures_cache_secs: self.figures_cache_secs,
+            report_retention_secs: (self.report_retention_days > 0)
+                .then(|| i64::from(self.report_retention_days) * 86_400),
             max_report_bytes: self.max_report_bytes,
             targets: self.targets,
             broadband_window_secs: i64::from(self.broadband_window_secs),
@@ -386,6 +405,39 @@ mod tests {
             .unwrap();
         assert_eq!(c.listen.port(), 7000);
         assert_eq!(c.database, "sqlite:///tmp/x.db");
+    }
+
+    #[test]
+    fn report_retention_is_off_or_longer_than_an_agent_spool() {
+        let check = |text: &str| {
+            RawConfig::from_toml(text)
+                .unwrap()
+                .check(&Overrides::default())
+        };
+        assert_eq!(
+            check("").unwrap().report_retention_secs,
+            Some(30 * 86_400),
+            "a month by default"
+        );
+        assert_eq!(
+            check("report_retention_days = 0\n")
+                .unwrap()
+                .report_retention_secs,
+            None
+        );
+        assert_eq!(
+            check("report_retention_days = 8\n")
+                .unwrap()
+                .report_retention_secs,
+            Some(8 * 86_400)
+        );
+        let refused = check("report_retention_days = 7\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("report_retention_days must be 0 (keep every report) or at least 8"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -396,6 +396,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// How many reports are stored for an agent (`None`: all agents).
     async fn report_count(&self, agent_id: Option<&str>) -> Result<i64, StoreError>;
 
+    /// Deletes at most `limit` of the reports that arrived before `received_before` (Unix
+    /// seconds), in one short transaction; returns how many went. Callers repeat it until it
+    /// returns less than `limit`, so ingest never waits behind one long delete.
+    async fn prune_reports(&self, received_before: i64, limit: u32) -> Result<u64, StoreError>;
+
     /// Every agent with role `server`, with its latest evidence: the data-centre hosts.
     async fn servers(&self) -> Result<Vec<(AgentRecord, AgentEvidence)>, StoreError>;
 

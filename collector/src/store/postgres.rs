@@ -539,6 +539,19 @@ impl Store for PostgresStore {
         .await?)
     }
 
+    async fn prune_reports(&self, received_before: i64, limit: u32) -> Result<u64, StoreError> {
+        // ctid: the row's physical address, the cheapest way to name the rows the subquery found.
+        Ok(sqlx::query(
+            "DELETE FROM reports WHERE ctid IN
+               (SELECT ctid FROM reports WHERE received_at < $1 LIMIT $2)",
+        )
+        .bind(received_before)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
     async fn servers(&self) -> Result<Vec<(AgentRecord, AgentEvidence)>, StoreError> {
         let sql = format!(
             "SELECT {AGENT_COLUMNS}, inventory, sample, probes FROM agents

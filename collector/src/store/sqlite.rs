@@ -462,6 +462,21 @@ impl Store for SqliteStore {
         )
     }
 
+    async fn prune_reports(&self, received_before: i64, limit: u32) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let deleted = sqlx::query(
+            "DELETE FROM reports WHERE rowid IN
+               (SELECT rowid FROM reports WHERE received_at < ? LIMIT ?)",
+        )
+        .bind(received_before)
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
     async fn servers(&self) -> Result<Vec<(AgentRecord, AgentEvidence)>, StoreError> {
         let sql = format!(
             "SELECT {AGENT_COLUMNS}, inventory, sample, probes FROM agents

@@ -456,3 +456,33 @@ on_every_backend! {
         assert!(seen_online, "the fleet never showed an online agent with broadband");
     }
 }
+
+on_every_backend! {
+    #[tokio::test]
+    async fn reports_past_retention_are_deleted_in_batches_and_only_those(db) {
+        let h = Harness::with_tree_on(&db, TREE_3).await;
+        let token = h.enrol_token("17-SYT", Some("workstation")).await;
+        let agent = h.enrolled(&token, "pruned").await;
+        for _ in 0..5 {
+            h.report(&agent.key, &report()).await.json(StatusCode::ACCEPTED);
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        // Nothing arrived before an hour ago.
+        assert_eq!(
+            hatang_collector::retention::prune(h.store(), now - 3600).await.unwrap(),
+            0
+        );
+        assert_eq!(h.store().report_count(None).await.unwrap(), 5);
+        // Batches: 2 + 2 + 1, and the last one says it is done.
+        assert_eq!(h.store().prune_reports(now + 1, 2).await.unwrap(), 2);
+        assert_eq!(h.store().report_count(None).await.unwrap(), 3);
+        assert_eq!(
+            hatang_collector::retention::prune(h.store(), now + 1).await.unwrap(),
+            3
+        );
+        assert_eq!(h.store().report_count(None).await.unwrap(), 0);
+        // The agent's latest state outlives its reports.
+        let (record, evidence) = h.store().agent(&agent.id).await.unwrap().unwrap();
+        assert!(record.last_report_at.is_some() && evidence.sample.is_some());
+    }
+}
