@@ -84,7 +84,7 @@ fn spool_report(spool: &Spool, report: &mut Report) -> anyhow::Result<()> {
 
 /// Collects one report; prints it (`print`) or spools and sends it with everything waiting.
 pub async fn once(config: &Config, print: bool, out: &mut impl Write) -> anyhow::Result<()> {
-    let mut collector = Collector::new();
+    let mut collector = Collector::new().with_software(config.inventory_software);
     let inventory = collector.inventory();
     let sample = collector.sample();
     let evidence = probes(config, inventory.default_gateway).await;
@@ -143,7 +143,7 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow:
     let enrolment = enrolment(config)?;
     let spool = open_spool(config)?;
     let client = push::client(config.timeout, &enrolment.tls)?;
-    let mut collector = Collector::new();
+    let mut collector = Collector::new().with_software(config.inventory_software);
     let mut policy = InventoryPolicy::default();
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -62,3 +62,40 @@ async fn a_report_the_collector_could_not_take_goes_with_the_next() {
             .all(|r| r.header("authorization") == Some(bearer.as_str()))
     );
 }
+
+#[tokio::test]
+async fn print_shows_the_device_fields_and_the_software_switch() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let out = run(agent(dir.path()).args(["once", "--print"])).await;
+
+    assert!(out.success, "{out:?}");
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let inventory = &json["inventory"];
+    // Present even where this machine has none of the hardware (this VM has no DMI tables,
+    // monitors or GPU): an empty list, not a missing field.
+    for list in ["memory_modules", "monitors", "gpus"] {
+        assert!(inventory[list].is_array(), "{list}: {inventory}");
+    }
+    assert!(inventory["form_factor"].is_string(), "{inventory}");
+    assert!(inventory["software"].is_null(), "off by default");
+
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, "inventory_software = true\n").unwrap();
+    let out = run(agent(dir.path())
+        .args(["once", "--print", "--config"])
+        .arg(&config))
+    .await;
+
+    assert!(out.success, "{out:?}");
+    let report: Report = serde_json::from_str(&out.stdout).unwrap();
+    report.validate(&Default::default()).unwrap();
+    let software = report.inventory.unwrap().software;
+    if std::path::Path::new("/var/lib/dpkg/status").exists() {
+        let software = software.expect("a dpkg system lists its packages");
+        assert!(software.iter().any(|s| s.name == "dpkg"), "{software:?}");
+        assert!(software.windows(2).all(|w| w[0] <= w[1]), "sorted");
+    } else {
+        assert_eq!(software, None);
+    }
+}

@@ -8,13 +8,17 @@
 mod cpu;
 mod disks;
 mod dmi;
+mod gpus;
+mod memory_modules;
+mod monitors;
 mod network;
 mod os;
+mod software;
 mod virt;
 
 use std::path::Path;
 
-use hatang_protocol::{Disk, Dmi};
+use hatang_protocol::{Disk, Dmi, Gpu, MemoryModule, Monitor, Software};
 
 use super::{DefaultRoute, Link, OsRelease};
 
@@ -26,6 +30,22 @@ pub(crate) fn dmi() -> Option<Dmi> {
 
 pub(crate) fn disks() -> Vec<Disk> {
     disks::read(Path::new(ROOT))
+}
+
+pub(crate) fn memory_modules() -> Vec<MemoryModule> {
+    memory_modules::read(Path::new(ROOT))
+}
+
+pub(crate) fn monitors() -> Vec<Monitor> {
+    monitors::read(Path::new(ROOT))
+}
+
+pub(crate) fn gpus() -> Vec<Gpu> {
+    gpus::read(Path::new(ROOT))
+}
+
+pub(crate) fn software() -> Option<Vec<Software>> {
+    software::read(Path::new(ROOT))
 }
 
 pub(crate) fn os_release() -> OsRelease {
