@@ -9,9 +9,7 @@
 
 mod filesystems;
 mod form_factor;
-// Only the platform modules read firmware and device strings; a Windows module joins this cfg.
-#[cfg(target_os = "linux")]
-mod junk;
+pub(crate) mod junk;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -272,6 +270,16 @@ impl Collector {
             .collect();
         interfaces.sort_by(|a, b| a.name.cmp(&b.name));
         interfaces
+    }
+}
+
+/// The hardware facts [`crate::identity`] tells machines apart by; what is unreadable is absent.
+pub(crate) fn identity_evidence() -> crate::identity::Evidence {
+    let dmi = platform::dmi();
+    crate::identity::Evidence {
+        product_uuid: dmi.as_ref().and_then(|d| d.product_uuid.clone()),
+        product_serial: dmi.and_then(|d| d.product_serial),
+        permanent_mac: platform::permanent_mac(),
     }
 }
 

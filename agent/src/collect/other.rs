@@ -31,6 +31,10 @@ pub(crate) fn software() -> Option<Vec<Software>> {
     None
 }
 
+pub(crate) fn permanent_mac() -> Option<String> {
+    None
+}
+
 pub(crate) fn os_release() -> OsRelease {
     OsRelease::default()
 }

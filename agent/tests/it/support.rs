@@ -349,6 +349,7 @@ pub fn enrol(state_dir: &Path, collector: &str) {
             agent_key: AGENT_KEY.to_owned(),
             unit: Some("17-SYT".to_owned()),
             role: Some("workstation".to_owned()),
+            machine_id: Some("it-machine".to_owned()),
             tls: Default::default(),
         },
     )

@@ -56,6 +56,10 @@ pub(crate) fn link(name: &str) -> Link {
     network::read_link(Path::new(ROOT), name)
 }
 
+pub(crate) fn permanent_mac() -> Option<String> {
+    network::read_permanent_mac(Path::new(ROOT))
+}
+
 pub(crate) fn default_route() -> Option<DefaultRoute> {
     network::read_default_route(Path::new(ROOT))
 }
