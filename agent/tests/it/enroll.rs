@@ -89,6 +89,24 @@ fn enrolled_answer() -> Answer {
     )
 }
 
+/// Enrols `state_dir` as a machine without `HATANG_MACHINE_ID` would be; the identity it sent.
+async fn enrol_unpinned(state_dir: &std::path::Path) -> String {
+    let server = FakeCollector::answering(vec![enrolled_answer()]).await;
+    let out = run(agent(state_dir).env_remove("HATANG_MACHINE_ID").args([
+        "enroll",
+        "--collector",
+        &server.url,
+        "--token",
+        "hte_t",
+    ]))
+    .await;
+    assert!(out.success, "{out:?}");
+    server.received()[0].body["machine_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// What the OS says this machine is, when it says anything.
 fn os_machine_id() -> Option<String> {
     let id = std::fs::read_to_string("/etc/machine-id").ok()?;
@@ -102,22 +120,8 @@ async fn without_a_pinned_id_the_identity_adds_hardware_and_is_stored() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let server = FakeCollector::answering(vec![enrolled_answer()]).await;
+    let sent = enrol_unpinned(dir.path()).await;
 
-    let out = run(agent(dir.path()).env_remove("HATANG_MACHINE_ID").args([
-        "enroll",
-        "--collector",
-        &server.url,
-        "--token",
-        "hte_t",
-    ]))
-    .await;
-
-    assert!(out.success, "{out:?}");
-    let sent = server.received()[0].body["machine_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     // The machine id first; hardware evidence after it where this machine has any (this VM's
     // virtio card has a permanent address).
     assert!(sent.starts_with(&os_id), "{sent}");
@@ -146,19 +150,7 @@ async fn an_agent_enrolled_before_the_hardware_rule_keeps_its_identity() {
         r#"{"collector": "http://127.0.0.1:9", "agent_id": "a-1", "agent_key": "hta_old"}"#,
     )
     .unwrap();
-    let server = FakeCollector::answering(vec![enrolled_answer()]).await;
-
-    let out = run(agent(dir.path()).env_remove("HATANG_MACHINE_ID").args([
-        "enroll",
-        "--collector",
-        &server.url,
-        "--token",
-        "hte_t",
-    ]))
-    .await;
-
-    assert!(out.success, "{out:?}");
-    assert_eq!(server.received()[0].body["machine_id"], os_id.as_str());
+    assert_eq!(enrol_unpinned(dir.path()).await, os_id);
     assert_eq!(
         state::load(dir.path()).unwrap().machine_id.as_deref(),
         Some(os_id.as_str()),

@@ -2,7 +2,7 @@
 
 use hatang_protocol::Report;
 
-use crate::support::{AGENT_KEY, FakeCollector, agent, enrol, run, spool_files};
+use crate::support::{AGENT_KEY, FakeCollector, agent, enrol, printed_report, run, spool_files};
 
 #[tokio::test]
 async fn print_writes_one_valid_report_and_sends_nothing() {
@@ -82,14 +82,8 @@ async fn print_shows_the_device_fields_and_the_software_switch() {
 
     let config = dir.path().join("agent.toml");
     std::fs::write(&config, "inventory_software = true\n").unwrap();
-    let out = run(agent(dir.path())
-        .args(["once", "--print", "--config"])
-        .arg(&config))
-    .await;
+    let report = printed_report(dir.path(), &config).await;
 
-    assert!(out.success, "{out:?}");
-    let report: Report = serde_json::from_str(&out.stdout).unwrap();
-    report.validate(&Default::default()).unwrap();
     let software = report.inventory.unwrap().software;
     if std::path::Path::new("/var/lib/dpkg/status").exists() {
         let software = software.expect("a dpkg system lists its packages");

@@ -9,7 +9,7 @@ use hatang_collector::store::Stored;
 use hatang_protocol::Report;
 use serde_json::{Value, json};
 
-use crate::support::{Harness, TREE_2, TREE_3, on_every_backend, report};
+use crate::support::{Harness, Labels, TREE_2, TREE_3, on_every_backend, report};
 
 /// The golden report with 8 GiB of RAM taken down to half and its disk swapped for another.
 fn ram_removed_and_disk_swapped() -> Value {
@@ -36,6 +36,15 @@ fn rows(changes: &Value) -> Vec<(String, String, String, Value, Value)> {
                 c["after"].clone(),
             )
         })
+        .collect()
+}
+
+/// (component, kind, value) of the change counter's series that are not zero.
+fn counted(series: Vec<(Labels, f64)>) -> Vec<(String, String, f64)> {
+    series
+        .into_iter()
+        .filter(|(_, v)| *v != 0.0)
+        .map(|(l, v)| (l["component"].clone(), l["kind"].clone(), v))
         .collect()
 }
 
@@ -97,19 +106,13 @@ on_every_backend! {
         assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
 
         // the counter: exactly these three, every other component × kind at zero
-        let m = h.metrics().await;
-        let series = m.series("hatang_inventory_changes_total");
+        let series = h.metrics().await.series("hatang_inventory_changes_total");
         assert_eq!(
             series.len(),
             hatang_collector::changes::COMPONENTS.len() * ChangeKind::ALL.len()
         );
-        let nonzero: Vec<(String, String, f64)> = series
-            .into_iter()
-            .filter(|(_, v)| *v != 0.0)
-            .map(|(l, v)| (l["component"].clone(), l["kind"].clone(), v))
-            .collect();
         assert_eq!(
-            nonzero,
+            counted(h.metrics().await.series("hatang_inventory_changes_total")),
             [
                 ("disk".to_string(), "added".to_string(), 1.0),
                 ("disk".to_string(), "removed".to_string(), 1.0),
@@ -209,16 +212,8 @@ on_every_backend! {
                 ),
             ]
         );
-        let counted: Vec<(String, String, f64)> = h
-            .metrics()
-            .await
-            .series("hatang_inventory_changes_total")
-            .into_iter()
-            .filter(|(_, v)| *v != 0.0)
-            .map(|(l, v)| (l["component"].clone(), l["kind"].clone(), v))
-            .collect();
         assert_eq!(
-            counted,
+            counted(h.metrics().await.series("hatang_inventory_changes_total")),
             [
                 ("memory_module".to_string(), "removed".to_string(), 1.0),
                 ("monitor".to_string(), "removed".to_string(), 1.0),
