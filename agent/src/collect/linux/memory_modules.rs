@@ -473,4 +473,26 @@ mod tests {
         assert!(read(Path::new("/nonexistent")).is_empty());
         assert!(read(&fixture("vm")).is_empty());
     }
+
+    proptest::proptest! {
+        /// Damaged or hostile tables (a firmware bug, a fuzzed file) give an error or a module,
+        /// never a panic, and a module always fits the protocol's integer column.
+        #[test]
+        fn any_bytes_parse_without_panic(
+            flips in proptest::collection::vec((0usize..200, proptest::num::u8::ANY), 0..12),
+            cut in 0usize..200,
+        ) {
+            let mut bytes = raw(&Device { length: 0x5C, ..ddr4() });
+            for (at, value) in flips {
+                if let Some(b) = bytes.get_mut(at) {
+                    *b = value;
+                }
+            }
+            bytes.truncate(cut);
+            if let Ok(Some(module)) = parse(&bytes) {
+                proptest::prop_assert!(i64::try_from(module.size_bytes).is_ok());
+                proptest::prop_assert!(!module.locator.is_empty());
+            }
+        }
+    }
 }

@@ -365,4 +365,23 @@ mod tests {
         assert!(read(&fixture("server")).is_empty());
         assert!(read(Path::new("/nonexistent")).is_empty());
     }
+
+    proptest::proptest! {
+        /// Any base block that passes the checksum parses, with a size the protocol accepts.
+        #[test]
+        fn any_checksummed_block_parses(
+            flips in proptest::collection::vec((8usize..127, proptest::num::u8::ANY), 0..24),
+        ) {
+            let mut blob = base_block(&dell());
+            for (at, value) in flips {
+                blob[at] = value;
+            }
+            let sum = blob[..127].iter().fold(0u8, |s, &x| s.wrapping_add(x));
+            blob[127] = 0u8.wrapping_sub(sum);
+            let monitor = parse_edid(&blob, "DP-1").unwrap();
+            if let Some(d) = monitor.diagonal_inches {
+                proptest::prop_assert!(d.is_finite() && (0.0..=1000.0).contains(&d), "{}", d);
+            }
+        }
+    }
 }
