@@ -8,6 +8,7 @@ use hatang_protocol::{EnrollRequest, Report};
 
 use crate::collect::{self, Collector};
 use crate::config::Config;
+use crate::identity;
 use crate::push::{self, PushError};
 use crate::report::{self, InventoryPolicy};
 use crate::speed;
@@ -20,11 +21,13 @@ pub async fn enroll(config: &Config, token: &str, out: &mut impl Write) -> anyho
     let Some(collector) = config.collector.as_deref() else {
         bail!("say which collector to enrol with: --collector URL");
     };
-    let machine_id = state::machine_id().map_err(anyhow::Error::msg)?;
+    // An enrolment already here may pin the identity the collector knows this machine by.
+    let previous = state::load(&config.state_dir).ok();
+    let machine_id = identity::for_enrolment(previous.as_ref()).map_err(anyhow::Error::msg)?;
     state::ensure_dir(&config.state_dir)?;
     let request = EnrollRequest {
         token: token.trim().to_string(),
-        machine_id,
+        machine_id: machine_id.clone(),
         hostname: collect::hostname(),
     };
     let client = push::client(config.timeout, &config.tls)?;
@@ -37,6 +40,7 @@ pub async fn enroll(config: &Config, token: &str, out: &mut impl Write) -> anyho
         agent_key: response.agent_key,
         unit: response.unit,
         role: response.role,
+        machine_id: Some(machine_id),
         tls: config.tls.absolute()?,
     };
     state::save(&config.state_dir, &enrolment)?;
@@ -84,7 +88,7 @@ fn spool_report(spool: &Spool, report: &mut Report) -> anyhow::Result<()> {
 
 /// Collects one report; prints it (`print`) or spools and sends it with everything waiting.
 pub async fn once(config: &Config, print: bool, out: &mut impl Write) -> anyhow::Result<()> {
-    let mut collector = Collector::new();
+    let mut collector = Collector::new().with_software(config.inventory_software);
     let inventory = collector.inventory();
     let sample = collector.sample();
     let evidence = probes(config, inventory.default_gateway).await;
@@ -143,7 +147,7 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow:
     let enrolment = enrolment(config)?;
     let spool = open_spool(config)?;
     let client = push::client(config.timeout, &enrolment.tls)?;
-    let mut collector = Collector::new();
+    let mut collector = Collector::new().with_software(config.inventory_software);
     let mut policy = InventoryPolicy::default();
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -243,8 +247,29 @@ pub async fn check(config: &Config, out: &mut impl Write) -> anyhow::Result<bool
             if good { "ok" } else { "FAIL" }
         )
     };
-    match state::machine_id() {
-        Ok(id) => line("identity", true, format!("machine id {id}"))?,
+    let stored = state::load(&config.state_dir).ok();
+    match identity::for_enrolment(stored.as_ref()) {
+        Ok(id) => match stored.and_then(|e| e.machine_id) {
+            Some(enrolled) if enrolled != id && identity::comparable(&enrolled, &id) => {
+                ok = false;
+                line(
+                    "identity",
+                    false,
+                    format!(
+                        "machine id {id}, but this state was enrolled as {enrolled}: a cloned \
+                         disk image or replaced hardware; enrol this machine again"
+                    ),
+                )?;
+            }
+            Some(enrolled) if enrolled != id => line(
+                "identity",
+                true,
+                format!(
+                    "machine id {id}; enrolled as {enrolled} from evidence this user cannot read"
+                ),
+            )?,
+            _ => line("identity", true, format!("machine id {id}"))?,
+        },
         Err(e) => {
             ok = false;
             line("identity", false, e)?;

@@ -51,6 +51,8 @@ pub struct RawConfig {
     pub speedtest_bytes: u64,
     /// Check every cycle that the default gateway answers (TCP to ports 53, 80, 443).
     pub gateway_probe: bool,
+    /// List the installed packages (dpkg) in the inventory.
+    pub inventory_software: bool,
     /// Connectivity probes, run every cycle (`[[probes]]` tables).
     pub probes: Vec<RawProbe>,
 }
@@ -104,6 +106,8 @@ impl Default for RawConfig {
             speedtest_bytes: 4 << 20,
             // Off unless asked: the agent contacts nothing it was not told to.
             gateway_probe: false,
+            // Off unless asked: the package list is most of an inventory's size.
+            inventory_software: false,
             probes: Vec::new(),
         }
     }
@@ -148,6 +152,7 @@ pub struct Config {
     pub speedtest_interval: Option<Duration>,
     pub speedtest_bytes: u64,
     pub gateway_probe: bool,
+    pub inventory_software: bool,
     pub probes: Vec<ProbeSpec>,
 }
 
@@ -166,6 +171,7 @@ impl fmt::Debug for Config {
             .field("speedtest_interval", &self.speedtest_interval)
             .field("speedtest_bytes", &self.speedtest_bytes)
             .field("gateway_probe", &self.gateway_probe)
+            .field("inventory_software", &self.inventory_software)
             .field("probes", &self.probes)
             .finish()
     }
@@ -300,6 +306,7 @@ impl RawConfig {
                 .then(|| Duration::from_secs(u64::from(self.speedtest_interval_secs))),
             speedtest_bytes: self.speedtest_bytes,
             gateway_probe: overrides.gateway_probe.unwrap_or(self.gateway_probe),
+            inventory_software: self.inventory_software,
             probes,
         })
     }
@@ -456,6 +463,18 @@ mod tests {
         assert_eq!((dns.attempts, dns.timeout), (2, Duration::from_millis(500)));
         assert_eq!(c.speedtest_interval, Some(Duration::from_secs(3600)));
         assert_eq!(c.speedtest_bytes, 4 << 20);
+        assert!(!c.inventory_software, "off by default");
+    }
+
+    #[test]
+    fn the_software_switch_is_read_and_checked() {
+        let on = RawConfig::from_toml("inventory_software = true\n")
+            .unwrap()
+            .check(Overrides::default())
+            .unwrap();
+        assert!(on.inventory_software);
+        let err = RawConfig::from_toml("inventory_software = \"yes\"\n").unwrap_err();
+        assert!(err.to_string().contains("invalid type"), "{err}");
     }
 
     #[test]

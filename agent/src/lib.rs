@@ -7,6 +7,7 @@
 pub mod collect;
 pub mod commands;
 pub mod config;
+pub mod identity;
 pub mod push;
 pub mod report;
 pub mod speed;

@@ -129,14 +129,21 @@ struct Fitter {
 
 impl Fitter {
     fn list<T>(&mut self, field: &'static str, list: &mut Vec<T>) {
-        if list.len() > self.limits.max_items {
-            *self.cuts.items.entry(field).or_default() += list.len() - self.limits.max_items;
-            list.truncate(self.limits.max_items);
+        self.bounded_list(field, list, self.limits.max_items);
+    }
+
+    fn bounded_list<T>(&mut self, field: &'static str, list: &mut Vec<T>, max: usize) {
+        if list.len() > max {
+            *self.cuts.items.entry(field).or_default() += list.len() - max;
+            list.truncate(max);
         }
     }
 
     fn string(&mut self, field: &'static str, s: &mut String) {
-        let max = self.limits.max_string_bytes;
+        self.bounded_string(field, s, self.limits.max_string_bytes);
+    }
+
+    fn bounded_string(&mut self, field: &'static str, s: &mut String, max: usize) {
         if s.len() <= max && !s.contains('\0') {
             return;
         }
@@ -201,6 +208,46 @@ impl Fitter {
                 ("inventory.dmi.chassis_type", &mut dmi.chassis_type),
             ] {
                 self.opt(field, v);
+            }
+        }
+        self.devices(inv);
+    }
+
+    fn devices(&mut self, inv: &mut Inventory) {
+        self.list("inventory.memory_modules", &mut inv.memory_modules);
+        for m in &mut inv.memory_modules {
+            self.string("inventory.memory_modules.locator", &mut m.locator);
+            for (field, v) in [
+                ("inventory.memory_modules.bank", &mut m.bank),
+                ("inventory.memory_modules.memory_type", &mut m.memory_type),
+                ("inventory.memory_modules.manufacturer", &mut m.manufacturer),
+                ("inventory.memory_modules.part_number", &mut m.part_number),
+                ("inventory.memory_modules.serial", &mut m.serial),
+            ] {
+                self.opt(field, v);
+            }
+        }
+        self.list("inventory.monitors", &mut inv.monitors);
+        for m in &mut inv.monitors {
+            self.string("inventory.monitors.connector", &mut m.connector);
+            self.opt("inventory.monitors.manufacturer", &mut m.manufacturer);
+            self.opt("inventory.monitors.model", &mut m.model);
+            self.opt("inventory.monitors.serial", &mut m.serial);
+        }
+        self.list("inventory.gpus", &mut inv.gpus);
+        for g in &mut inv.gpus {
+            self.string("inventory.gpus.pci_slot", &mut g.pci_slot);
+            self.string("inventory.gpus.vendor_id", &mut g.vendor_id);
+            self.string("inventory.gpus.device_id", &mut g.device_id);
+            self.opt("inventory.gpus.vendor", &mut g.vendor);
+            self.opt("inventory.gpus.driver", &mut g.driver);
+        }
+        if let Some(software) = &mut inv.software {
+            let max = self.limits.max_software_text_bytes;
+            self.bounded_list("inventory.software", software, self.limits.max_software);
+            for s in software {
+                self.bounded_string("inventory.software.name", &mut s.name, max);
+                self.bounded_string("inventory.software.version", &mut s.version, max);
             }
         }
     }
@@ -383,6 +430,48 @@ mod tests {
              inventory.hostname: 1 strings shortened; probes.error: 2 strings shortened"
         );
         assert!(fit(&mut report, &limits).is_empty());
+    }
+
+    #[test]
+    fn a_long_software_list_is_cut_to_its_own_bounds() {
+        let limits = Limits::default();
+        let software: Vec<hatang_protocol::Software> = (0..limits.max_software + 250)
+            .map(|i| hatang_protocol::Software {
+                // Names and versions as long as the limits allow: the worst case.
+                name: format!(
+                    "pkg{i:05}-{}",
+                    "n".repeat(limits.max_software_text_bytes - 9)
+                ),
+                version: "1:".to_owned() + &"9".repeat(limits.max_software_text_bytes),
+            })
+            .collect();
+        let mut report = build(
+            Some(Inventory {
+                software: Some(software),
+                monitors: vec![Default::default(); limits.max_items + 1],
+                ..Inventory::default()
+            }),
+            None,
+            Vec::new(),
+            Duration::from_secs(60),
+        );
+        report.validate(&limits).unwrap();
+        let inv = report.inventory.as_ref().unwrap();
+        let software = inv.software.as_ref().unwrap();
+        assert_eq!(software.len(), limits.max_software);
+        let last = format!("pkg{:05}-", limits.max_software - 1);
+        assert!(software.last().unwrap().name.starts_with(&last));
+        assert_eq!(
+            software[0].version.len(),
+            limits.max_software_text_bytes,
+            "cut, not dropped"
+        );
+        assert_eq!(inv.monitors.len(), limits.max_items);
+        // Cut already: a second pass finds nothing.
+        assert!(fit(&mut report, &limits).is_empty());
+        // The worst case the limits allow still fits the collector's default 1 MiB report.
+        let json = serde_json::to_vec(&report).unwrap();
+        assert!(json.len() < 1 << 20, "{} bytes", json.len());
     }
 
     #[test]

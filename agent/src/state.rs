@@ -1,7 +1,8 @@
 //! The agent's state directory: who this agent is to the collector, and this machine's identity.
 //!
-//! `agent.json` holds the collector URL, the agent id, the agent key and the TLS files enrolment
-//! was given (paths, not their contents). It is written to a
+//! `agent.json` holds the collector URL, the agent id, the agent key, the machine identity it
+//! was enrolled with (see [`crate::identity`]) and the TLS files enrolment was given (paths, not
+//! their contents). It is written to a
 //! temporary file, synced and renamed over the old one, so a crash leaves either the old or the
 //! new enrolment, never half of one; on Unix it is readable by its owner only.
 
@@ -26,6 +27,10 @@ pub struct Enrolment {
     pub unit: Option<String>,
     #[serde(default)]
     pub role: Option<String>,
+    /// The identity `enroll` sent; absent in enrolments made before it was stored, which keep
+    /// the plain machine id when enrolled again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_id: Option<String>,
     /// The TLS files `enroll` was given, so `run` and `once` need no configuration file.
     #[serde(default, skip_serializing_if = "TlsFiles::is_empty")]
     pub tls: TlsFiles,
@@ -39,6 +44,7 @@ impl fmt::Debug for Enrolment {
             .field("agent_key", &"<redacted>")
             .field("unit", &self.unit)
             .field("role", &self.role)
+            .field("machine_id", &self.machine_id)
             .field("tls", &self.tls)
             .finish()
     }
@@ -131,34 +137,6 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// This machine's identity: `HATANG_MACHINE_ID`, else the OS's machine id.
-pub fn machine_id() -> Result<String, String> {
-    if let Ok(id) = std::env::var("HATANG_MACHINE_ID") {
-        let id = id.trim().to_string();
-        if !id.is_empty() {
-            return Ok(id);
-        }
-    }
-    for path in ["/etc/machine-id", "/var/lib/dbus/machine-id"] {
-        if let Ok(text) = fs::read_to_string(path)
-            && let Some(id) = parse_machine_id(&text)
-        {
-            return Ok(id);
-        }
-    }
-    Err("no machine identity: /etc/machine-id is missing or empty; set HATANG_MACHINE_ID".into())
-}
-
-/// A machine-id file holds 32 hex digits and a newline; all zeros means "not initialised".
-fn parse_machine_id(text: &str) -> Option<String> {
-    let id = text.trim();
-    let valid = !id.is_empty()
-        && id.len() <= 128
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && id.chars().any(|c| c != '0' && c != '-');
-    valid.then(|| id.to_ascii_lowercase())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +148,7 @@ mod tests {
             agent_key: "hta_secret".into(),
             unit: Some("17-SYT".into()),
             role: Some("workstation".into()),
+            machine_id: Some("0f1e2d3c4b5a69788796a5b4c3d2e1f0.mac-0123456789abcdef".into()),
             tls: TlsFiles::default(),
         }
     }
@@ -197,6 +176,18 @@ mod tests {
     }
 
     #[test]
+    fn an_enrolment_from_before_the_stored_identity_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("agent.json"),
+            r#"{"collector": "http://c:8080", "agent_id": "a1", "agent_key": "hta_k"}"#,
+        )
+        .unwrap();
+        let old = load(dir.path()).unwrap();
+        assert_eq!((old.agent_id.as_str(), old.machine_id), ("a1", None));
+    }
+
+    #[test]
     fn damaged_state_is_reported_not_fatal() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("agent.json"), "{\"collector\": ").unwrap();
@@ -210,16 +201,5 @@ mod tests {
     #[test]
     fn debug_never_shows_the_key() {
         assert!(!format!("{:?}", sample()).contains("hta_secret"));
-    }
-
-    #[test]
-    fn machine_ids_are_checked() {
-        assert_eq!(
-            parse_machine_id("0F1E2D3C4B5A69788796A5B4C3D2E1F0\n").as_deref(),
-            Some("0f1e2d3c4b5a69788796a5b4c3d2e1f0")
-        );
-        assert_eq!(parse_machine_id("\n"), None);
-        assert_eq!(parse_machine_id("00000000000000000000000000000000"), None);
-        assert_eq!(parse_machine_id("not an id"), None);
     }
 }

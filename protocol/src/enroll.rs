@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 pub struct EnrollRequest {
     /// The enrolment token printed by `hatang-collector token create --unit …`.
     pub token: String,
-    /// Stable machine identity (`/etc/machine-id` or `HATANG_MACHINE_ID`).
+    /// Stable machine identity: the OS machine id with a hash of hardware evidence, or
+    /// `HATANG_MACHINE_ID` (the agent's `identity` module states the rule); at most 128
+    /// printable characters without spaces.
     pub machine_id: String,
     pub hostname: String,
 }

@@ -15,9 +15,9 @@ mod validate;
 
 pub use enroll::{EnrollRequest, EnrollResponse};
 pub use report::{
-    Cpu, Disk, Dmi, Filesystem, FilesystemUsage, GatewayCheck, Interface, InterfaceCounters,
-    Inventory, Memory, Os, ProbeClass, ProbeKind, ProbeResult, Report, Sample, SpeedTest,
-    SpoolStats, Temperature,
+    Cpu, Disk, Dmi, Filesystem, FilesystemUsage, FormFactor, GatewayCheck, Gpu, Interface,
+    InterfaceCounters, Inventory, Memory, MemoryModule, Monitor, Os, ProbeClass, ProbeKind,
+    ProbeResult, Report, Sample, Software, SpeedTest, SpoolStats, Temperature,
 };
 pub use validate::{Limits, ValidationError};
 

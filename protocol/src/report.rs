@@ -63,6 +63,131 @@ pub struct Inventory {
     /// Hypervisor when the machine is virtual (`kvm`, `vmware`, `hyperv`, …).
     #[serde(default)]
     pub virtualization: Option<String>,
+    /// What kind of machine this is, from the SMBIOS chassis type and the virtualization; absent
+    /// in reports from agents older than the field.
+    #[serde(default)]
+    pub form_factor: Option<FormFactor>,
+    /// Installed memory modules (SMBIOS type 17); empty where the firmware tables are not
+    /// readable (they are root-only on Linux) or list none, as on most virtual machines.
+    #[serde(default)]
+    pub memory_modules: Vec<MemoryModule>,
+    /// Connected monitors, from their EDID.
+    #[serde(default)]
+    pub monitors: Vec<Monitor>,
+    /// Display controllers on the PCI bus.
+    #[serde(default)]
+    pub gpus: Vec<Gpu>,
+    /// Installed packages, sorted by name; `None` when the agent's `inventory_software` switch is
+    /// off (the default) or no package database it knows is readable.
+    #[serde(default)]
+    pub software: Option<Vec<Software>>,
+}
+
+/// The kind of machine, as planners count them.
+///
+/// A value this crate does not know (a later agent's) reads as `other`, so adding a kind never
+/// makes an older collector refuse a whole report.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum FormFactor {
+    Desktop,
+    Laptop,
+    Server,
+    Vm,
+    #[serde(other)]
+    Other,
+}
+
+impl FormFactor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FormFactor::Desktop => "desktop",
+            FormFactor::Laptop => "laptop",
+            FormFactor::Server => "server",
+            FormFactor::Vm => "vm",
+            FormFactor::Other => "other",
+        }
+    }
+}
+
+/// One installed memory module (an SMBIOS type 17 "memory device" with a module in it), junk
+/// placeholders ("SerNum0", "Unknown", all zeros) already removed by the agent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MemoryModule {
+    /// The slot as the firmware names it, e.g. `DIMM_A1`, `ChannelA-DIMM0`.
+    pub locator: String,
+    /// The bank or channel, e.g. `BANK 0`, `P0 CHANNEL A`.
+    #[serde(default)]
+    pub bank: Option<String>,
+    pub size_bytes: u64,
+    /// Memory technology, e.g. `DDR4`, `LPDDR5`.
+    #[serde(default)]
+    pub memory_type: Option<String>,
+    /// Rated speed in megatransfers per second.
+    #[serde(default)]
+    pub speed_mts: Option<u32>,
+    /// Speed the firmware configured, in megatransfers per second.
+    #[serde(default)]
+    pub configured_speed_mts: Option<u32>,
+    #[serde(default)]
+    pub manufacturer: Option<String>,
+    #[serde(default)]
+    pub part_number: Option<String>,
+    #[serde(default)]
+    pub serial: Option<String>,
+}
+
+/// A connected monitor, from its EDID block.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Monitor {
+    /// Where it is plugged in, e.g. `HDMI-A-1`, `DP-2`, `eDP-1` (a laptop's own panel).
+    pub connector: String,
+    /// Three-letter PNP manufacturer id, e.g. `DEL`, `SAM`, `AUO`.
+    #[serde(default)]
+    pub manufacturer: Option<String>,
+    /// The manufacturer's product code.
+    #[serde(default)]
+    pub product_code: Option<u16>,
+    /// Model name from the EDID's monitor-name descriptor, e.g. `DELL P2419H`.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Serial number: the serial descriptor's text, else the numeric serial when it is set.
+    #[serde(default)]
+    pub serial: Option<String>,
+    #[serde(default)]
+    pub year_of_manufacture: Option<u16>,
+    /// Visible image size in millimetres.
+    #[serde(default)]
+    pub width_mm: Option<u32>,
+    #[serde(default)]
+    pub height_mm: Option<u32>,
+    /// Diagonal of the visible image in inches, to one decimal.
+    #[serde(default)]
+    pub diagonal_inches: Option<f64>,
+}
+
+/// A display controller (PCI class 0x03).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Gpu {
+    /// PCI address, e.g. `0000:01:00.0`.
+    pub pci_slot: String,
+    /// PCI vendor id as four lower-case hex digits, e.g. `10de`.
+    pub vendor_id: String,
+    /// PCI device id as four lower-case hex digits.
+    pub device_id: String,
+    /// The vendor's name where the agent knows the id, e.g. `NVIDIA`.
+    #[serde(default)]
+    pub vendor: Option<String>,
+    /// The kernel driver bound to it, e.g. `i915`, `amdgpu`, `nvidia`.
+    #[serde(default)]
+    pub driver: Option<String>,
+}
+
+/// One installed software package.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Software {
+    pub name: String,
+    pub version: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

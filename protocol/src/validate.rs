@@ -19,6 +19,12 @@ pub struct Limits {
     pub max_items: usize,
     pub min_interval_secs: u32,
     pub max_interval_secs: u32,
+    /// Most installed-software entries one inventory may list.
+    pub max_software: usize,
+    /// Longest software name or version, in bytes. Kept far below `max_string_bytes` so that a
+    /// full list (5000 × 64-byte name and version, about 0.8 MB of JSON) still fits the
+    /// collector's default 1 MiB report size.
+    pub max_software_text_bytes: usize,
 }
 
 impl Default for Limits {
@@ -28,6 +34,8 @@ impl Default for Limits {
             max_items: 512,
             min_interval_secs: 5,
             max_interval_secs: 86_400,
+            max_software: 5000,
+            max_software_text_bytes: 64,
         }
     }
 }
@@ -59,11 +67,12 @@ impl Checker {
     }
 
     fn string(&mut self, field: &str, value: &str) {
-        if value.len() > self.limits.max_string_bytes {
-            self.fail(
-                field,
-                format!("longer than {} bytes", self.limits.max_string_bytes),
-            );
+        self.bounded_string(field, value, self.limits.max_string_bytes);
+    }
+
+    fn bounded_string(&mut self, field: &str, value: &str, max: usize) {
+        if value.len() > max {
+            self.fail(field, format!("longer than {max} bytes"));
         }
         if value.contains('\0') {
             self.fail(field, "contains a NUL character");
@@ -97,8 +106,12 @@ impl Checker {
     }
 
     fn items<T>(&mut self, field: &str, list: &[T]) {
-        if list.len() > self.limits.max_items {
-            self.fail(field, format!("more than {} items", self.limits.max_items));
+        self.bounded_items(field, list, self.limits.max_items);
+    }
+
+    fn bounded_items<T>(&mut self, field: &str, list: &[T], max: usize) {
+        if list.len() > max {
+            self.fail(field, format!("more than {max} items"));
         }
     }
 
@@ -345,6 +358,61 @@ fn check_inventory(c: &mut Checker, inv: &crate::Inventory) {
             ("chassis_type", &dmi.chassis_type),
         ] {
             c.opt_string(&format!("inventory.dmi.{name}"), v.as_ref());
+        }
+    }
+    check_devices(c, inv);
+}
+
+/// The inventory's device lists: memory modules, monitors, GPUs and software.
+fn check_devices(c: &mut Checker, inv: &crate::Inventory) {
+    c.items("inventory.memory_modules", &inv.memory_modules);
+    for (i, m) in inv.memory_modules.iter().enumerate() {
+        let at = format!("inventory.memory_modules[{i}].");
+        c.string(&format!("{at}locator"), &m.locator);
+        c.integers(&at, &[("size_bytes", Some(m.size_bytes))]);
+        for (name, v) in [
+            ("bank", &m.bank),
+            ("memory_type", &m.memory_type),
+            ("manufacturer", &m.manufacturer),
+            ("part_number", &m.part_number),
+            ("serial", &m.serial),
+        ] {
+            c.opt_string(&format!("{at}{name}"), v.as_ref());
+        }
+    }
+    c.items("inventory.monitors", &inv.monitors);
+    for (i, m) in inv.monitors.iter().enumerate() {
+        let at = format!("inventory.monitors[{i}].");
+        c.string(&format!("{at}connector"), &m.connector);
+        for (name, v) in [
+            ("manufacturer", &m.manufacturer),
+            ("model", &m.model),
+            ("serial", &m.serial),
+        ] {
+            c.opt_string(&format!("{at}{name}"), v.as_ref());
+        }
+        // 1000 inches: beyond any display, small enough to catch a unit mix-up.
+        if let Some(d) = m.diagonal_inches
+            && !(d.is_finite() && (0.0..=1000.0).contains(&d))
+        {
+            c.fail(format!("{at}diagonal_inches"), "must be between 0 and 1000");
+        }
+    }
+    c.items("inventory.gpus", &inv.gpus);
+    for (i, g) in inv.gpus.iter().enumerate() {
+        let at = format!("inventory.gpus[{i}].");
+        c.string(&format!("{at}pci_slot"), &g.pci_slot);
+        c.string(&format!("{at}vendor_id"), &g.vendor_id);
+        c.string(&format!("{at}device_id"), &g.device_id);
+        c.opt_string(&format!("{at}vendor"), g.vendor.as_ref());
+        c.opt_string(&format!("{at}driver"), g.driver.as_ref());
+    }
+    if let Some(software) = &inv.software {
+        let max = c.limits.max_software_text_bytes;
+        c.bounded_items("inventory.software", software, c.limits.max_software);
+        for (i, s) in software.iter().enumerate() {
+            c.bounded_string(&format!("inventory.software[{i}].name"), &s.name, max);
+            c.bounded_string(&format!("inventory.software[{i}].version"), &s.version, max);
         }
     }
 }

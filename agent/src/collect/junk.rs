@@ -53,9 +53,73 @@ pub(crate) fn clean(raw: &str) -> Option<String> {
     Some(text.to_owned())
 }
 
+/// Template texts that firmware writers number per slot ("SerNum0", "Array1_PartNumber3",
+/// "Manufacturer00"), compared without their numbers; memory-module tables are full of them.
+const NUMBERED_TEMPLATES: &[&str] = &[
+    "manufacturer",
+    "sernum",
+    "serialnumber",
+    "partnum",
+    "partnumber",
+    "assettagnum",
+    "assettag",
+    "undefined",
+    "no dimm",
+    "[empty]",
+    "empty",
+];
+
+/// [`clean`], and also `None` for numbered template texts such as `SerNum0`, `PartNum12`,
+/// `Array1_PartNumber0` or `Manufacturer00`.
+// Only the Linux memory-module reader meets these templates so far.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) fn clean_numbered(raw: &str) -> Option<String> {
+    let text = clean(raw)?;
+    let lower = text.to_ascii_lowercase();
+    let stem = lower.trim_end_matches(|c: char| c.is_ascii_digit() || c == ' ' || c == '_');
+    // "Array1_PartNumber0": the array prefix goes too.
+    let stem = stem
+        .strip_prefix("array")
+        .and_then(|rest| {
+            rest.trim_start_matches(|c: char| c.is_ascii_digit())
+                .strip_prefix('_')
+        })
+        .unwrap_or(stem);
+    (!NUMBERED_TEMPLATES.contains(&stem)).then_some(text)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::clean;
+    use super::{clean, clean_numbered};
+
+    #[test]
+    fn numbered_templates_are_dropped() {
+        for junk in [
+            "SerNum0",
+            "SerNum00",
+            "PartNum12",
+            "Manufacturer00",
+            "Array1_PartNumber0",
+            "Array2_SerialNumber13",
+            "AssetTagNum3",
+            "NO DIMM",
+            "[Empty]",
+            "Undefined",
+            "Unknown",
+            "00000000",
+        ] {
+            assert_eq!(clean_numbered(junk), None, "{junk:?} should be dropped");
+        }
+        for real in [
+            "HMA81GU6DJR8N-XN",
+            "Samsung",
+            "80AD000080AD",
+            "3A1B2C4D",
+            "CT8G4SFRA32A.C4FE",
+        ] {
+            assert_eq!(clean_numbered(real).as_deref(), Some(real));
+        }
+    }
 
     #[test]
     fn placeholders_are_dropped() {

@@ -2,14 +2,14 @@
 //!
 //! sysinfo supplies the portable part (CPU, memory, uptime, load, mounts, interface counters and
 //! addresses); a platform module (`linux`, or `other` elsewhere) supplies what sysinfo does not
-//! know (DMI, block devices, link details, the default route, virtualization), each as a plain
-//! function so a Windows module can be added beside them. Anything unreadable is reported as
+//! know (DMI, block devices, memory modules, monitors, GPUs, installed software, link details,
+//! the default route, virtualization), each as a plain function so a Windows module can be added
+//! beside them. Anything unreadable is reported as
 //! absent, never as an error: the agent runs on VMs, containers and locked-down PCs alike.
 
 mod filesystems;
-// Only the platform modules read firmware and device strings; a Windows module joins this cfg.
-#[cfg(target_os = "linux")]
-mod junk;
+mod form_factor;
+pub(crate) mod junk;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -41,6 +41,8 @@ pub struct Collector {
     networks: Option<Networks>,
     /// When the CPU counters the next usage figure is measured from were read.
     cpu_baseline: Option<Instant>,
+    /// List installed software in the inventory (`inventory_software` in the configuration).
+    software: bool,
 }
 
 impl fmt::Debug for Collector {
@@ -49,6 +51,7 @@ impl fmt::Debug for Collector {
         f.debug_struct("Collector")
             .field("cpus", &self.system.as_ref().map_or(0, |s| s.cpus().len()))
             .field("cpu_baseline", &self.cpu_baseline)
+            .field("software", &self.software)
             .finish_non_exhaustive()
     }
 }
@@ -74,7 +77,15 @@ impl Collector {
             system,
             disks: Disks::new().ok(),
             networks: Networks::new().ok(),
+            software: false,
         }
+    }
+
+    /// Whether inventories list the installed software (off by default: it is the bulk of an
+    /// inventory and not every province wants it collected).
+    pub fn with_software(mut self, on: bool) -> Self {
+        self.software = on;
+        self
     }
 
     /// Hardware/software picture: hatang_protocol::Inventory. Reads `/sys` and friends afresh
@@ -89,6 +100,7 @@ impl Collector {
         });
         let route = platform::default_route();
         let dmi = platform::dmi();
+        let virtualization = platform::virtualization(dmi.as_ref());
         Inventory {
             hostname: hostname(),
             os: os(),
@@ -102,8 +114,16 @@ impl Collector {
                 .collect(),
             interfaces: self.interfaces(route.as_ref().map(|r| r.interface.as_str())),
             default_gateway: route.and_then(|r| r.gateway).map(IpAddr::V4),
-            virtualization: platform::virtualization(dmi.as_ref()),
+            form_factor: Some(form_factor::derive(
+                dmi.as_ref().and_then(|d| d.chassis_type.as_deref()),
+                virtualization.as_deref(),
+            )),
+            virtualization,
             dmi,
+            memory_modules: platform::memory_modules(),
+            monitors: platform::monitors(),
+            gpus: platform::gpus(),
+            software: self.software.then(platform::software).flatten(),
         }
     }
 
@@ -254,6 +274,16 @@ impl Collector {
     }
 }
 
+/// The hardware facts [`crate::identity`] tells machines apart by; what is unreadable is absent.
+pub(crate) fn identity_evidence() -> crate::identity::Evidence {
+    let dmi = platform::dmi();
+    crate::identity::Evidence {
+        product_uuid: dmi.as_ref().and_then(|d| d.product_uuid.clone()),
+        product_serial: dmi.and_then(|d| d.product_serial),
+        permanent_mac: platform::permanent_mac(),
+    }
+}
+
 /// This machine's name, best effort: sysinfo's (`gethostname`), else the environment, else
 /// `unknown`. Never panics.
 pub fn hostname() -> String {
@@ -316,6 +346,11 @@ mod tests {
         assert!(!inventory.os.arch.is_empty());
         assert!(inventory.cpu.threads >= 1);
         assert!(inventory.memory.total_bytes > 0);
+        assert!(inventory.form_factor.is_some());
+        assert_eq!(
+            inventory.software, None,
+            "the software list is off by default"
+        );
         assert!(
             inventory
                 .interfaces
@@ -361,6 +396,16 @@ mod tests {
         for fs in &sample.filesystems {
             assert!(fs.used_bytes + fs.free_bytes > 0, "{fs:?}");
         }
+    }
+
+    #[test]
+    fn the_software_switch_adds_the_package_list() {
+        let inventory = Collector::new().with_software(true).inventory();
+        // On a dpkg system the list is there (and never empty: dpkg itself is a package).
+        assert_eq!(
+            inventory.software.as_ref().map(Vec::is_empty),
+            platform::software().map(|_| false)
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! A Windows module (WMI/SMBIOS, `GetIfTable2`, the registry) replaces this file for Windows by
 //! providing the same functions; nothing else in `collect` changes.
 
-use hatang_protocol::{Disk, Dmi, Temperature};
+use hatang_protocol::{Disk, Dmi, Gpu, MemoryModule, Monitor, Software, Temperature};
 
 use super::{DefaultRoute, Link, OsRelease};
 
@@ -13,6 +13,26 @@ pub(crate) fn dmi() -> Option<Dmi> {
 
 pub(crate) fn disks() -> Vec<Disk> {
     Vec::new()
+}
+
+pub(crate) fn memory_modules() -> Vec<MemoryModule> {
+    Vec::new()
+}
+
+pub(crate) fn monitors() -> Vec<Monitor> {
+    Vec::new()
+}
+
+pub(crate) fn gpus() -> Vec<Gpu> {
+    Vec::new()
+}
+
+pub(crate) fn software() -> Option<Vec<Software>> {
+    None
+}
+
+pub(crate) fn permanent_mac() -> Option<String> {
+    None
 }
 
 pub(crate) fn os_release() -> OsRelease {

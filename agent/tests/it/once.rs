@@ -2,7 +2,7 @@
 
 use hatang_protocol::Report;
 
-use crate::support::{AGENT_KEY, FakeCollector, agent, enrol, run, spool_files};
+use crate::support::{AGENT_KEY, FakeCollector, agent, enrol, printed_report, run, spool_files};
 
 #[tokio::test]
 async fn print_writes_one_valid_report_and_sends_nothing() {
@@ -61,4 +61,35 @@ async fn a_report_the_collector_could_not_take_goes_with_the_next() {
             .iter()
             .all(|r| r.header("authorization") == Some(bearer.as_str()))
     );
+}
+
+#[tokio::test]
+async fn print_shows_the_device_fields_and_the_software_switch() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let out = run(agent(dir.path()).args(["once", "--print"])).await;
+
+    assert!(out.success, "{out:?}");
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let inventory = &json["inventory"];
+    // Present even where this machine has none of the hardware (this VM has no DMI tables,
+    // monitors or GPU): an empty list, not a missing field.
+    for list in ["memory_modules", "monitors", "gpus"] {
+        assert!(inventory[list].is_array(), "{list}: {inventory}");
+    }
+    assert!(inventory["form_factor"].is_string(), "{inventory}");
+    assert!(inventory["software"].is_null(), "off by default");
+
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, "inventory_software = true\n").unwrap();
+    let report = printed_report(dir.path(), &config).await;
+
+    let software = report.inventory.unwrap().software;
+    if std::path::Path::new("/var/lib/dpkg/status").exists() {
+        let software = software.expect("a dpkg system lists its packages");
+        assert!(software.iter().any(|s| s.name == "dpkg"), "{software:?}");
+        assert!(software.windows(2).all(|w| w[0] <= w[1]), "sorted");
+    } else {
+        assert_eq!(software, None);
+    }
 }

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-use crate::support::{AGENT_KEY, FakeCollector, agent, enrol, run, wait_until};
+use crate::support::{AGENT_KEY, FakeCollector, agent, enrol, printed_report, run, wait_until};
 
 fn spec(kind: &str, target: &str, attempts: u32, timeout_ms: u64) -> ProbeSpec {
     ProbeSpec {
@@ -287,14 +287,8 @@ async fn once_carries_the_probe_results() {
     let addr = silent_listener().await;
     let config = probe_config(dir.path(), addr, "");
 
-    let out = run(agent(dir.path())
-        .args(["once", "--print", "--config"])
-        .arg(&config))
-    .await;
+    let report = printed_report(dir.path(), &config).await;
 
-    assert!(out.success, "{out:?}");
-    let report: Report = serde_json::from_str(&out.stdout).unwrap();
-    report.validate(&Default::default()).unwrap();
     let [p] = &report.probes[..] else {
         panic!("{:?}", report.probes)
     };

@@ -349,10 +349,23 @@ pub fn enrol(state_dir: &Path, collector: &str) {
             agent_key: AGENT_KEY.to_owned(),
             unit: Some("17-SYT".to_owned()),
             role: Some("workstation".to_owned()),
+            machine_id: Some("it-machine".to_owned()),
             tls: Default::default(),
         },
     )
     .unwrap();
+}
+
+/// `once --print --config CONFIG`: the report it printed, which must validate.
+pub async fn printed_report(state_dir: &Path, config: &Path) -> Report {
+    let out = run(agent(state_dir)
+        .args(["once", "--print", "--config"])
+        .arg(config))
+    .await;
+    assert!(out.success, "{out:?}");
+    let report: Report = serde_json::from_str(&out.stdout).unwrap();
+    report.validate(&Default::default()).unwrap();
+    report
 }
 
 /// The agent binary with its state in `state_dir`, a fixed machine id and none of the caller's

@@ -9,7 +9,7 @@ use hatang_collector::store::Stored;
 use hatang_protocol::Report;
 use serde_json::{Value, json};
 
-use crate::support::{Harness, TREE_2, TREE_3, on_every_backend, report};
+use crate::support::{Harness, Labels, TREE_2, TREE_3, on_every_backend, report};
 
 /// The golden report with 8 GiB of RAM taken down to half and its disk swapped for another.
 fn ram_removed_and_disk_swapped() -> Value {
@@ -36,6 +36,15 @@ fn rows(changes: &Value) -> Vec<(String, String, String, Value, Value)> {
                 c["after"].clone(),
             )
         })
+        .collect()
+}
+
+/// (component, kind, value) of the change counter's series that are not zero.
+fn counted(series: Vec<(Labels, f64)>) -> Vec<(String, String, f64)> {
+    series
+        .into_iter()
+        .filter(|(_, v)| *v != 0.0)
+        .map(|(l, v)| (l["component"].clone(), l["kind"].clone(), v))
         .collect()
 }
 
@@ -97,16 +106,13 @@ on_every_backend! {
         assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
 
         // the counter: exactly these three, every other component × kind at zero
-        let m = h.metrics().await;
-        let series = m.series("hatang_inventory_changes_total");
-        assert_eq!(series.len(), 6 * 3);
-        let nonzero: Vec<(String, String, f64)> = series
-            .into_iter()
-            .filter(|(_, v)| *v != 0.0)
-            .map(|(l, v)| (l["component"].clone(), l["kind"].clone(), v))
-            .collect();
+        let series = h.metrics().await.series("hatang_inventory_changes_total");
         assert_eq!(
-            nonzero,
+            series.len(),
+            hatang_collector::changes::COMPONENTS.len() * ChangeKind::ALL.len()
+        );
+        assert_eq!(
+            counted(h.metrics().await.series("hatang_inventory_changes_total")),
             [
                 ("disk".to_string(), "added".to_string(), 1.0),
                 ("disk".to_string(), "removed".to_string(), 1.0),
@@ -168,6 +174,51 @@ on_every_backend! {
             ("system", "hostname", Some("ub-xa-tan-lac-01"), Some("ub-xa-tan-lac-02"))
         );
         assert!(h.store().inventory_changes("nope", None, 100).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_memory_module_removed_and_the_monitor_gone_are_logged(db) {
+        let h = Harness::with_tree_on(&db, TREE_3).await;
+        let viewer = h.api_token("viewer").await;
+        let agent = h.enrolled(&h.enrol_token("4351", None).await, "m").await;
+        let mut before = report();
+        let first = before["inventory"]["memory_modules"][0].clone();
+        let mut second = first.clone();
+        second["locator"] = json!("DIMM2");
+        second["serial"] = json!("3A1B2C5E");
+        before["inventory"]["memory_modules"] = json!([first, second]);
+        h.report(&agent.key, &before).await.json(StatusCode::ACCEPTED);
+
+        let mut after = report();
+        after["inventory"]["monitors"] = json!([]);
+        after["inventory"]["software"] = json!([{"name": "firefox-esr", "version": "128.5.0esr-1"}]);
+        h.report(&agent.key, &after).await.json(StatusCode::ACCEPTED);
+
+        let body = h
+            .get(&format!("/api/v1/agents/{}/changes", agent.id), Some(&viewer))
+            .await
+            .json(StatusCode::OK);
+        // newest first; the software update is no inventory change
+        assert_eq!(
+            rows(&body["changes"]),
+            [
+                change("monitor", "DEL CFV9N97G0ABL", "removed", Some("DEL DELL P2419H 23.8\""), None),
+                change(
+                    "memory_module",
+                    "DIMM2",
+                    "removed",
+                    Some("8.0 GiB DDR4 3200 MT/s SK Hynix HMA81GU6DJR8N-XN S/N 3A1B2C5E"),
+                    None
+                ),
+            ]
+        );
+        assert_eq!(
+            counted(h.metrics().await.series("hatang_inventory_changes_total")),
+            [
+                ("memory_module".to_string(), "removed".to_string(), 1.0),
+                ("monitor".to_string(), "removed".to_string(), 1.0),
+            ]
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 //! Each schema version has a golden report; these tests pin its exact wire shape.
 
-use hatang_protocol::{ProbeClass, ProbeKind, Report, SCHEMA_VERSION};
+use hatang_protocol::{FormFactor, ProbeClass, ProbeKind, Report, SCHEMA_VERSION};
 use serde_json::Value;
 
 const V1: &str = include_str!("../golden/report-v1.json");
@@ -27,6 +27,22 @@ fn v1_golden_fields_land_where_expected() {
         inv.dmi.as_ref().unwrap().chassis_type.as_deref(),
         Some("desktop")
     );
+    assert_eq!(inv.form_factor, Some(FormFactor::Desktop));
+    let dimm = &inv.memory_modules[0];
+    assert_eq!(
+        (dimm.locator.as_str(), dimm.size_bytes, dimm.speed_mts),
+        ("DIMM1", 8 << 30, Some(3200))
+    );
+    assert_eq!(dimm.memory_type.as_deref(), Some("DDR4"));
+    let monitor = &inv.monitors[0];
+    assert_eq!(
+        (monitor.manufacturer.as_deref(), monitor.product_code),
+        (Some("DEL"), Some(41200))
+    );
+    assert_eq!(monitor.diagonal_inches, Some(23.8));
+    assert_eq!(inv.gpus[0].driver.as_deref(), Some("i915"));
+    let software = inv.software.as_ref().unwrap();
+    assert_eq!(software[1].name, "libreoffice-writer");
     let p = &report.probes[0];
     assert_eq!((p.kind, p.class), (ProbeKind::Tcp, ProbeClass::Datacentre));
     assert!((p.loss_ratio() - 0.25).abs() < 1e-12);
@@ -75,4 +91,51 @@ fn minimal_report_needs_no_inventory_sample_or_probes() {
     .unwrap();
     assert!(report.inventory.is_none() && report.sample.is_none() && report.probes.is_empty());
     report.validate(&Default::default()).unwrap();
+}
+
+#[test]
+fn an_inventory_from_before_the_device_fields_still_reads() {
+    let mut v: Value = serde_json::from_str(V1).unwrap();
+    let inventory = v["inventory"].as_object_mut().unwrap();
+    for field in [
+        "form_factor",
+        "memory_modules",
+        "monitors",
+        "gpus",
+        "software",
+    ] {
+        assert!(inventory.remove(field).is_some(), "{field}");
+    }
+    let report: Report = serde_json::from_value(v).expect("an older agent's inventory parses");
+    let inv = report.inventory.as_ref().unwrap();
+    assert_eq!(inv.form_factor, None);
+    assert!(inv.memory_modules.is_empty() && inv.monitors.is_empty() && inv.gpus.is_empty());
+    assert_eq!(
+        inv.software, None,
+        "absent software is 'not collected', not 'none installed'"
+    );
+    report.validate(&Default::default()).unwrap();
+}
+
+#[test]
+fn a_form_factor_from_a_later_agent_reads_as_other() {
+    let mut v: Value = serde_json::from_str(V1).unwrap();
+    v["inventory"]["form_factor"] = Value::from("tablet");
+    let report: Report = serde_json::from_value(v).expect("an unknown form factor is no error");
+    assert_eq!(
+        report.inventory.unwrap().form_factor,
+        Some(FormFactor::Other)
+    );
+    for kind in [
+        FormFactor::Desktop,
+        FormFactor::Laptop,
+        FormFactor::Server,
+        FormFactor::Vm,
+        FormFactor::Other,
+    ] {
+        assert_eq!(
+            serde_json::to_value(kind).unwrap(),
+            Value::from(kind.as_str())
+        );
+    }
 }

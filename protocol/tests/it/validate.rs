@@ -153,3 +153,48 @@ fn integers_beyond_a_signed_64_bit_column_and_absurd_loads_are_refused() {
         "i64::MAX itself is fine"
     );
 }
+
+#[test]
+fn software_lists_have_their_own_bounds() {
+    let limits = Limits::default();
+    let mut v = golden();
+    let entry = serde_json::json!({"name": "pkg", "version": "1.0"});
+    v["inventory"]["software"] = Value::from(vec![entry; limits.max_software]);
+    assert_eq!(
+        problems(v.clone()),
+        Vec::<String>::new(),
+        "the limit itself is fine"
+    );
+    v["inventory"]["software"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "one-more", "version": "1"}));
+    v["inventory"]["software"][7]["version"] =
+        Value::from("9".repeat(limits.max_software_text_bytes + 1));
+    assert_eq!(
+        problems(v),
+        [
+            "inventory.software: more than 5000 items",
+            "inventory.software[7].version: longer than 64 bytes",
+        ]
+    );
+}
+
+#[test]
+fn device_lists_are_bounded_and_checked() {
+    let mut v = golden();
+    let dimm = v["inventory"]["memory_modules"][0].clone();
+    v["inventory"]["memory_modules"] = Value::from(vec![dimm; 513]);
+    v["inventory"]["monitors"][0]["diagonal_inches"] = Value::from(-1.0);
+    v["inventory"]["monitors"][0]["model"] = Value::from("P24\u{0}");
+    v["inventory"]["gpus"][0]["driver"] = Value::from("d".repeat(1025));
+    assert_eq!(
+        problems(v),
+        [
+            "inventory.memory_modules: more than 512 items",
+            "inventory.monitors[0].model: contains a NUL character",
+            "inventory.monitors[0].diagonal_inches: must be between 0 and 1000",
+            "inventory.gpus[0].driver: longer than 1024 bytes",
+        ]
+    );
+}

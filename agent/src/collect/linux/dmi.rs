@@ -98,6 +98,31 @@ mod tests {
     }
 
     #[test]
+    fn every_chassis_name_has_a_deliberate_form_factor() {
+        use crate::collect::form_factor;
+        use hatang_protocol::FormFactor;
+        // The names that say nothing about the machine's kind.
+        let other = [
+            "other",
+            "docking station",
+            "peripheral chassis",
+            "iot gateway",
+            "embedded pc",
+        ];
+        for code in 0..=u8::MAX {
+            let Some(name) = chassis_name(&code.to_string()) else {
+                continue;
+            };
+            let got = form_factor::derive(Some(&name), None);
+            assert_eq!(
+                got == FormFactor::Other,
+                other.contains(&name.as_str()),
+                "{name}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
     fn desktop_drops_the_placeholder_serial() {
         assert_eq!(
             read(&fixture("desktop")),

@@ -8,14 +8,18 @@
 mod cpu;
 mod disks;
 mod dmi;
+mod gpus;
 mod hwmon;
+mod memory_modules;
+mod monitors;
 mod network;
 mod os;
+mod software;
 mod virt;
 
 use std::path::Path;
 
-use hatang_protocol::{Disk, Dmi, Temperature};
+use hatang_protocol::{Disk, Dmi, Gpu, MemoryModule, Monitor, Software, Temperature};
 
 use super::{DefaultRoute, Link, OsRelease};
 
@@ -29,12 +33,32 @@ pub(crate) fn disks() -> Vec<Disk> {
     disks::read(Path::new(ROOT))
 }
 
+pub(crate) fn memory_modules() -> Vec<MemoryModule> {
+    memory_modules::read(Path::new(ROOT))
+}
+
+pub(crate) fn monitors() -> Vec<Monitor> {
+    monitors::read(Path::new(ROOT))
+}
+
+pub(crate) fn gpus() -> Vec<Gpu> {
+    gpus::read(Path::new(ROOT))
+}
+
+pub(crate) fn software() -> Option<Vec<Software>> {
+    software::read(Path::new(ROOT))
+}
+
 pub(crate) fn os_release() -> OsRelease {
     os::read(Path::new(ROOT))
 }
 
 pub(crate) fn link(name: &str) -> Link {
     network::read_link(Path::new(ROOT), name)
+}
+
+pub(crate) fn permanent_mac() -> Option<String> {
+    network::read_permanent_mac(Path::new(ROOT))
 }
 
 pub(crate) fn default_route() -> Option<DefaultRoute> {

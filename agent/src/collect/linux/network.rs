@@ -13,6 +13,10 @@ use crate::collect::{DefaultRoute, Link};
 /// `IFF_UP` and `IFF_LOOPBACK` from `<linux/if.h>`.
 const IFF_UP: u32 = 0x1;
 const IFF_LOOPBACK: u32 = 0x8;
+/// `ARPHRD_ETHER` from `<linux/if_arp.h>`: Ethernet and Wi-Fi links.
+const ARPHRD_ETHER: u16 = 1;
+/// `NET_ADDR_PERM` from `<linux/netdevice.h>`: the address is the card's own.
+const NET_ADDR_PERM: u8 = 0;
 /// `RTF_UP` from `<linux/route.h>`: the route is usable.
 const RTF_UP: u32 = 0x1;
 
@@ -27,6 +31,30 @@ pub(crate) fn read_link(root: &Path, name: &str) -> Link {
         speed_bps: read_text(&dir.join("speed")).and_then(|t| parse_speed_bps(&t)),
         mtu: read_number(&dir.join("mtu")),
     }
+}
+
+/// The address of the first physical network card by interface name, when it is the card's own
+/// (`addr_assign_type` 0, `NET_ADDR_PERM`) rather than random or set by an administrator.
+/// Physical means backed by a device (`device` link) of type Ethernet (`type` 1, Wi-Fi
+/// included) that is not a bridge; loopback, bridges, veths, tunnels and bonds have no device.
+pub(crate) fn read_permanent_mac(root: &Path) -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join("sys/class/net"))
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names.into_iter().find_map(|name| {
+        let dir = root.join("sys/class/net").join(name);
+        let physical = dir.join("device").symlink_metadata().is_ok()
+            && !dir.join("bridge").exists()
+            && read_number::<u16>(&dir.join("type")) == Some(ARPHRD_ETHER)
+            && read_number::<u8>(&dir.join("addr_assign_type")).is_none_or(|t| t == NET_ADDR_PERM);
+        if !physical {
+            return None;
+        }
+        read_text(&dir.join("address")).and_then(|t| parse_mac(&t))
+    })
 }
 
 pub(crate) fn read_default_route(root: &Path) -> Option<DefaultRoute> {
@@ -284,5 +312,44 @@ mod tests {
     #[test]
     fn missing_interface_knows_nothing() {
         assert_eq!(read_link(&fixture("desktop"), "eth9"), Link::default());
+    }
+
+    #[test]
+    fn the_first_physical_cards_own_address() {
+        let mac = |machine: &str| read_permanent_mac(&fixture(machine));
+        assert_eq!(mac("desktop").as_deref(), Some("d8:9e:f3:12:ab:cd"));
+        // docker0 sorts first but is a bridge; the wired port sorts before the Wi-Fi.
+        assert_eq!(mac("laptop").as_deref(), Some("8c:8c:aa:41:22:e0"));
+        assert_eq!(mac("server").as_deref(), Some("94:40:c9:3a:5b:10"));
+        assert_eq!(mac("vm").as_deref(), Some("52:54:00:6b:3c:1d"));
+        assert_eq!(read_permanent_mac(Path::new("/nonexistent")), None);
+    }
+
+    #[test]
+    fn random_and_virtual_addresses_are_no_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = dir.path().join("sys/class/net");
+        let nic = |name: &str, kind: &str, assign: &str, device: bool, mac: &str| {
+            let d = net.join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("type"), kind).unwrap();
+            std::fs::write(d.join("addr_assign_type"), assign).unwrap();
+            std::fs::write(d.join("address"), mac).unwrap();
+            if device {
+                std::os::unix::fs::symlink("../../../0000:00:14.3", d.join("device")).unwrap();
+            }
+        };
+        nic("veth0", "1\n", "1\n", false, "ee:11:22:33:44:55\n");
+        nic("wlan0", "1\n", "1\n", true, "a2:11:22:33:44:55\n");
+        assert_eq!(read_permanent_mac(dir.path()), None, "random Wi-Fi address");
+        nic("ib0", "32\n", "0\n", true, "80:00:02:08:fe:80\n");
+        assert_eq!(read_permanent_mac(dir.path()), None, "not Ethernet");
+        nic("wwan0", "1\n", "0\n", true, "00:00:00:00:00:00\n");
+        assert_eq!(read_permanent_mac(dir.path()), None, "no address");
+        nic("wlan1", "1\n", "0\n", true, "3C:58:C2:9A:10:7F\n");
+        assert_eq!(
+            read_permanent_mac(dir.path()).as_deref(),
+            Some("3c:58:c2:9a:10:7f")
+        );
     }
 }
