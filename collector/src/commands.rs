@@ -33,6 +33,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Box<dyn Store>> {
 
 pub async fn units_import(
     store: &dyn Store,
+    config: &Config,
     file: &Path,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
@@ -51,6 +52,8 @@ pub async fn units_import(
             );
         }
     };
+    // Today's figures under the tree being replaced, if `serve` has not kept them yet.
+    crate::history::take_today(store, config).await?;
     let s = store.import_units(&units, crate::now()).await?;
     let merged = if s.merged > 0 {
         format!(
@@ -244,6 +247,9 @@ pub async fn snapshot(
         )?,
         crate::history::Taken::Exists { date } => {
             writeln!(out, "snapshot of {date} already taken; left as it was")?;
+        }
+        crate::history::Taken::NoUnits => {
+            writeln!(out, "no unit tree imported yet; no snapshot taken")?;
         }
     }
     Ok(())

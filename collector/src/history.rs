@@ -9,8 +9,11 @@
 //! - **Timing**: `serve` takes today's snapshot at start-up when it is missing, and then just
 //!   after each local midnight; it looks again at least every [`CHECK_EVERY`], so a midnight
 //!   missed (the collector down, the database unreachable) is made up within minutes.
-//!   `hatang-collector snapshot` does the same once, for cron. The snapshot of a day holds the
-//!   figures as they stood when it was taken: normally the start of that day.
+//!   `hatang-collector snapshot` does the same once, for cron, and `units import` before it
+//!   changes the tree, so a reorganisation imported while `serve` was not running still leaves
+//!   the day's figures as they stood under the old tree. The snapshot of a day holds the figures
+//!   as they stood when it was taken: normally the start of that day. Nothing is taken before a
+//!   tree is imported.
 //! - **Once**: the store claims the date and writes the rows in one transaction; a replica (or
 //!   a later run) that finds the date claimed writes nothing. A snapshot is never rewritten: a
 //!   unit import changes the current tree and today's figures, never a past day's.
@@ -211,6 +214,9 @@ pub enum Taken {
     },
     /// The date already had a snapshot, which stays as it is.
     Exists { date: String },
+    /// No unit tree is imported yet: nothing to keep, and the date stays free for the first
+    /// figures worth keeping.
+    NoUnits,
 }
 
 /// Writes `figures` as the snapshot of `date`, unless that date has one.
@@ -235,6 +241,9 @@ pub async fn write(store: &dyn Store, date: &str, figures: &Figures) -> Result<T
 /// exists.
 pub async fn take_today(store: &dyn Store, config: &Config) -> Result<Taken, StoreError> {
     let figures = crate::http::compute_figures(store, config).await?;
+    if figures.units.is_empty() {
+        return Ok(Taken::NoUnits);
+    }
     let date = format_date(date_of(figures.at, config.utc_offset));
     write(store, &date, &figures).await
 }
@@ -272,7 +281,7 @@ pub fn spawn(state: crate::http::AppState) -> crate::Background {
                 }) => {
                     tracing::info!(%date, levels, units, "figure snapshot written");
                 }
-                Ok(Taken::Exists { .. }) => {}
+                Ok(Taken::Exists { .. } | Taken::NoUnits) => {}
                 Err(e) => tracing::warn!(error = %e, "figure snapshot failed; trying again later"),
             }
             let wait = until_next_midnight(crate::now(), state.config().utc_offset);

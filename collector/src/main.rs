@@ -180,7 +180,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Units(UnitsCommand::Import { file }) => {
-            commands::units_import(store.as_ref(), &file, &mut out).await
+            commands::units_import(store.as_ref(), &config, &file, &mut out).await
         }
         Command::Units(UnitsCommand::List) => commands::units_list(store.as_ref(), &mut out).await,
         Command::Token(TokenCommand::Create {

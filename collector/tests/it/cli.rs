@@ -13,7 +13,7 @@ impl Harness {
         let path: PathBuf = self.dir.path().join(name);
         std::fs::write(&path, csv).unwrap();
         let mut out = Vec::new();
-        commands::units_import(self.store(), &path, &mut out).await?;
+        commands::units_import(self.store(), self.config(), &path, &mut out).await?;
         Ok(String::from_utf8(out).unwrap())
     }
 
@@ -104,9 +104,14 @@ async fn a_bad_unit_file_changes_nothing() {
 async fn a_missing_unit_file_is_an_error() {
     let h = Harness::with_tree(TREE_3).await;
     let mut out = Vec::new();
-    let err = commands::units_import(h.store(), &h.dir.path().join("none.csv"), &mut out)
-        .await
-        .unwrap_err();
+    let err = commands::units_import(
+        h.store(),
+        h.config(),
+        &h.dir.path().join("none.csv"),
+        &mut out,
+    )
+    .await
+    .unwrap_err();
     assert!(format!("{err:#}").starts_with("cannot open "), "{err:#}");
     assert!(out.is_empty());
 }
@@ -245,4 +250,32 @@ async fn coverage_as_a_table_and_for_an_unknown_level() {
         err.to_string(),
         "no level \"ward\" in the unit tree (levels: province, district, commune)"
     );
+}
+
+/// A reorganisation imported while `serve` is not running (so nobody took today's snapshot)
+/// still leaves today's figures as they stood under the old tree.
+#[tokio::test]
+async fn an_import_keeps_todays_figures_under_the_tree_it_replaces() {
+    use hatang_collector::history;
+
+    let h = Harness::empty().await;
+    let today = time::OffsetDateTime::now_utc()
+        .to_offset(h.config().utc_offset)
+        .date();
+    h.units_import("a.csv", TREE_3).await.unwrap();
+    assert!(
+        history::figures_at(h.store(), today)
+            .await
+            .unwrap()
+            .is_err(),
+        "no tree before the first import: nothing to keep, the date stays free"
+    );
+    h.units_import("b.csv", TREE_2).await.unwrap();
+    let kept = history::figures_at(h.store(), today)
+        .await
+        .unwrap()
+        .expect("today's snapshot, taken before the reorganisation");
+    let levels: Vec<&str> = kept.levels.iter().map(|l| l.level.as_str()).collect();
+    assert_eq!(levels, ["province", "district", "commune"]);
+    assert!(kept.units.iter().any(|u| u.code == "148"));
 }
