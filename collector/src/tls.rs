@@ -452,10 +452,11 @@ mod tests {
             broadband_window_secs: 1,
             broadband_min_bps: 0.0,
         };
-        let empty = crate::figures::compute(&[], &[], &rules, 0);
+        let empty = Arc::new(crate::figures::compute(&[], &[], &rules, 0));
         let name = "hatang_tls_certificate_expiry_timestamp_seconds";
         assert!(!metrics.render(&empty, &[]).contains(name));
         metrics.tls_certificate_expiry(1_900_000_000);
+        // The same figures: their series come from the cache, the certificate's from now.
         let text = metrics.render(&empty, &[]);
         assert!(
             text.lines().any(|l| l == format!("{name} 1900000000")),

@@ -10,6 +10,8 @@
 
 mod text;
 
+use std::sync::{Arc, Mutex};
+
 use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounterVec, Opts, Registry, TextEncoder};
 
 use crate::changes::{COMPONENTS, ChangeKind};
@@ -63,6 +65,9 @@ pub struct Metrics {
     /// Without labels; absent until a certificate is loaded, so a collector serving plain HTTP
     /// has no such series.
     tls_expiry: GaugeVec,
+    /// The figure series of the latest figures rendered, reused by every scrape until the
+    /// figures change (megabytes at national scale, identical between refreshes).
+    rendered: Mutex<Option<(Arc<Figures>, Arc<str>)>>,
 }
 
 impl Metrics {
@@ -145,6 +150,7 @@ impl Metrics {
             inventory_changes,
             clock_skew,
             tls_expiry,
+            rendered: Mutex::new(None),
         }
     }
 
@@ -173,20 +179,35 @@ impl Metrics {
             .set(float(unix_seconds));
     }
 
-    /// The whole exposition: the event counters, then the figures and service checks.
-    pub fn render(&self, figures: &Figures, services: &[ServiceResult]) -> String {
+    /// The whole exposition: the event counters, the figures and the service checks.
+    pub fn render(&self, figures: &Arc<Figures>, services: &[ServiceResult]) -> String {
+        let counters = TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default();
+        let figure_series = self.figure_series(figures);
+        let mut x = Exposition::with_capacity(counters.len() + figure_series.len() + 4096);
+        x.push_encoded(&counters);
+        x.push_encoded(&figure_series);
+        self::services(&mut x, services);
+        x.finish()
+    }
+
+    /// The series of `figures`, written once per figures value.
+    fn figure_series(&self, figures: &Arc<Figures>) -> Arc<str> {
+        let mut rendered = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((of, text)) = rendered.as_ref()
+            && Arc::ptr_eq(of, figures)
+        {
+            return Arc::clone(text);
+        }
         // About 60 bytes a series; the units dominate.
         let mut x = Exposition::with_capacity(4096 + figures.units.len() * 800);
-        x.push_encoded(
-            &TextEncoder::new()
-                .encode_to_string(&self.registry.gather())
-                .unwrap_or_default(),
-        );
         levels(&mut x, figures);
         units(&mut x, figures);
         hosts(&mut x, &figures.hosts);
-        self::services(&mut x, services);
-        x.finish()
+        let text: Arc<str> = x.finish().into();
+        *rendered = Some((Arc::clone(figures), Arc::clone(&text)));
+        text
     }
 }
 
@@ -636,7 +657,7 @@ mod tests {
             .collect();
         let metrics = Metrics::new();
         metrics.tls_certificate_expiry(1_900_000_000);
-        let exposed = families(&metrics.render(&one_unit_figures(), &one_service()));
+        let exposed = families(&metrics.render(&Arc::new(one_unit_figures()), &one_service()));
         assert_eq!(documented, exposed);
     }
 
@@ -645,7 +666,7 @@ mod tests {
         let m = Metrics::new();
         m.report(Outcome::Accepted);
         m.inventory_change("memory", ChangeKind::Changed);
-        let text = m.render(&one_unit_figures(), &one_service());
+        let text = m.render(&Arc::new(one_unit_figures()), &one_service());
         for line in [
             "hatang_equipment_ratio{level=\"commune\"} 0.25",
             "hatang_equipment_target_ratio{level=\"commune\"} 0.88",
@@ -680,9 +701,24 @@ mod tests {
     }
 
     #[test]
+    fn cached_figure_series_come_with_fresh_counters() {
+        let m = Metrics::new();
+        let figures = Arc::new(one_unit_figures());
+        let first = m.render(&figures, &one_service());
+        m.report(Outcome::Accepted);
+        let second = m.render(&figures, &one_service());
+        let accepted = "hatang_reports_received_total{outcome=\"accepted\"}";
+        assert!(first.contains(&format!("{accepted} 0\n")));
+        assert!(second.contains(&format!("{accepted} 1\n")));
+        let unit = "hatang_unit_staff{level=\"commune\",unit=\"4351\"} 4\n";
+        assert!(first.contains(unit) && second.contains(unit));
+        assert_eq!(first.len(), second.len(), "only a counter's digit changed");
+    }
+
+    #[test]
     fn a_second_render_forgets_units_that_are_gone() {
         let m = Metrics::new();
-        let _ = m.render(&one_unit_figures(), &one_service());
+        let _ = m.render(&Arc::new(one_unit_figures()), &one_service());
         let empty = compute(
             &[],
             &[],
@@ -694,7 +730,7 @@ mod tests {
             },
             0,
         );
-        let text = m.render(&empty, &[]);
+        let text = m.render(&Arc::new(empty), &[]);
         assert!(!text.contains("4351"), "{text}");
     }
 }
