@@ -111,9 +111,10 @@ impl AppState {
         Ok(fresh)
     }
 
-    /// Recomputes the figures every half `figures_cache_secs` while they were asked for in the
-    /// last [`REFRESH_WHILE_WANTED_SECS`], so a reader (a Prometheus scrape every 15 s, a page)
-    /// finds them fresh and waits only for rendering; an idle collector does not compute. With
+    /// Recomputes the figures (and writes their metric series) every half `figures_cache_secs`
+    /// while they were asked for in the last [`REFRESH_WHILE_WANTED_SECS`], so a reader (a
+    /// Prometheus scrape every 15 s, a page) finds them ready; an idle collector does not
+    /// compute, and a refresh that takes long spaces the next one out. With
     /// `figures_cache_secs = 0` every reader computes its own and this does nothing. Stops when
     /// the returned guard is dropped.
     pub fn spawn_figures_refresher(&self) -> Option<crate::Background> {
@@ -123,16 +124,24 @@ impl AppState {
         }
         let state = self.clone();
         Some(crate::Background::spawn(async move {
+            let mut took = Duration::ZERO;
             loop {
-                tokio::time::sleep(ttl / 2).await;
+                // At most a tenth of a core: at national scale a refresh takes a good part of
+                // the half period, and readers compute their own when the figures are older.
+                tokio::time::sleep((ttl / 2).max(took * 10)).await;
                 let wanted_at = state.inner.figures_wanted_at.load(Ordering::Relaxed);
                 if crate::now().saturating_sub(wanted_at) > REFRESH_WHILE_WANTED_SECS {
                     continue;
                 }
+                let started = Instant::now();
                 // Computed outside the lock: readers keep getting the previous figures meanwhile.
                 match compute_figures(state.store(), state.config()).await {
                     Ok(fresh) => {
-                        *state.inner.figures.lock().await = Some((Instant::now(), Arc::new(fresh)));
+                        let fresh = Arc::new(fresh);
+                        // The scrape that comes next finds the exposition written too.
+                        state.metrics().prerender(&fresh);
+                        took = started.elapsed();
+                        *state.inner.figures.lock().await = Some((Instant::now(), fresh));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "refreshing the figures failed; readers compute their own")

@@ -192,6 +192,11 @@ impl Metrics {
         x.finish()
     }
 
+    /// Writes the series of `figures` now, so the next [`Metrics::render`] of them only copies.
+    pub fn prerender(&self, figures: &Arc<Figures>) {
+        self.figure_series(figures);
+    }
+
     /// The series of `figures`, written once per figures value.
     fn figure_series(&self, figures: &Arc<Figures>) -> Arc<str> {
         let mut rendered = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
