@@ -126,9 +126,10 @@ impl AppState {
         Some(crate::Background::spawn(async move {
             let mut took = Duration::ZERO;
             loop {
-                // At most a tenth of a core: at national scale a refresh takes a good part of
-                // the half period, and readers compute their own when the figures are older.
-                tokio::time::sleep((ttl / 2).max(took * 10)).await;
+                // At most a quarter of a core: at national scale (100,000 agents) a refresh
+                // takes a good part of the half period. Readers that find the figures older
+                // than `figures_cache_secs` compute their own.
+                tokio::time::sleep((ttl / 2).max(took * 4)).await;
                 let wanted_at = state.inner.figures_wanted_at.load(Ordering::Relaxed);
                 if crate::now().saturating_sub(wanted_at) > REFRESH_WHILE_WANTED_SECS {
                     continue;
