@@ -32,6 +32,8 @@ pub struct RawConfig {
     pub figures_cache_secs: u64,
     /// Stored reports older than this many days are deleted (0 keeps them all).
     pub report_retention_days: u32,
+    /// Keep each report's whole JSON body, not just its id (for forensics; about 2.5 KB each).
+    pub keep_report_bodies: bool,
     /// Largest report body accepted, in bytes, before and after decompression.
     pub max_report_bytes: usize,
     /// Target equipment ratio (0..1) per level name, e.g. `province = 0.98`.
@@ -110,6 +112,7 @@ impl Default for RawConfig {
             equipment_window_days: 30,
             figures_cache_secs: 2,
             report_retention_days: 30,
+            keep_report_bodies: false,
             max_report_bytes: 1024 * 1024,
             // The province's plan: 98% of province-level staff, 91% district, 88% commune.
             targets: [("province", 0.98), ("district", 0.91), ("commune", 0.88)]
@@ -145,6 +148,7 @@ pub struct Config {
     pub figures_cache_secs: u64,
     /// `None`: reports are kept for ever.
     pub report_retention_secs: Option<i64>,
+    pub keep_report_bodies: bool,
     pub max_report_bytes: usize,
     pub targets: BTreeMap<String, f64>,
     pub broadband_window_secs: i64,
@@ -175,6 +179,7 @@ impl fmt::Debug for Config {
             .field("equipment_window_secs", &self.equipment_window_secs)
             .field("figures_cache_secs", &self.figures_cache_secs)
             .field("report_retention_secs", &self.report_retention_secs)
+            .field("keep_report_bodies", &self.keep_report_bodies)
             .field("max_report_bytes", &self.max_report_bytes)
             .field("targets", &self.targets)
             .field("broadband_window_secs", &self.broadband_window_secs)
@@ -309,6 +314,7 @@ impl RawConfig {
             figures_cache_secs: self.figures_cache_secs,
             report_retention_secs: (self.report_retention_days > 0)
                 .then(|| i64::from(self.report_retention_days) * 86_400),
+            keep_report_bodies: self.keep_report_bodies,
             max_report_bytes: self.max_report_bytes,
             targets: self.targets,
             broadband_window_secs: i64::from(self.broadband_window_secs),

@@ -14,6 +14,13 @@ use serde_json::Value;
 
 use crate::support::{Agent, Collector, get_as, run_ok, testdata};
 
+/// Starts the collector with the report bodies kept: the test reads them back.
+fn start_keeping_bodies(collector: &mut Collector) {
+    collector.start_configured("figures_cache_secs = 0\nkeep_report_bodies = true\n", |c| {
+        matches!(get_as(&c.addr, "/healthz", None), Ok((200, _)))
+    });
+}
+
 /// An enrolled agent with its collector, a viewer token and an agent config file.
 struct Setup {
     collector: Collector,
@@ -31,7 +38,7 @@ impl Setup {
                 .cli(&["units", "import"])
                 .arg(testdata("units-hoa-binh-2024.csv")),
         );
-        collector.start(0);
+        start_keeping_bodies(&mut collector);
         let agent = Agent::new(machine);
         let agent_id = agent.enroll(&collector, &collector.token(&["--unit", "17-SYT"]));
         let viewer = collector.token(&["--role", "viewer"]);
@@ -155,7 +162,7 @@ fn reports_made_while_the_collector_is_down_arrive_once_and_in_order() {
     for made in 1..=OFFLINE {
         s.once_offline(made);
     }
-    s.collector.start(0);
+    start_keeping_bodies(&mut s.collector);
     s.once_online(OFFLINE + 1);
 
     let stored = s.assert_stored_once(OFFLINE + 2, OFFLINE + 1);
@@ -176,7 +183,7 @@ fn with_the_spool_full_the_oldest_go_and_the_drop_count_arrives() {
     for made in 1..=OFFLINE {
         s.once_offline(made.min(CAP));
     }
-    s.collector.start(0);
+    start_keeping_bodies(&mut s.collector);
     // Spooling this one drops the oldest offline report; it carries the 3 drops before it.
     s.once_online(CAP);
     // The next one carries the drop its predecessor caused.

@@ -58,7 +58,13 @@ pub(super) async fn ingest(
     let incoming = Incoming {
         agent_id: agent.clone(),
         report,
-        body: text,
+        // Without the body the row still makes a resent report a duplicate; what the report
+        // says is applied to the agent's state either way.
+        body: if state.config().keep_report_bodies {
+            text
+        } else {
+            String::new()
+        },
         received_at: now,
     };
     let stored = match state.store().ingest(incoming).await {

@@ -139,7 +139,8 @@ pub struct Incoming {
     /// The agent its key names.
     pub agent_id: String,
     pub report: Report,
-    /// The report's JSON text, stored as received.
+    /// The report's JSON text as received, or empty when bodies are not kept
+    /// (`keep_report_bodies`).
     pub body: String,
     /// When it arrived (Unix seconds, the collector's clock).
     pub received_at: i64,

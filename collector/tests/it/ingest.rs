@@ -429,3 +429,36 @@ async fn max_clock_skew_days_0_accepts_any_clock() {
     r["agent_time"] = json!("2009-01-01T00:00:00+07:00");
     h.report(&agent.key, &r).await.json(StatusCode::ACCEPTED);
 }
+
+/// The stored bodies of all reports, read straight from the SQLite file.
+async fn stored_bodies(h: &Harness) -> Vec<String> {
+    let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(h.db_url())
+        .await
+        .unwrap();
+    sqlx::query_scalar("SELECT body FROM reports ORDER BY rowid")
+        .fetch_all(&mut db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn report_bodies_are_kept_only_when_asked_for() {
+    for keep in [false, true] {
+        let h = Harness::with_config(|c| c.keep_report_bodies = keep).await;
+        h.import(TREE_3).await;
+        let token = h.enrol_token("17-SYT", None).await;
+        let agent = h.enrolled(&token, "bodies").await;
+        let r = report();
+        h.report(&agent.key, &r).await.json(StatusCode::ACCEPTED);
+        // Kept or not, the record makes the same report a duplicate.
+        h.report(&agent.key, &r).await.json(StatusCode::OK);
+        let bodies = stored_bodies(&h).await;
+        assert_eq!(bodies.len(), 1);
+        if keep {
+            let stored: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+            assert_eq!(stored["report_id"], r["report_id"]);
+        } else {
+            assert_eq!(bodies[0], "", "no body unless keep_report_bodies");
+        }
+    }
+}
