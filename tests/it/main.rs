@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `hatang-collector` and `hatang-agent` binaries, driven as an
 //! operator would, against a collector on loopback.
 
+mod crash;
 mod dashboards;
 mod foundation;
 mod outage;
