@@ -9,6 +9,8 @@ use anyhow::{Context, bail};
 use sqlx::Connection;
 use tokio::process::{Child, Command};
 
+use crate::tree;
+
 /// The `hatang-collector` binary beside this one (`target/release/`), unless `explicit`.
 pub fn binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     let path = match explicit {
@@ -154,6 +156,18 @@ impl Collector {
             );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Migrates the database and imports a synthetic tree of `units` units made from `seed`
+    /// with the CLI (`units import`, as an operator would); returns the tree.
+    pub async fn import_tree(&self, units: usize, seed: u64) -> anyhow::Result<Vec<tree::Unit>> {
+        self.cli(&["migrate"]).await?;
+        let units = tree::generate(units, seed);
+        let csv = self.dir.path().join("units.csv");
+        std::fs::write(&csv, tree::csv(&units))?;
+        self.cli(&["units", "import", &csv.display().to_string()])
+            .await?;
+        Ok(units)
     }
 
     /// Writes the configuration `serve` and the CLI read.

@@ -1,8 +1,9 @@
 //! hatang-bench: measures the real `hatang-collector` binary the way a province would load it.
 //!
-//! Two binaries share these modules: `hatang-load` (enrol agents over HTTP, push reports, compare
-//! with a trivial endpoint) and `hatang-scale` (a database of 100,000 agents, then `/metrics`,
-//! memory and start-up). Both start the collector as a child process with its own database and
+//! Three binaries share these modules: `hatang-load` (enrol agents over HTTP, push reports, compare
+//! with a trivial endpoint), `hatang-soak` (a thousand agents at their own pace for ten minutes,
+//! watching the collector's memory and descriptors) and `hatang-scale` (a database of 100,000
+//! agents, then `/metrics`, memory and start-up). They start the collector as a child process with its own database and
 //! read its memory and CPU from `/proc`, so what they measure is the shipped binary, not a test
 //! build of its library.
 
@@ -10,6 +11,7 @@ pub mod collector;
 pub mod load;
 pub mod proc;
 pub mod reports;
+pub mod setup;
 pub mod tree;
 
 /// A small deterministic generator (SplitMix64): the same seed gives the same tree and reports,
@@ -51,6 +53,24 @@ impl Rng {
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.range(0, items.len() as u64) as usize]
     }
+}
+
+/// Runs a bench's `run` on a runtime of `threads` worker threads (the bench shares the machine
+/// with the collector); an error is printed with its causes after `name` and gives `None`.
+pub fn block_on<T>(
+    name: &str,
+    threads: usize,
+    run: impl Future<Output = anyhow::Result<T>>,
+) -> Option<T> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime
+        .block_on(run)
+        .inspect_err(|e| eprintln!("{name}: {e:#}"))
+        .ok()
 }
 
 /// Mixes two numbers into a seed, so (worker, request) pairs draw independent values.

@@ -93,7 +93,8 @@ pub fn client(concurrency: usize) -> reqwest::Client {
         .expect("an HTTP client")
 }
 
-fn classify(e: &reqwest::Error) -> String {
+/// A transport failure as an outcome: `error: timeout`, `connect`, `body` or `request`.
+pub fn classify(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timeout"
     } else if e.is_connect() {
@@ -104,6 +105,21 @@ fn classify(e: &reqwest::Error) -> String {
         "request"
     };
     format!("error: {kind}")
+}
+
+/// What became of one request: its status code once the whole answer was read, or the kind of
+/// transport failure ([`classify`]).
+pub async fn outcome(answer: Result<reqwest::Response, reqwest::Error>) -> String {
+    match answer {
+        Ok(response) => {
+            let status = response.status().as_u16().to_string();
+            match response.bytes().await {
+                Ok(_) => status,
+                Err(e) => classify(&e),
+            }
+        }
+        Err(e) => classify(&e),
+    }
 }
 
 /// Runs one phase and gathers what every worker saw.
@@ -137,17 +153,7 @@ pub async fn run(client: &reqwest::Client, plan: Plan, make: MakeRequest) -> Out
                 if interval.is_some() {
                     sleep_until(due.into()).await;
                 }
-                let answer = make(&client, w, n).send().await;
-                let status = match answer {
-                    Ok(response) => {
-                        let status = response.status().as_u16().to_string();
-                        match response.bytes().await {
-                            Ok(_) => status,
-                            Err(e) => classify(&e),
-                        }
-                    }
-                    Err(e) => classify(&e),
-                };
+                let status = outcome(make(&client, w, n).send().await).await;
                 let took = due.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
                 latencies.push(took);
                 *statuses.entry(status).or_default() += 1;

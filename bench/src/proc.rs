@@ -1,5 +1,6 @@
-//! What `/proc` says about a process: resident memory and the CPU time it has used, in total and
-//! per thread name (the collector's HTTP runtime threads apart from its SQLite worker threads).
+//! What `/proc` says about a process: resident memory, open file descriptors, and the CPU time it
+//! has used, in total and per thread name (the collector's HTTP runtime threads apart from its
+//! SQLite worker threads).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -11,6 +12,9 @@ use std::time::Duration;
 pub struct Usage {
     /// `VmRSS`: resident now, KiB.
     pub rss_kib: u64,
+    /// `RssAnon`: the part of it that is the process's own memory (heap, stacks), KiB; the rest
+    /// is mapped files (the binary, libraries) the kernel can drop and read again.
+    pub anon_kib: u64,
     /// `VmHWM`: the most it was ever resident, KiB.
     pub hwm_kib: u64,
     /// User CPU time of all its threads.
@@ -75,10 +79,16 @@ pub fn usage(pid: &str) -> io::Result<Usage> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unreadable /proc stat"))?;
     Ok(Usage {
         rss_kib: status_kib(&status, "VmRSS:"),
+        anon_kib: status_kib(&status, "RssAnon:"),
         hwm_kib: status_kib(&status, "VmHWM:"),
         user: ticks(utime),
         system: ticks(stime),
     })
+}
+
+/// How many file descriptors process `pid` has open (sockets, database files, its log).
+pub fn open_fds(pid: &str) -> io::Result<usize> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
 }
 
 /// CPU time per thread name of process `pid`, trailing numbers dropped so a pool's threads add
@@ -173,7 +183,13 @@ mod tests {
     fn this_process_can_be_read() {
         let u = usage("self").unwrap();
         assert!(u.rss_kib > 0 && u.hwm_kib >= u.rss_kib, "{u:?}");
+        assert!(u.anon_kib > 0 && u.anon_kib < u.rss_kib, "{u:?}");
         assert!(!threads("self").is_empty());
+        let before = open_fds("self").unwrap();
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        assert_eq!(open_fds("self").unwrap(), before + 1);
+        drop(file);
+        assert!(open_fds("/nonexistent-pid").is_err());
         let (busy, all) = machine().unwrap();
         assert!(busy <= all && !all.is_zero());
     }

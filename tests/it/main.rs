@@ -2,6 +2,7 @@
 //! operator would, against a collector on loopback.
 
 mod browser;
+mod crash;
 mod dashboards;
 mod foundation;
 mod outage;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A binary built by this workspace (`target/<profile>/<name>`).
@@ -139,7 +139,12 @@ impl Collector {
         let text = config;
         let config = self.dir.path().join("collector.toml");
         std::fs::write(&config, text).unwrap();
-        let log = std::fs::File::create(self.dir.path().join("collector.log")).unwrap();
+        // Appended to, so a collector started again keeps the log of its earlier runs.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("collector.log"))
+            .unwrap();
         let child = self
             .cli(&["serve", "--listen", &self.addr])
             .arg("--config")
@@ -172,13 +177,12 @@ impl Collector {
         child.id()
     }
 
-    /// Kills `serve` (as a crash or a power cut would); `start` brings it back on the same
-    /// address and database.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    /// Kills `serve` with SIGKILL (as a crash or a power cut would) and returns how it ended;
+    /// `start` brings it back on the same address and database.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = child.kill();
+        child.wait().ok()
     }
 
     /// The database URL given to every command.
@@ -303,16 +307,44 @@ pub fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
 
 /// [`get`], with `Authorization: Bearer TOKEN` when a token is given.
 pub fn get_as(addr: &str, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
+    let stream = connect(addr)?;
+    exchange(stream, &get_request(addr, path, token))
+}
+
+/// A plain HTTP/1.1 POST of a JSON body on loopback, with `Authorization: Bearer TOKEN` when a
+/// token is given: (status, body). Status 0: the connection closed without an answer.
+pub fn post_json(
+    addr: &str,
+    path: &str,
+    token: Option<&str>,
+    json: &str,
+) -> std::io::Result<(u16, String)> {
+    let stream = connect(addr)?;
+    let auth = authorization(token);
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        json.len()
+    );
+    exchange(stream, &request)
+}
+
+/// A connection to `addr` that waits at most 10 s for an answer.
+fn connect(addr: &str) -> std::io::Result<TcpStream> {
     let stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    exchange(stream, &get_request(addr, path, token))
+    Ok(stream)
+}
+
+/// The `Authorization: Bearer` header line of `token`, if given.
+fn authorization(token: Option<&str>) -> String {
+    token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default()
 }
 
 /// A `GET` that closes the connection after the answer, with a bearer token if given.
 pub fn get_request(addr: &str, path: &str, token: Option<&str>) -> String {
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
+    let auth = authorization(token);
     format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n")
 }
 

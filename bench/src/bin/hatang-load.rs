@@ -10,39 +10,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Parser;
-use futures_like::buffered;
-use hatang_bench::collector::{self, Collector};
+use hatang_bench::collector;
 use hatang_bench::load::{self, MakeRequest, Outcome, Plan, mib, ms, thousands};
+use hatang_bench::proc;
 use hatang_bench::reports::{Fleet, INVENTORY_EVERY};
-use hatang_bench::{proc, tree};
-use hatang_protocol::{EnrollRequest, EnrollResponse};
-use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
+use hatang_bench::setup::{TargetArgs, counted_accepted, enrol, prepare, report_request};
 
 /// Load generator for the hatang collector: enrol agents, push reports, measure.
 #[derive(Debug, Parser)]
 #[command(name = "hatang-load", version, about, long_about = None)]
 struct Args {
-    /// Load this running collector instead of starting one (e.g. http://127.0.0.1:8080).
-    #[arg(long, value_name = "URL")]
-    url: Option<String>,
-    /// With --url: an enrolment token (`hatang-collector token create --unit CODE`).
-    #[arg(long, value_name = "TOKEN")]
-    token: Option<String>,
-    /// With --url: the collector's process id, to report its memory and CPU.
-    #[arg(long, value_name = "PID")]
-    pid: Option<u32>,
-    /// PostgreSQL server to create a throwaway database on (postgres://USER@HOST:PORT/DB);
-    /// default: a temporary SQLite file.
-    #[arg(long, value_name = "URL")]
-    database: Option<String>,
-    /// The collector binary (default: hatang-collector beside this program).
-    #[arg(long, value_name = "PATH")]
-    collector_bin: Option<std::path::PathBuf>,
-    /// Units in the synthetic tree (163 is one province such as Phú Thọ after the reform).
-    #[arg(long, default_value_t = 163)]
-    units: usize,
+    #[command(flatten)]
+    target: TargetArgs,
     /// Agents to enrol; each connection sends for its own share of them in turn.
     #[arg(long, default_value_t = 2000)]
     agents: usize,
@@ -64,195 +45,15 @@ struct Args {
     /// Threads of the load generator's runtime (it shares the machine with the collector).
     #[arg(long, default_value_t = 2)]
     client_threads: usize,
-    /// Seed of the synthetic tree and reports.
-    #[arg(long, default_value_t = 2025)]
-    seed: u64,
-    /// Keep the temporary directory and database afterwards.
-    #[arg(long)]
-    keep: bool,
 }
-
-/// A tiny bounded-concurrency map over futures, enough for enrolment and token creation without
-/// pulling in a futures crate for one combinator.
-mod futures_like {
-    use std::future::Future;
-    use std::sync::Arc;
-
-    use tokio::sync::Semaphore;
-
-    pub async fn buffered<T, F, Fut>(items: Vec<T>, limit: usize, f: F) -> Vec<Fut::Output>
-    where
-        T: Send + 'static,
-        F: Fn(T) -> Fut,
-        Fut: Future + Send + 'static,
-        Fut::Output: Send + 'static,
-    {
-        let permits = Arc::new(Semaphore::new(limit.max(1)));
-        let mut handles = Vec::with_capacity(items.len());
-        for item in items {
-            let permit = Arc::clone(&permits)
-                .acquire_owned()
-                .await
-                .expect("open semaphore");
-            let fut = f(item);
-            handles.push(tokio::spawn(async move {
-                let out = fut.await;
-                drop(permit);
-                out
-            }));
-        }
-        let mut out = Vec::with_capacity(handles.len());
-        for h in handles {
-            out.push(h.await.expect("task does not panic"));
-        }
-        out
-    }
-}
-
-/// Limits high enough never to refuse the bench, but not 0, so the limiter's bookkeeping still
-/// runs on every report as in production. Without this, one address enrolling thousands of
-/// agents and each agent sending many reports a second would be throttled (429) as intended.
-const CONFIG: &str = "\
-[limits]
-reports_per_minute_per_agent = 1000000
-requests_per_minute_per_address = 1000000
-";
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.client_threads.max(1))
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    match runtime.block_on(run(args)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("hatang-load: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+    let threads = args.client_threads;
+    match hatang_bench::block_on("hatang-load", threads, run(args)) {
+        Some(()) => std::process::ExitCode::SUCCESS,
+        None => std::process::ExitCode::FAILURE,
     }
-}
-
-struct Target {
-    base: String,
-    collector: Option<Collector>,
-    pid: Option<String>,
-    /// (unit code, enrolment token) per agent, in agent order.
-    tokens: Vec<(String, String)>,
-    startup: Option<Duration>,
-}
-
-async fn prepare(args: &Args, client: &reqwest::Client) -> anyhow::Result<Target> {
-    if let Some(url) = &args.url {
-        let token = args
-            .token
-            .clone()
-            .context("--url needs --token (hatang-collector token create --unit CODE)")?;
-        return Ok(Target {
-            base: url.trim_end_matches('/').to_string(),
-            collector: None,
-            pid: args.pid.map(|p| p.to_string()),
-            tokens: (0..args.agents)
-                .map(|_| ("X".to_string(), token.clone()))
-                .collect(),
-            startup: None,
-        });
-    }
-    let bin = collector::binary(args.collector_bin.as_deref())?;
-    let c = Collector::new(bin, args.database.as_deref()).await?;
-    c.configure(CONFIG)?;
-    eprintln!("preparing {} ({})", c.backend(), c.dir.path().display());
-    c.cli(&["migrate"]).await?;
-    let units = tree::generate(args.units, args.seed);
-    let csv = c.dir.path().join("units.csv");
-    std::fs::write(&csv, tree::csv(&units))?;
-    c.cli(&["units", "import", &csv.display().to_string()])
-        .await?;
-    // Agents go round-robin over the staffed units; one token per unit used, made by the CLI.
-    let staffed: Vec<String> = units
-        .iter()
-        .filter(|u| u.staff > 0)
-        .map(|u| u.code.clone())
-        .collect();
-    let used: Vec<String> = staffed.iter().take(args.agents).cloned().collect();
-    let c = Arc::new(c);
-    let started = Instant::now();
-    let made = buffered(used.clone(), 4, |code| {
-        let c = Arc::clone(&c);
-        async move {
-            let out = c.cli(&["token", "create", "--unit", &code]).await?;
-            let token = out.lines().last().unwrap_or_default().trim().to_string();
-            anyhow::Ok((code, token))
-        }
-    })
-    .await
-    .into_iter()
-    .collect::<anyhow::Result<Vec<_>>>()?;
-    eprintln!(
-        "{} units imported, {} enrolment tokens made with the CLI in {:.1} s",
-        units.len(),
-        made.len(),
-        started.elapsed().as_secs_f64()
-    );
-    let tokens = (0..args.agents)
-        .map(|i| made[i % made.len()].clone())
-        .collect();
-    let mut c = Arc::try_unwrap(c).expect("no CLI call is running");
-    let startup = c.start(client).await?;
-    Ok(Target {
-        base: c.base_url(),
-        pid: c.pid(),
-        collector: Some(c),
-        tokens,
-        startup: Some(startup),
-    })
-}
-
-/// Enrols every agent through `POST /api/v1/enroll`; returns their bearer headers.
-async fn enrol(
-    client: &reqwest::Client,
-    base: &str,
-    tokens: &[(String, String)],
-    fleet: &Fleet,
-    run: &str,
-    concurrency: usize,
-) -> anyhow::Result<Vec<HeaderValue>> {
-    let url = format!("{base}/api/v1/enroll");
-    let jobs: Vec<(usize, EnrollRequest)> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, (_, token))| {
-            (
-                i,
-                EnrollRequest {
-                    token: token.clone(),
-                    machine_id: format!("bench-{run}-{i:06}"),
-                    hostname: fleet.agents()[i].hostname.clone(),
-                },
-            )
-        })
-        .collect();
-    let keys = buffered(jobs, concurrency, |(i, request)| {
-        let (client, url) = (client.clone(), url.clone());
-        async move {
-            let response = client.post(&url).json(&request).send().await?;
-            let status = response.status();
-            if status.as_u16() != 201 && status.as_u16() != 200 {
-                bail!(
-                    "enrolment of agent {i} answered {status}: {}",
-                    response.text().await.unwrap_or_default()
-                );
-            }
-            let answer: EnrollResponse = response.json().await?;
-            Ok(HeaderValue::from_str(&format!(
-                "Bearer {}",
-                answer.agent_key
-            ))?)
-        }
-    })
-    .await;
-    keys.into_iter().collect()
 }
 
 /// Which agent request `n` of worker `w` speaks for, and that agent's report number.
@@ -401,22 +202,6 @@ async fn wrk_healthz(base: &str, connections: usize, threads: usize, secs: u64) 
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// The accepted-reports counter from the collector's exposition.
-async fn counted_accepted(client: &reqwest::Client, base: &str) -> Option<f64> {
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find(|l| l.starts_with("hatang_reports_received_total{outcome=\"accepted\"}"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 async fn run(args: Args) -> anyhow::Result<()> {
     if args.agents == 0 || args.concurrency == 0 {
         bail!("--agents and --concurrency must be at least 1");
@@ -424,9 +209,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let loadavg: Vec<&str> = loadavg.split_whitespace().take(3).collect();
     let client = load::client(args.concurrency);
-    let target = prepare(&args, &client).await?;
+    let target = prepare(&args.target, args.agents, &client).await?;
     let units: Vec<String> = target.tokens.iter().map(|(u, _)| u.clone()).collect();
-    let fleet = Fleet::new(&units, args.seed);
+    let fleet = Fleet::new(&units, args.target.seed);
 
     // What making one body costs this program, measured apart from any network work.
     let _ = fleet.body(0, 1, 0);
@@ -441,14 +226,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let body_cost = probe.elapsed() / samples as u32;
     let wire = wire / samples;
 
-    let run_id = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
     let started = Instant::now();
     let keys = enrol(
         &client,
         &target.base,
         &target.tokens,
         &fleet,
-        &run_id[run_id.len() - 8..],
         args.concurrency.min(32),
     )
     .await?;
@@ -490,11 +273,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let body_fleet = fleet.clone();
     let make: MakeRequest = Arc::new(move |c: &reqwest::Client, w, n| {
         let (agent, seq) = assign(agents, concurrency, w, n);
-        c.post(&reports_url)
-            .header(AUTHORIZATION, keys[agent].clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header(CONTENT_ENCODING, HeaderValue::from_static("gzip"))
-            .body(body_fleet.body(agent, seq, hatang_bench::mix(w as u64, n)))
+        report_request(
+            c,
+            &reports_url,
+            &keys[agent],
+            body_fleet.body(agent, seq, hatang_bench::mix(w as u64, n)),
+        )
     });
     let plan = Plan {
         duration: Duration::from_secs(args.duration),
@@ -533,7 +317,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "setup",
         format!(
             "{} units, {} agents enrolled over HTTP in {:.1} s ({}/s), {} connections, {} s measured after {} s warm-up{}",
-            args.units,
+            args.target.units,
             args.agents,
             enrol_time.as_secs_f64(),
             thousands(args.agents as f64 / enrol_time.as_secs_f64().max(1e-9)),
@@ -723,17 +507,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
 
-    if let Some(c) = target.collector {
-        let errors = c
-            .log()
-            .lines()
-            .filter(|l| l.contains("ERROR") || l.contains(" WARN "))
-            .count();
-        if errors > 0 {
-            eprintln!("the collector logged {errors} warnings/errors; see its log (--keep)");
-        }
-        c.finish(args.keep).await?;
-    }
+    target.finish(args.target.keep).await?;
     Ok(())
 }
 

@@ -364,12 +364,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     c.configure("")?;
     eprintln!("preparing {} ({})", c.backend(), c.dir.path().display());
     let t = Instant::now();
-    c.cli(&["migrate"]).await?;
-    let units = tree::generate(args.units, args.seed);
-    let csv = c.dir.path().join("units.csv");
-    std::fs::write(&csv, tree::csv(&units))?;
-    c.cli(&["units", "import", &csv.display().to_string()])
-        .await?;
+    let units = c.import_tree(args.units, args.seed).await?;
     let import = t.elapsed();
 
     let now = hatang_bench::now();
