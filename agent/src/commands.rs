@@ -152,6 +152,7 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow:
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut unauthorized_logged = false;
+    let mut backoff = push::Backoff::default();
     let mut speed_tests = speed::Schedule::new(config.speedtest_interval);
     tokio::pin!(shutdown);
     tracing::info!(
@@ -201,6 +202,10 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow:
         // Passes of `send_batch_reports`, oldest first, until the spool is empty, the collector
         // cannot take more or the next cycle is due: a week of backlog drains at the link's
         // pace and never delays a cycle's collection.
+        if !backoff.ready(Instant::now()) {
+            tracing::debug!("collector failed recently; sending waits, the report is spooled");
+            continue;
+        }
         let (flushed, result) = loop {
             let batch = config.send_batch_reports;
             let (flushed, result) = tokio::select! {
@@ -211,6 +216,17 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow:
                 break (flushed, result);
             }
         };
+        if result.is_ok() {
+            backoff.succeeded();
+        } else {
+            let wait = backoff.failed(Instant::now(), config.interval, push::jitter());
+            if !wait.is_zero() {
+                tracing::info!(
+                    wait_secs = wait.as_secs(),
+                    "sending again after failures in a row; collecting goes on"
+                );
+            }
+        }
         match result {
             Ok(()) => {
                 unauthorized_logged = false;

@@ -7,6 +7,7 @@
 //! rather than blocking every report behind it. Two exceptions keep reports: a redirect (3xx) and
 //! 404/405 say the configured URL does not lead to a collector's report endpoint, which no report
 //! can fix and dropping would turn a typo in a deployment into lost evidence on every machine.
+//! How long to wait before trying again is [`Backoff`]'s: doubling waits with jitter.
 
 use std::time::Duration;
 
@@ -37,6 +38,61 @@ pub fn classify(status: StatusCode) -> Disposition {
         501 => Disposition::Drop,
         500..=599 => Disposition::Retry,
         _ => Disposition::Drop,
+    }
+}
+
+/// When to try delivering again after failures: exponential backoff with jitter.
+///
+/// The first failure waits one cycle, as before; each further failure doubles the wait, up to
+/// [`Backoff::MAX_CYCLES`] cycles (a quarter of an hour at the default 60 s). The wait is then
+/// drawn between half and all of that, so thousands of agents that lost the collector at the
+/// same moment do not all come back at the same moment. Reports are collected and spooled every
+/// cycle meanwhile; only sending waits. One delivery that works resets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backoff {
+    failures: u32,
+    not_before: Option<std::time::Instant>,
+}
+
+impl Backoff {
+    pub const MAX_CYCLES: u32 = 16;
+
+    /// Whether sending may be tried at `now`.
+    pub fn ready(&self, now: std::time::Instant) -> bool {
+        self.not_before.is_none_or(|t| now >= t)
+    }
+
+    /// A delivery failed at `now`; `cycle` is the agent's interval and `jitter` a random draw
+    /// in `0..1`. Returns how long sending now waits.
+    pub fn failed(&mut self, now: std::time::Instant, cycle: Duration, jitter: f64) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let cycles = 1u32
+            .checked_shl(self.failures - 1)
+            .unwrap_or(u32::MAX)
+            .min(Self::MAX_CYCLES);
+        let wait = if cycles == 1 {
+            // The next cycle: nothing is gained by waiting less, and a single failure (a
+            // restart of the collector) should not delay the backlog more than that.
+            Duration::ZERO
+        } else {
+            (cycle * cycles).mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+        };
+        self.not_before = Some(now + wait);
+        wait
+    }
+
+    /// A delivery worked: send every cycle again.
+    pub fn succeeded(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// A random draw in `0..1` for [`Backoff::failed`]; the middle when the OS has no randomness.
+pub fn jitter() -> f64 {
+    let mut bytes = [0u8; 4];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
+        Err(_) => 0.5,
     }
 }
 
@@ -282,6 +338,37 @@ mod tests {
             "{said}"
         );
         assert_eq!(certificate_problem(&std::io::Error::other("reset")), None);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap_with_jitter_and_resets() {
+        let cycle = Duration::from_secs(60);
+        let t0 = std::time::Instant::now();
+        let mut b = Backoff::default();
+        assert!(b.ready(t0));
+        // One failure: the next cycle, as ever.
+        assert_eq!(b.failed(t0, cycle, 0.9), Duration::ZERO);
+        assert!(b.ready(t0));
+        // Then 2, 4, 8, 16 cycles at most, each drawn between half and all of it.
+        let waits: Vec<u64> = (0..6).map(|_| b.failed(t0, cycle, 1.0).as_secs()).collect();
+        assert_eq!(waits, [120, 240, 480, 960, 960, 960]);
+        assert_eq!(b.failed(t0, cycle, 0.0), Duration::from_secs(480));
+        assert!(!b.ready(t0 + Duration::from_secs(479)));
+        assert!(b.ready(t0 + Duration::from_secs(480)));
+        b.succeeded();
+        assert!(b.ready(t0));
+        assert_eq!(b.failed(t0, cycle, 0.5), Duration::ZERO);
+        assert_eq!(b.failed(t0, cycle, 0.5), Duration::from_secs(90));
+    }
+
+    #[test]
+    fn jitter_is_a_fraction() {
+        let draws: Vec<f64> = (0..100).map(|_| jitter()).collect();
+        assert!(draws.iter().all(|j| (0.0..=1.0).contains(j)));
+        assert!(
+            draws.iter().any(|j| (j - draws[0]).abs() > 1e-9),
+            "a hundred equal draws: no randomness"
+        );
     }
 
     #[test]
