@@ -139,6 +139,10 @@ pub fn machine_id() -> Result<String, String> {
             return Ok(id);
         }
     }
+    #[cfg(windows)]
+    if let Some(id) = crate::collect::machine_guid() {
+        return Ok(id);
+    }
     for path in ["/etc/machine-id", "/var/lib/dbus/machine-id"] {
         if let Ok(text) = fs::read_to_string(path)
             && let Some(id) = parse_machine_id(&text)
