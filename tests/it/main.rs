@@ -7,3 +7,4 @@ mod outage;
 mod scaleout;
 mod support;
 mod tls;
+mod windows;
