@@ -9,6 +9,8 @@ pub mod commands;
 pub mod config;
 pub mod push;
 pub mod report;
+#[cfg(windows)]
+pub mod service;
 pub mod speed;
 pub mod spool;
 pub mod state;

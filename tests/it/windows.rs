@@ -11,10 +11,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Collector, get_as, run_ok, testdata};
+use crate::support::{Collector, eventually, get_as, run_ok, testdata};
 
 /// A commune unit of the Hoà Bình tree: offices are where the Windows PCs are.
 const UNIT: &str = "4792";
@@ -75,6 +76,19 @@ fn machine_guid() -> String {
         .unwrap_or_else(|| panic!("no MachineGuid in {out:?}"))
 }
 
+/// `hatang-agent.exe ARGS` under Wine with its own state directory, talking to loopback only.
+fn windows_agent_cmd(exe: &Path, state: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(wine_runner());
+    cmd.arg(exe)
+        .args(args)
+        .env("HATANG_STATE_DIR", windows_path(state))
+        // The identity must come from the registry: nothing overrides it here.
+        .env_remove("HATANG_MACHINE_ID")
+        .env("HATANG_GATEWAY_PROBE", "false")
+        .env("HATANG_LOG", "warn");
+    cmd
+}
+
 #[test]
 fn windows_agent_under_wine_enrols_reports_and_is_counted() {
     let Some(exe) = windows_agent() else {
@@ -90,17 +104,7 @@ fn windows_agent_under_wine_enrols_reports_and_is_counted() {
     let token = collector.token(&["--unit", UNIT]);
     let viewer = collector.token(&["--role", "viewer"]);
     let state = tempfile::tempdir().unwrap();
-    let agent = |args: &[&str]| {
-        let mut cmd = Command::new(wine_runner());
-        cmd.arg(&exe)
-            .args(args)
-            .env("HATANG_STATE_DIR", windows_path(state.path()))
-            // The identity must come from the registry: nothing overrides it here.
-            .env_remove("HATANG_MACHINE_ID")
-            .env("HATANG_GATEWAY_PROBE", "false")
-            .env("HATANG_LOG", "warn");
-        cmd
-    };
+    let agent = |args: &[&str]| windows_agent_cmd(&exe, state.path(), args);
 
     run_ok(&mut agent(&[
         "enroll",
@@ -198,5 +202,89 @@ fn windows_agent_under_wine_enrols_reports_and_is_counted() {
             .as_array()
             .is_some_and(|f| f.iter().any(|f| f["mount_point"] == "C:\\")),
         "{sample}"
+    );
+}
+
+/// Uninstalls the service when the test ends, passed or not, so the next run can install it.
+struct Installed<'a>(&'a dyn Fn(&[&str]) -> Command);
+
+impl Drop for Installed<'_> {
+    fn drop(&mut self) {
+        let _ = (self.0)(&["service", "uninstall"]).output();
+    }
+}
+
+#[test]
+fn windows_agent_runs_as_a_service_under_wine() {
+    let Some(exe) = windows_agent() else {
+        return;
+    };
+    let mut collector = Collector::new();
+    run_ok(
+        collector
+            .cli(&["units", "import"])
+            .arg(testdata("units-hoa-binh-2024.csv")),
+    );
+    collector.start(0);
+    let token = collector.token(&["--unit", UNIT]);
+    let state = tempfile::tempdir().unwrap();
+    // The service does not inherit this environment: what it needs is in its files.
+    let config = state.path().join("agent.toml");
+    std::fs::write(&config, "interval_secs = 5\ngateway_probe = false\n").unwrap();
+    let agent = |args: &[&str]| windows_agent_cmd(&exe, state.path(), args);
+    run_ok(&mut agent(&[
+        "enroll",
+        "--collector",
+        &collector.url(),
+        "--token",
+        &token,
+    ]));
+
+    let (config, state_dir) = (windows_path(&config), windows_path(state.path()));
+    run_ok(&mut agent(&[
+        "--config",
+        &config,
+        "--state-dir",
+        &state_dir,
+        "service",
+        "install",
+    ]));
+    let _installed = Installed(&agent);
+    let again = agent(&["service", "install"]).output().unwrap();
+    assert!(!again.status.success(), "installed twice");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("installed already"),
+        "{again:?}"
+    );
+    run_ok(&mut agent(&["service", "start"]));
+    let accepted = || {
+        collector
+            .metrics()
+            .get("hatang_reports_received_total", &[("outcome", "accepted")])
+            .unwrap_or(0.0)
+    };
+    // Two reports, 5 s apart: the service runs `run`, not a single `once`.
+    eventually(Duration::from_secs(60), || {
+        (accepted() >= 2.0).then_some(())
+    });
+    assert_eq!(
+        collector
+            .metrics()
+            .get("hatang_unit_equipped_staff", &[("unit", UNIT)]),
+        Some(1.0)
+    );
+
+    run_ok(&mut agent(&["service", "stop"]));
+    let log = state.path().join("agent.log");
+    eventually(Duration::from_secs(20), || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|l| l.contains("agent stopped"))
+    });
+    run_ok(&mut agent(&["service", "uninstall"]));
+    let gone = agent(&["service", "start"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("not installed"),
+        "{gone:?}"
     );
 }
