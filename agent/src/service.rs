@@ -87,18 +87,39 @@ pub fn uninstall() -> anyhow::Result<()> {
             ServiceAccess::QUERY_STATUS | ServiceAccess::STOP | ServiceAccess::DELETE,
         )
         .context("the service is not installed")?;
+    // A service deleted while it runs is only marked for deletion, and its name stays taken
+    // until it stops: stop it and wait, so a new install can follow at once.
     if service.query_status()?.current_state != ServiceState::Stopped {
         let _ = service.stop();
+        let deadline = std::time::Instant::now() + STOP_WAIT;
+        while service.query_status()?.current_state != ServiceState::Stopped {
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("the service did not stop within {STOP_WAIT:?}; try again");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
     service.delete().context("cannot remove the service")
 }
 
+/// How long `uninstall` waits for the service to stop.
+const STOP_WAIT: Duration = Duration::from_secs(30);
+
+/// `ERROR_SERVICE_ALREADY_RUNNING`.
+const ALREADY_RUNNING: i32 = 1056;
+
+/// Starts the service; one that runs already is left running, not an error.
 pub fn start() -> anyhow::Result<()> {
-    manager(ServiceManagerAccess::empty())?
+    let started = manager(ServiceManagerAccess::empty())?
         .open_service(NAME, ServiceAccess::START)
         .context("the service is not installed")?
-        .start::<&str>(&[])
-        .context("cannot start the service")
+        .start::<&str>(&[]);
+    match started {
+        Err(windows_service::Error::Winapi(e)) if e.raw_os_error() == Some(ALREADY_RUNNING) => {
+            Ok(())
+        }
+        other => other.context("cannot start the service"),
+    }
 }
 
 pub fn stop() -> anyhow::Result<()> {

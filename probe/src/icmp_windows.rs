@@ -80,13 +80,29 @@ fn failure(status: u32) -> String {
 /// error, and an `IO_STATUS_BLOCK` (16 bytes) `IcmpSendEcho2` may write (its documentation).
 const REPLY_BYTES: usize = size_of::<ICMP_ECHO_REPLY>() + PAYLOAD.len() + 8 + 16;
 
+/// A buffer for the replies, of u64s so the reply structure is aligned.
+type Replies = [u64; REPLY_BYTES.div_ceil(8)];
+
+/// The outcome of one echo call that wrote into `replies` and returned their count; `status`
+/// reads the first reply's status (its structure differs between IPv4 and IPv6).
+fn outcome(count: u32, replies: &Replies, status: fn(&Replies) -> u32) -> Result<(), String> {
+    if count == 0 {
+        // The call's own error: the reason no reply came.
+        let error = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        return Err(failure(error as u32));
+    }
+    match status(replies) {
+        IP_SUCCESS => Ok(()),
+        other => Err(failure(other)),
+    }
+}
+
 fn echo_v4(host: Ipv4Addr, timeout_ms: u32) -> Result<(), String> {
     let icmp = Icmp::open(false)?;
-    // u64 elements keep the reply structure aligned.
-    let mut reply = [0u64; REPLY_BYTES.div_ceil(8)];
+    let mut replies: Replies = [0; REPLY_BYTES.div_ceil(8)];
     // SAFETY: no event or APC, so the call is synchronous; the payload and reply buffer are
     // valid for the sizes passed; the address is in network byte order as the API wants.
-    let replies = unsafe {
+    let count = unsafe {
         IcmpSendEcho2(
             icmp.0,
             std::ptr::null_mut(),
@@ -96,23 +112,15 @@ fn echo_v4(host: Ipv4Addr, timeout_ms: u32) -> Result<(), String> {
             PAYLOAD.as_ptr().cast(),
             PAYLOAD.len() as u16,
             std::ptr::null(),
-            reply.as_mut_ptr().cast(),
-            (reply.len() * 8) as u32,
+            replies.as_mut_ptr().cast(),
+            size_of::<Replies>() as u32,
             timeout_ms,
         )
     };
-    if replies == 0 {
-        return Err(failure(
-            std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as u32,
-        ));
-    }
-    // SAFETY: with at least one reply, the buffer starts with an ICMP_ECHO_REPLY.
-    let status = unsafe { reply.as_ptr().cast::<ICMP_ECHO_REPLY>().read() }.Status;
-    if status == IP_SUCCESS {
-        Ok(())
-    } else {
-        Err(failure(status))
-    }
+    outcome(count, &replies, |r| {
+        // SAFETY: read only when a reply came: the buffer starts with an ICMP_ECHO_REPLY.
+        unsafe { r.as_ptr().cast::<ICMP_ECHO_REPLY>().read() }.Status
+    })
 }
 
 fn echo_v6(host: Ipv6Addr, timeout_ms: u32) -> Result<(), String> {
@@ -123,10 +131,10 @@ fn echo_v6(host: Ipv6Addr, timeout_ms: u32) -> Result<(), String> {
     };
     let mut destination = source;
     destination.sin6_addr.u.Byte = host.octets();
-    let mut reply = [0u64; REPLY_BYTES.div_ceil(8)];
+    let mut replies: Replies = [0; REPLY_BYTES.div_ceil(8)];
     // SAFETY: as for IPv4; both socket addresses are complete SOCKADDR_IN6 values (the source
     // is the unspecified address: the system chooses).
-    let replies = unsafe {
+    let count = unsafe {
         Icmp6SendEcho2(
             icmp.0,
             std::ptr::null_mut(),
@@ -137,23 +145,15 @@ fn echo_v6(host: Ipv6Addr, timeout_ms: u32) -> Result<(), String> {
             PAYLOAD.as_ptr().cast(),
             PAYLOAD.len() as u16,
             std::ptr::null(),
-            reply.as_mut_ptr().cast(),
-            (reply.len() * 8) as u32,
+            replies.as_mut_ptr().cast(),
+            size_of::<Replies>() as u32,
             timeout_ms,
         )
     };
-    if replies == 0 {
-        return Err(failure(
-            std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as u32,
-        ));
-    }
-    // SAFETY: with a reply, the buffer starts with an ICMPV6_ECHO_REPLY.
-    let status = unsafe { reply.as_ptr().cast::<ICMPV6_ECHO_REPLY_LH>().read() }.Status;
-    if status == IP_SUCCESS {
-        Ok(())
-    } else {
-        Err(failure(status))
-    }
+    outcome(count, &replies, |r| {
+        // SAFETY: read only when a reply came: the buffer starts with an ICMPV6_ECHO_REPLY.
+        unsafe { r.as_ptr().cast::<ICMPV6_ECHO_REPLY_LH>().read() }.Status
+    })
 }
 
 impl Pinger {

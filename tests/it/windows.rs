@@ -76,6 +76,19 @@ fn machine_guid() -> String {
         .unwrap_or_else(|| panic!("no MachineGuid in {out:?}"))
 }
 
+/// A collector on the Hoà Bình tree, started, and an enrolment token for [`UNIT`].
+fn collector_with_token() -> (Collector, String) {
+    let mut collector = Collector::new();
+    run_ok(
+        collector
+            .cli(&["units", "import"])
+            .arg(testdata("units-hoa-binh-2024.csv")),
+    );
+    collector.start(0);
+    let token = collector.token(&["--unit", UNIT]);
+    (collector, token)
+}
+
 /// `hatang-agent.exe ARGS` under Wine with its own state directory, talking to loopback only.
 fn windows_agent_cmd(exe: &Path, state: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(wine_runner());
@@ -94,14 +107,7 @@ fn windows_agent_under_wine_enrols_reports_and_is_counted() {
     let Some(exe) = windows_agent() else {
         return;
     };
-    let mut collector = Collector::new();
-    run_ok(
-        collector
-            .cli(&["units", "import"])
-            .arg(testdata("units-hoa-binh-2024.csv")),
-    );
-    collector.start(0);
-    let token = collector.token(&["--unit", UNIT]);
+    let (collector, token) = collector_with_token();
     let viewer = collector.token(&["--role", "viewer"]);
     let state = tempfile::tempdir().unwrap();
     let agent = |args: &[&str]| windows_agent_cmd(&exe, state.path(), args);
@@ -219,14 +225,7 @@ fn windows_agent_runs_as_a_service_under_wine() {
     let Some(exe) = windows_agent() else {
         return;
     };
-    let mut collector = Collector::new();
-    run_ok(
-        collector
-            .cli(&["units", "import"])
-            .arg(testdata("units-hoa-binh-2024.csv")),
-    );
-    collector.start(0);
-    let token = collector.token(&["--unit", UNIT]);
+    let (collector, token) = collector_with_token();
     let state = tempfile::tempdir().unwrap();
     // The service does not inherit this environment: what it needs is in its files.
     let config = state.path().join("agent.toml");
