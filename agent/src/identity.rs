@@ -5,7 +5,7 @@
 //! 1. `HATANG_MACHINE_ID`, when set, is the identity as given (tests run several agents on one
 //!    machine with it; operators can pin one).
 //! 2. Otherwise the operating system's machine id (`/etc/machine-id`, else
-//!    `/var/lib/dbus/machine-id`) combined with one piece of hardware evidence, the first of:
+//!    `/var/lib/dbus/machine-id`; on Windows the registry's `MachineGuid`) combined with one piece of hardware evidence, the first of:
 //!    the SMBIOS product UUID, the product serial, the permanent MAC address of the first physical
 //!    network card (by interface name; not loopback, bridges or other virtual links, and not a
 //!    random or administrator-set address). Junk values never count: all zeros, all `F`, the
@@ -133,11 +133,19 @@ fn pinned() -> Option<String> {
     Some(id.trim().to_owned()).filter(|id| !id.is_empty())
 }
 
-/// The operating system's machine id, where it has one.
+/// The operating system's machine id, where it has one: on Windows the registry's
+/// `MachineGuid`, elsewhere `/etc/machine-id`.
 fn os_machine_id() -> Option<String> {
-    ["/etc/machine-id", "/var/lib/dbus/machine-id"]
-        .iter()
-        .find_map(|path| parse_machine_id(&std::fs::read_to_string(path).ok()?))
+    #[cfg(windows)]
+    {
+        collect::machine_guid().and_then(|guid| parse_machine_id(&guid))
+    }
+    #[cfg(not(windows))]
+    {
+        ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+            .iter()
+            .find_map(|path| parse_machine_id(&std::fs::read_to_string(path).ok()?))
+    }
 }
 
 /// This machine's identity by the current rule.

@@ -10,6 +10,8 @@ pub mod config;
 pub mod identity;
 pub mod push;
 pub mod report;
+#[cfg(windows)]
+pub mod service;
 pub mod speed;
 pub mod spool;
 pub mod state;

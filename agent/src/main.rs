@@ -57,6 +57,25 @@ enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The Windows service: install (starting with Windows), start, stop, uninstall.
+    #[cfg(windows)]
+    #[command(subcommand)]
+    Service(ServiceCommand),
+}
+
+#[cfg(windows)]
+#[derive(Debug, Subcommand)]
+enum ServiceCommand {
+    /// Register the service (as an administrator); --config and --state-dir given here are
+    /// passed on to every start.
+    Install,
+    /// Stop the service if it runs and remove it.
+    Uninstall,
+    Start,
+    Stop,
+    /// What the service control manager starts; not for the command line.
+    #[command(hide = true)]
+    Run,
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,6 +86,16 @@ enum ConfigCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(windows)]
+    if let Command::Service(command) = &cli.command {
+        return match service(command, &cli) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hatang-agent: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HATANG_LOG")
@@ -124,15 +153,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         },
         _ => TlsFiles::default(),
     };
-    let config = RawConfig::load(cli.config.as_deref())?.check(Overrides {
-        state_dir: cli.state_dir,
-        collector,
-        gateway_probe: std::env::var("HATANG_GATEWAY_PROBE")
-            .ok()
-            .map(|v| config::switch("HATANG_GATEWAY_PROBE", &v))
-            .transpose()?,
-        tls,
-    })?;
+    let config = load_config(cli.config.as_deref(), cli.state_dir, collector, tls)?;
     let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Enroll { token, .. } => commands::enroll(&config, &token, &mut out).await?,
@@ -143,8 +164,61 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Once { print } => commands::once(&config, print, &mut out).await?,
         Command::Check => return commands::check(&config, &mut out).await,
         Command::Config(_) => {}
+        #[cfg(windows)]
+        Command::Service(_) => unreachable!("handled in main"),
     }
     Ok(true)
+}
+
+/// Defaults < file < environment < command line (`--state-dir`, `--collector`, TLS files).
+fn load_config(
+    file: Option<&std::path::Path>,
+    state_dir: Option<PathBuf>,
+    collector: Option<String>,
+    tls: TlsFiles,
+) -> anyhow::Result<config::Config> {
+    Ok(RawConfig::load(file)?.check(Overrides {
+        state_dir,
+        collector,
+        gateway_probe: std::env::var("HATANG_GATEWAY_PROBE")
+            .ok()
+            .map(|v| config::switch("HATANG_GATEWAY_PROBE", &v))
+            .transpose()?,
+        tls,
+    })?)
+}
+
+/// `service …`: blocking calls to the service control manager, no runtime needed. `run` logs
+/// to `agent.log` in the state directory, as a service has no console.
+#[cfg(windows)]
+fn service(command: &ServiceCommand, cli: &Cli) -> anyhow::Result<()> {
+    use hatang_agent::service;
+    match command {
+        ServiceCommand::Install => {
+            service::install(cli.config.as_deref(), cli.state_dir.as_deref())
+        }
+        ServiceCommand::Uninstall => service::uninstall(),
+        ServiceCommand::Start => service::start(),
+        ServiceCommand::Stop => service::stop(),
+        ServiceCommand::Run => {
+            let config = load_config(
+                cli.config.as_deref(),
+                cli.state_dir.clone(),
+                std::env::var("HATANG_COLLECTOR").ok(),
+                TlsFiles::default(),
+            )?;
+            let log = service::log_file(&config.state_dir)?;
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("HATANG_LOG")
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .with_writer(std::sync::Mutex::new(log))
+                .with_ansi(false)
+                .init();
+            service::run(config)
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM. The handlers are installed when this is called, not when

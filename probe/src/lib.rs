@@ -11,6 +11,11 @@
 
 mod dns;
 mod http;
+#[cfg(not(windows))]
+mod icmp;
+// surge-ping's sockets do not work on Windows; the ICMP helper API does, unprivileged.
+#[cfg(windows)]
+#[path = "icmp_windows.rs"]
 mod icmp;
 mod tcp;
 #[cfg(feature = "testing")]

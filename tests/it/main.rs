@@ -9,3 +9,4 @@ mod outage;
 mod scaleout;
 mod support;
 mod tls;
+mod windows;

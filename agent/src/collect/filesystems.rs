@@ -9,7 +9,8 @@
 //! (`f_bavail`), and total − available counts the reserved blocks as used: on a large ext4 volume
 //! that is many gigabytes of "use" nobody made. So the real mounts are `statvfs`ed again here
 //! ([`read_blocks`], I/O) and turned into figures by [`Blocks::usage`] (pure); sysinfo's figures
-//! remain the fallback where that fails and on platforms without `statvfs`.
+//! remain the fallback where that fails and on platforms without `statvfs`. Windows answers the
+//! same question through `GetDiskFreeSpaceExW`.
 
 use hatang_protocol::{Filesystem, FilesystemUsage};
 
@@ -115,7 +116,13 @@ fn statvfs(mount_point: &str) -> Option<Blocks> {
     }
 }
 
-#[cfg(not(unix))]
+/// `GetDiskFreeSpaceExW` gives the same three figures (total, free, free to this user) in bytes.
+#[cfg(windows)]
+fn statvfs(mount_point: &str) -> Option<Blocks> {
+    super::platform::volume_blocks(mount_point)
+}
+
+#[cfg(not(any(unix, windows)))]
 fn statvfs(_mount_point: &str) -> Option<Blocks> {
     None
 }

@@ -2,34 +2,43 @@
 //!
 //! sysinfo supplies the portable part (CPU, memory, uptime, load, mounts, interface counters and
 //! addresses); a platform module (`linux`, or `other` elsewhere) supplies what sysinfo does not
-//! know (DMI, block devices, memory modules, monitors, GPUs, installed software, link details,
-//! the default route, virtualization), each as a plain function so a Windows module can be added
-//! beside them. Anything unreadable is reported as
-//! absent, never as an error: the agent runs on VMs, containers and locked-down PCs alike.
+//! know (DMI, block devices, memory modules, monitors, GPUs, installed software, temperatures,
+//! link details, the default route, virtualization), each as a plain function. On Windows the platform module (`windows`) also supplies the interface list, CPU
+//! use and, where sysinfo lists none, the drives. Anything unreadable is reported as absent,
+//! never as an error: the agent runs on VMs, containers and locked-down PCs alike.
 
 mod filesystems;
 mod form_factor;
 pub(crate) mod junk;
+#[cfg(any(target_os = "linux", windows, test))]
+mod smbios;
 
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
 use linux as platform;
 
-#[cfg(not(target_os = "linux"))]
+// Built on every platform under test: its mappers are pure and their tests run on Linux too.
+#[cfg(any(windows, test))]
+mod windows;
+#[cfg(windows)]
+use windows as platform;
+
+#[cfg(not(any(target_os = "linux", windows)))]
 mod other;
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", windows)))]
 use other as platform;
+
+/// This machine's identity on Windows: the registry's `MachineGuid`.
+#[cfg(windows)]
+pub(crate) use windows::machine_guid;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use hatang_protocol::{Cpu, Interface, InterfaceCounters, Inventory, Memory, Os, Sample};
-use sysinfo::{
-    DiskRefreshKind, Disks, InterfaceOperationalState, MINIMUM_CPU_UPDATE_INTERVAL, NetworkData,
-    Networks, System,
-};
+use sysinfo::{DiskRefreshKind, Disks, MINIMUM_CPU_UPDATE_INTERVAL, NetworkData, Networks, System};
 
 use filesystems::Mount;
 
@@ -43,6 +52,9 @@ pub struct Collector {
     cpu_baseline: Option<Instant>,
     /// List installed software in the inventory (`inventory_software` in the configuration).
     software: bool,
+    /// Windows CPU use comes from `GetSystemTimes`, not sysinfo (see `windows::cpu`).
+    #[cfg(windows)]
+    cpu_meter: platform::CpuMeter,
 }
 
 impl fmt::Debug for Collector {
@@ -69,15 +81,24 @@ impl Collector {
         let system = System::new().ok().map(|mut system| {
             // The first CPU refresh lists the CPUs (brand, frequency) and reads the counters the
             // first sample's usage is measured from.
+            #[cfg(not(windows))]
             system.refresh_cpu_all();
+            #[cfg(windows)]
+            system.refresh_cpu_specifics(sysinfo::CpuRefreshKind::nothing().with_frequency());
             system
         });
+        #[cfg(windows)]
+        let mut cpu_meter = platform::CpuMeter::default();
+        #[cfg(windows)]
+        let _ = cpu_meter.busy_ratio();
         Self {
             cpu_baseline: system.as_ref().map(|_| Instant::now()),
             system,
             disks: Disks::new().ok(),
             networks: Networks::new().ok(),
             software: false,
+            #[cfg(windows)]
+            cpu_meter,
         }
     }
 
@@ -195,7 +216,7 @@ impl Collector {
     /// reading far enough back: sysinfo ignores refreshes closer together than
     /// `MINIMUM_CPU_UPDATE_INTERVAL`, and its very first figure covers the time since boot.
     fn cpu_usage_ratio(&mut self) -> Option<f64> {
-        let system = self.system.as_mut()?;
+        self.system.as_ref()?;
         let ready = self
             .cpu_baseline
             .is_some_and(|at| at.elapsed() >= MINIMUM_CPU_UPDATE_INTERVAL);
@@ -203,10 +224,21 @@ impl Collector {
             // Too soon: keep the baseline so the next sample measures a full interval.
             return None;
         }
-        system.refresh_cpu_usage();
+        let ratio = self.busy_ratio_since_last()?;
         self.cpu_baseline = Some(Instant::now());
-        let ratio = f64::from(system.global_cpu_usage()) / 100.0;
         (ready && ratio.is_finite()).then(|| ratio.clamp(0.0, 1.0))
+    }
+
+    #[cfg(not(windows))]
+    fn busy_ratio_since_last(&mut self) -> Option<f64> {
+        let system = self.system.as_mut()?;
+        system.refresh_cpu_usage();
+        Some(f64::from(system.global_cpu_usage()) / 100.0)
+    }
+
+    #[cfg(windows)]
+    fn busy_ratio_since_last(&mut self) -> Option<f64> {
+        self.cpu_meter.busy_ratio()
     }
 
     fn mounts(&mut self) -> Vec<Mount> {
@@ -214,6 +246,11 @@ impl Collector {
             return Vec::new();
         };
         disks.refresh_specifics(true, DiskRefreshKind::nothing().with_storage());
+        // sysinfo lists no volumes under Wine; the drive letters are read directly then.
+        #[cfg(windows)]
+        if disks.iter().next().is_none() {
+            return filesystems::real(platform::fixed_drives());
+        }
         filesystems::real(disks.iter().map(|disk| Mount {
             filesystem: hatang_protocol::Filesystem {
                 mount_point: disk.mount_point().to_string_lossy().into_owned(),
@@ -240,6 +277,16 @@ impl Collector {
             .map(|(name, data)| (name.to_string_lossy().into_owned(), data))
     }
 
+    /// Windows: the adapter table, which also lists what sysinfo leaves out (loopback,
+    /// disconnected and virtual adapters; under Wine, all of them).
+    #[cfg(windows)]
+    fn interfaces(&mut self, default_route: Option<&str>) -> Vec<Interface> {
+        let mut interfaces = platform::interfaces(default_route);
+        interfaces.sort_by(|a, b| a.name.cmp(&b.name));
+        interfaces
+    }
+
+    #[cfg(not(windows))]
     fn interfaces(&mut self, default_route: Option<&str>) -> Vec<Interface> {
         let mut interfaces: Vec<Interface> = self
             .refreshed_networks()
@@ -252,9 +299,9 @@ impl Collector {
                         let mac = data.mac_address();
                         (!mac.is_unspecified()).then(|| mac.to_string())
                     }),
-                    up: link
-                        .up
-                        .unwrap_or(data.operational_state() == InterfaceOperationalState::Up),
+                    up: link.up.unwrap_or(
+                        data.operational_state() == sysinfo::InterfaceOperationalState::Up,
+                    ),
                     loopback: link.loopback.unwrap_or_else(|| {
                         !networks.is_empty() && networks.iter().all(|n| n.addr.is_loopback())
                     }),
@@ -314,7 +361,9 @@ pub(crate) struct OsRelease {
     pub(crate) version: Option<String>,
 }
 
-/// What the platform knows about one network link; `None` where it could not tell.
+/// What the platform knows about one network link; `None` where it could not tell. Windows lists
+/// whole interfaces instead.
+#[cfg(not(windows))]
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Link {
     pub(crate) mac: Option<String>,
@@ -386,7 +435,16 @@ mod tests {
             .iter()
             .map(|i| i.name.as_str())
             .collect();
-        assert_eq!(sampled, listed);
+        if cfg!(windows) {
+            // sysinfo counts traffic only on connected hardware adapters (none under Wine); the
+            // inventory lists every adapter.
+            assert!(
+                sampled.iter().all(|name| listed.contains(name)),
+                "{sampled:?} not all in {listed:?}"
+            );
+        } else {
+            assert_eq!(sampled, listed);
+        }
         assert_eq!(
             sample.filesystems.len(),
             inventory.filesystems.len(),
@@ -396,16 +454,6 @@ mod tests {
         for fs in &sample.filesystems {
             assert!(fs.used_bytes + fs.free_bytes > 0, "{fs:?}");
         }
-    }
-
-    #[test]
-    fn the_software_switch_adds_the_package_list() {
-        let inventory = Collector::new().with_software(true).inventory();
-        // On a dpkg system the list is there (and never empty: dpkg itself is a package).
-        assert_eq!(
-            inventory.software.as_ref().map(Vec::is_empty),
-            platform::software().map(|_| false)
-        );
     }
 
     #[test]
@@ -437,5 +485,15 @@ mod tests {
         let text = format!("{:?}", Collector::new());
         assert!(text.starts_with("Collector {"), "{text}");
         assert!(text.len() < 200, "{text}");
+    }
+
+    #[test]
+    fn the_software_switch_adds_the_package_list() {
+        let inventory = Collector::new().with_software(true).inventory();
+        // On a dpkg system the list is there (and never empty: dpkg itself is a package).
+        assert_eq!(
+            inventory.software.as_ref().map(Vec::is_empty),
+            platform::software().map(|_| false)
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! `hatang-agent run` killed with SIGKILL at random moments and restarted: every report it
+//! `hatang-agent run` killed (SIGKILL, or TerminateProcess on Windows) at random moments and restarted: every report it
 //! spooled reaches the collector, and is stored exactly once.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,13 +63,30 @@ impl Watcher {
     }
 }
 
-fn signal(child: &tokio::process::Child, signal: &str) {
-    let pid = child.id().expect("running").to_string();
-    let sent = std::process::Command::new("kill")
-        .args([signal, &pid])
-        .status()
-        .unwrap();
-    assert!(sent.success(), "kill {signal} {pid}");
+/// SIGKILL on Unix, `TerminateProcess` on Windows: no chance to clean up either way.
+fn kill(child: &mut tokio::process::Child) {
+    child.start_kill().expect("the agent could be killed");
+}
+
+/// Stops the agent the way its platform stops a daemon, and says whether it may exit cleanly:
+/// SIGTERM on Unix. A Windows console process has no SIGTERM (the service control manager
+/// stops the service there), so it is terminated, which the spool must survive as well.
+fn stop(child: &mut tokio::process::Child) -> bool {
+    #[cfg(unix)]
+    {
+        let pid = child.id().expect("running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        true
+    }
+    #[cfg(not(unix))]
+    {
+        kill(child);
+        false
+    }
 }
 
 #[tokio::test]
@@ -115,7 +132,7 @@ async fn sigkill_at_random_moments_loses_and_repeats_nothing() {
     })
     .await;
     let first = started.elapsed();
-    signal(&child, "-KILL");
+    kill(&mut child);
     child.wait().await.unwrap();
     let window = (first.as_millis() as u64 * 2).max(400);
     let mut kill_times = Vec::new();
@@ -127,7 +144,7 @@ async fn sigkill_at_random_moments_loses_and_repeats_nothing() {
         let after = rng.below(if down { window } else { window + 1000 });
         kill_times.push(after);
         tokio::time::sleep(Duration::from_millis(after)).await;
-        signal(&child, "-KILL");
+        kill(&mut child);
         let status = child.wait().await.unwrap();
         assert!(!status.success(), "killed, not finished: {status:?}");
     }
@@ -139,14 +156,14 @@ async fn sigkill_at_random_moments_loses_and_repeats_nothing() {
         server.deliveries().len() > before && spooled_ids(&spool_dir).is_empty()
     })
     .await;
-    signal(&child, "-TERM");
+    let clean = stop(&mut child);
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await
-        .expect("stopped within 10 s of SIGTERM")
+        .expect("stopped within 10 s")
         .unwrap();
-    assert!(status.success(), "{status:?}");
+    assert_eq!(status.success(), clean, "{status:?}");
     let seen = watcher.finish();
-    // A tick between the drain and SIGTERM may have spooled one more: not sent, not lost.
+    // A tick between the drain and the stop may have spooled one more: not sent, not lost.
     let left: BTreeSet<Uuid> = spooled_ids(&spool_dir).into_iter().collect();
 
     let received = server.received();

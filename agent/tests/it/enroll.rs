@@ -82,6 +82,7 @@ async fn a_refused_enrolment_says_why_and_stores_nothing() {
     assert!(!dir.path().join("agent.json").exists());
 }
 
+#[cfg(target_os = "linux")]
 fn enrolled_answer() -> Answer {
     Answer::json(
         201,
@@ -90,6 +91,7 @@ fn enrolled_answer() -> Answer {
 }
 
 /// Enrols `state_dir` as a machine without `HATANG_MACHINE_ID` would be; the identity it sent.
+#[cfg(target_os = "linux")]
 async fn enrol_unpinned(state_dir: &std::path::Path) -> String {
     let server = FakeCollector::answering(vec![enrolled_answer()]).await;
     let out = run(agent(state_dir).env_remove("HATANG_MACHINE_ID").args([
@@ -108,11 +110,15 @@ async fn enrol_unpinned(state_dir: &std::path::Path) -> String {
 }
 
 /// What the OS says this machine is, when it says anything.
+#[cfg(target_os = "linux")]
 fn os_machine_id() -> Option<String> {
     let id = std::fs::read_to_string("/etc/machine-id").ok()?;
     Some(id.trim().to_ascii_lowercase()).filter(|id| !id.is_empty())
 }
 
+// The Linux rule (/etc/machine-id and its hardware evidence); Windows's MachineGuid rule is
+// shown by tests/it/windows.rs under Wine.
+#[cfg(target_os = "linux")]
 #[tokio::test]
 async fn without_a_pinned_id_the_identity_adds_hardware_and_is_stored() {
     let Some(os_id) = os_machine_id() else {
@@ -137,6 +143,9 @@ async fn without_a_pinned_id_the_identity_adds_hardware_and_is_stored() {
     assert_eq!(stored.machine_id.as_deref(), Some(sent.as_str()));
 }
 
+// The Linux rule (/etc/machine-id and its hardware evidence); Windows's MachineGuid rule is
+// shown by tests/it/windows.rs under Wine.
+#[cfg(target_os = "linux")]
 #[tokio::test]
 async fn an_agent_enrolled_before_the_hardware_rule_keeps_its_identity() {
     let Some(os_id) = os_machine_id() else {

@@ -7,5 +7,8 @@ mod enroll;
 mod flush;
 mod once;
 mod probe;
+// Unix only: `run` is stopped with SIGTERM, how Unix stops a daemon. Windows has no SIGTERM;
+// the service control manager stops the agent there.
+#[cfg(unix)]
 mod run;
 mod support;

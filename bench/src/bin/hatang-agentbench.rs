@@ -16,8 +16,9 @@
 //!   agent).
 //!
 //! Nothing is built or installed here: build the agent first (`cargo build --release -p
-//! hatang-agent -p hatang-bench`, and `cargo build --profile dist -p hatang-agent` for the
-//! shipped binary); install node_exporter with `apt-get install -y prometheus-node-exporter`.
+//! hatang-agent -p hatang-bench`, `cargo build --profile dist -p hatang-agent` for the
+//! shipped binary, and `cargo build --release -p hatang-agent --target x86_64-pc-windows-gnu`
+//! for the Windows .exe, whose size is listed beside); install node_exporter with `apt-get install -y prometheus-node-exporter`.
 //! Without it, its column says "not installed" and the budgets that need it are not judged.
 
 use std::fmt::Write as _;
@@ -57,6 +58,10 @@ struct Args {
     /// its size is reported when it exists.
     #[arg(long, value_name = "PATH")]
     dist_bin: Option<PathBuf>,
+    /// The Windows release agent, whose size is reported when it exists (default:
+    /// ../x86_64-pc-windows-gnu/release/hatang-agent.exe from this program's directory).
+    #[arg(long, value_name = "PATH")]
+    windows_bin: Option<PathBuf>,
     /// Run the dist agent rather than the release one for the memory and CPU figures.
     #[arg(long)]
     run_dist: bool,
@@ -109,6 +114,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let dist = match &args.dist_bin {
         Some(p) => p.clone(),
         None => beside_me("../dist/hatang-agent")?,
+    };
+    let windows = match &args.windows_bin {
+        Some(p) => p.clone(),
+        None => beside_me("../x86_64-pc-windows-gnu/release/hatang-agent.exe")?,
     };
     let release_size = size(&release);
     let dist_size = size(&dist);
@@ -166,6 +175,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         table(&Sizes {
             release: release_size,
             dist: dist_size,
+            windows: size(&windows),
             node_exporter: ne_size,
             ran: if args.run_dist { "dist" } else { "release" },
             agent: &a,
@@ -578,6 +588,8 @@ fn verdict(value: Option<f64>, ceiling: Option<f64>, strict: bool) -> &'static s
 struct Sizes<'a> {
     release: Option<u64>,
     dist: Option<u64>,
+    /// The Windows (x86_64-pc-windows-gnu) release agent.
+    windows: Option<u64>,
     node_exporter: Option<u64>,
     ran: &'a str,
     agent: &'a AgentRun,
@@ -612,6 +624,14 @@ fn table(s: &Sizes<'_>) -> String {
         } else {
             "—"
         }
+    );
+    let _ = writeln!(
+        out,
+        "| binary, Windows .exe, release profile | {} | | (information) | |",
+        absent(
+            s.windows,
+            "not built (cargo build --release -p hatang-agent --target x86_64-pc-windows-gnu)"
+        ),
     );
     let ne_rss = s.ne.map(|n| n.end.rss_kib);
     let _ = writeln!(

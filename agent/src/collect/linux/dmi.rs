@@ -8,7 +8,7 @@ use std::path::Path;
 use hatang_protocol::Dmi;
 
 use super::read_text;
-use crate::collect::junk;
+use crate::collect::{junk, smbios};
 
 pub(crate) fn read(root: &Path) -> Option<Dmi> {
     let dir = root.join("sys/class/dmi/id");
@@ -28,49 +28,9 @@ pub(crate) fn read(root: &Path) -> Option<Dmi> {
     (dmi != Dmi::default()).then_some(dmi)
 }
 
-/// SMBIOS chassis type code (the kernel prints it in decimal) to its name in the SMBIOS
-/// specification (DSP0134, table "System Enclosure or Chassis Types"), lower-cased. "Unknown"
-/// (2) and codes outside the table are `None`: they say nothing.
+/// SMBIOS chassis type code as the kernel prints it (decimal) to its SMBIOS name.
 fn chassis_name(code: &str) -> Option<String> {
-    let name = match code.trim().parse::<u8>().ok()? {
-        1 => "other",
-        3 => "desktop",
-        4 => "low profile desktop",
-        5 => "pizza box",
-        6 => "mini tower",
-        7 => "tower",
-        8 => "portable",
-        9 => "laptop",
-        10 => "notebook",
-        11 => "hand held",
-        12 => "docking station",
-        13 => "all in one",
-        14 => "sub notebook",
-        15 => "space-saving",
-        16 => "lunch box",
-        17 => "main server chassis",
-        18 => "expansion chassis",
-        19 => "sub chassis",
-        20 => "bus expansion chassis",
-        21 => "peripheral chassis",
-        22 => "raid chassis",
-        23 => "rack mount chassis",
-        24 => "sealed-case pc",
-        25 => "multi-system chassis",
-        26 => "compact pci",
-        27 => "advanced tca",
-        28 => "blade",
-        29 => "blade enclosure",
-        30 => "tablet",
-        31 => "convertible",
-        32 => "detachable",
-        33 => "iot gateway",
-        34 => "embedded pc",
-        35 => "mini pc",
-        36 => "stick pc",
-        _ => return None,
-    };
-    Some(name.to_owned())
+    smbios::chassis_name(code.trim().parse().ok()?)
 }
 
 #[cfg(test)]
