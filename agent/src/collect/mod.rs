@@ -24,6 +24,8 @@ mod windows;
 #[cfg(windows)]
 use windows as platform;
 
+#[cfg(not(target_os = "linux"))]
+mod absent;
 #[cfg(not(any(target_os = "linux", windows)))]
 mod other;
 #[cfg(not(any(target_os = "linux", windows)))]

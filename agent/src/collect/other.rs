@@ -3,8 +3,11 @@
 //! A Windows module (WMI/SMBIOS, `GetIfTable2`, the registry) replaces this file for Windows by
 //! providing the same functions; nothing else in `collect` changes.
 
-use hatang_protocol::{Disk, Dmi, Gpu, MemoryModule, Monitor, Software, Temperature};
+use hatang_protocol::{Disk, Dmi};
 
+pub(crate) use super::absent::{
+    gpus, memory_modules, monitors, permanent_mac, software, temperatures,
+};
 use super::{DefaultRoute, Link, OsRelease};
 
 pub(crate) fn dmi() -> Option<Dmi> {
@@ -13,26 +16,6 @@ pub(crate) fn dmi() -> Option<Dmi> {
 
 pub(crate) fn disks() -> Vec<Disk> {
     Vec::new()
-}
-
-pub(crate) fn memory_modules() -> Vec<MemoryModule> {
-    Vec::new()
-}
-
-pub(crate) fn monitors() -> Vec<Monitor> {
-    Vec::new()
-}
-
-pub(crate) fn gpus() -> Vec<Gpu> {
-    Vec::new()
-}
-
-pub(crate) fn software() -> Option<Vec<Software>> {
-    None
-}
-
-pub(crate) fn permanent_mac() -> Option<String> {
-    None
 }
 
 pub(crate) fn os_release() -> OsRelease {
@@ -53,8 +36,4 @@ pub(crate) fn virtualization(_dmi: Option<&Dmi>) -> Option<String> {
 
 pub(crate) fn cpu_max_frequency_hz() -> Option<u64> {
     None
-}
-
-pub(crate) fn temperatures() -> Vec<Temperature> {
-    Vec::new()
 }

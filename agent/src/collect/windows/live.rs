@@ -1,7 +1,7 @@
 //! This machine, read: the platform functions `collect` calls, binding the API calls in
 //! [`super::sys`] and the registry to the pure mappers.
 
-use hatang_protocol::{Disk, Dmi, Gpu, Interface, MemoryModule, Monitor, Software, Temperature};
+use hatang_protocol::{Disk, Dmi, Interface};
 
 use super::adapters::{self, Adapter};
 use super::cpu::{self, SystemTimes};
@@ -9,6 +9,9 @@ use super::drives;
 use super::os::{self, CurrentVersion};
 use super::rsmb;
 use super::sys;
+pub(crate) use crate::collect::absent::{
+    gpus, memory_modules, monitors, permanent_mac, software, temperatures,
+};
 use crate::collect::filesystems::{Blocks, Mount};
 use crate::collect::{DefaultRoute, OsRelease, junk};
 
@@ -31,36 +34,6 @@ pub(crate) fn dmi() -> Option<Dmi> {
 /// `\\.\PhysicalDriveN`; not read on Windows yet, so none are reported. Volumes are reported as
 /// filesystems.
 pub(crate) fn disks() -> Vec<Disk> {
-    Vec::new()
-}
-
-/// Memory modules (SMBIOS type 17), monitors (EDID in the registry), GPUs and installed
-/// software (the Uninstall keys) are not read on Windows yet: reported as none.
-pub(crate) fn memory_modules() -> Vec<MemoryModule> {
-    Vec::new()
-}
-
-pub(crate) fn monitors() -> Vec<Monitor> {
-    Vec::new()
-}
-
-pub(crate) fn gpus() -> Vec<Gpu> {
-    Vec::new()
-}
-
-pub(crate) fn software() -> Option<Vec<Software>> {
-    None
-}
-
-/// `GetAdaptersAddresses` gives each adapter's current address, which its settings can change,
-/// not the burned-in one: no evidence a clone could not share. The identity rests on the
-/// `MachineGuid` and the SMBIOS UUID or serial instead.
-pub(crate) fn permanent_mac() -> Option<String> {
-    None
-}
-
-/// Hardware sensors need WMI (`MSAcpi_ThermalZoneTemperature`, admin only): none reported.
-pub(crate) fn temperatures() -> Vec<Temperature> {
     Vec::new()
 }
 
