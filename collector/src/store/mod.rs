@@ -465,16 +465,17 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn delete_session(&self, session_digest: &[u8]) -> Result<(), StoreError>;
 }
 
-/// A session's token as stored; `role_for` checks the session digest again in constant time.
+/// A stored secret's digest (an API token's or a sign-in session's) with the role it grants;
+/// `role_for` checks the digest again in constant time.
 #[derive(Debug, sqlx::FromRow)]
-struct SessionRow {
-    session_hash: Vec<u8>,
+struct HashedRole {
+    hash: Vec<u8>,
     role: String,
 }
 
-impl SessionRow {
+impl HashedRole {
     fn role_for(&self, digest: &[u8]) -> Option<ApiRole> {
-        crate::secret::same(&self.session_hash, digest)
+        crate::secret::same(&self.hash, digest)
             .then(|| ApiRole::parse(&self.role))
             .flatten()
     }
@@ -482,7 +483,7 @@ impl SessionRow {
 
 /// The live session with this digest joined to a still-valid API token; `?` placeholders,
 /// bound (session digest, now, now).
-const SESSION_ROLE_SQL: &str = "SELECT s.session_hash, t.role FROM sessions s
+const SESSION_ROLE_SQL: &str = "SELECT s.session_hash AS hash, t.role FROM sessions s
      JOIN api_tokens t ON t.token_hash = s.token_hash
      WHERE s.session_hash = ? AND s.expires_at > ?
        AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)";
@@ -593,21 +594,6 @@ impl EnrolTokenRow {
     }
 }
 
-/// An API token as stored; `role_for` checks the digest again in constant time.
-#[derive(Debug, sqlx::FromRow)]
-struct ApiTokenRow {
-    token_hash: Vec<u8>,
-    role: String,
-}
-
-impl ApiTokenRow {
-    fn role_for(&self, digest: &[u8]) -> Option<ApiRole> {
-        crate::secret::same(&self.token_hash, digest)
-            .then(|| ApiRole::parse(&self.role))
-            .flatten()
-    }
-}
-
 /// The evidence a report carries, as the JSON documents kept on the agent's record; `None`
 /// keeps what the agent sent before.
 fn evidence_of(report: &Report) -> AgentEvidence {
@@ -654,36 +640,30 @@ fn inventory_changes_of(stored: Option<&str>, report: &Report) -> Vec<Change> {
 /// A query's arguments, for the binding helpers both implementations share.
 type Args<DB> = <DB as sqlx::Database>::Arguments;
 
-/// [`crate::figures::group`] as SQL, with PostgreSQL's `$n` placeholders (SQLite reads the same
-/// numbers as `?n`; see [`sqlite_placeholders`]), bound by [`bind_group_params`]. Every
-/// condition mirrors one rule of `figures` (a NULL time satisfies none of them); casts keep each
-/// column a 64-bit integer on both databases (PostgreSQL's `SUM` of a `BIGINT` is `NUMERIC`).
+/// [`crate::figures::group`] as SQL, with SQLite's numbered placeholders (`?1`; PostgreSQL gets
+/// `$1` through `numbered`), bound by [`bind_group_params`]. Every condition mirrors one rule of
+/// `figures` (a NULL time satisfies none of them); casts keep each column a 64-bit integer on
+/// both databases (PostgreSQL's `SUM` of a `BIGINT` is `NUMERIC`).
 pub(crate) const AGENT_GROUPS_SQL: &str = "SELECT unit_code, role,
        CAST(COUNT(*) AS BIGINT) AS agents,
-       CAST(SUM(CASE WHEN last_report_at >= $2 THEN 1 ELSE 0 END) AS BIGINT) AS active,
-       CAST(SUM(CASE WHEN last_report_at >= $1 - $6 * COALESCE(interval_secs, $7) THEN 1
+       CAST(SUM(CASE WHEN last_report_at >= ?2 THEN 1 ELSE 0 END) AS BIGINT) AS active,
+       CAST(SUM(CASE WHEN last_report_at >= ?1 - ?6 * COALESCE(interval_secs, ?7) THEN 1
                      ELSE 0 END) AS BIGINT) AS online,
-       CAST(SUM(CASE WHEN last_report_at >= $1 - $6 * COALESCE(interval_secs, $7) THEN 0
-                     WHEN last_report_at >= $3 THEN 1 ELSE 0 END) AS BIGINT) AS stale,
+       CAST(SUM(CASE WHEN last_report_at >= ?1 - ?6 * COALESCE(interval_secs, ?7) THEN 0
+                     WHEN last_report_at >= ?3 THEN 1 ELSE 0 END) AS BIGINT) AS stale,
        CAST(MAX(CASE WHEN lan_up THEN 1 ELSE 0 END) AS BIGINT) AS lan,
-       CAST(MAX(CASE WHEN internet_ok_at >= $4
-                      AND (speed_at IS NULL OR download_bps IS NULL OR download_bps >= $5)
+       CAST(MAX(CASE WHEN internet_ok_at >= ?4
+                      AND (speed_at IS NULL OR download_bps IS NULL OR download_bps >= ?5)
                      THEN 1 ELSE 0 END) AS BIGINT) AS broadband,
-       CAST(MAX(CASE WHEN internet_ok_at >= $4 THEN 1 ELSE 0 END) AS BIGINT) AS internet,
-       CAST(MAX(CASE WHEN gov_wan_ok_at >= $4 THEN 1 ELSE 0 END) AS BIGINT) AS gov_wan,
-       CAST(MAX(CASE WHEN datacentre_ok_at >= $4 THEN 1 ELSE 0 END) AS BIGINT) AS datacentre,
+       CAST(MAX(CASE WHEN internet_ok_at >= ?4 THEN 1 ELSE 0 END) AS BIGINT) AS internet,
+       CAST(MAX(CASE WHEN gov_wan_ok_at >= ?4 THEN 1 ELSE 0 END) AS BIGINT) AS gov_wan,
+       CAST(MAX(CASE WHEN datacentre_ok_at >= ?4 THEN 1 ELSE 0 END) AS BIGINT) AS datacentre,
        MAX(CASE WHEN speed_at IS NOT NULL THEN download_bps END) AS download_bps,
        CAST(SUM(CASE WHEN spool_dropped IS NOT NULL THEN COALESCE(spool_waiting, 0) ELSE 0 END)
             AS BIGINT) AS spool_waiting,
        CAST(SUM(CASE WHEN spool_waiting IS NOT NULL THEN COALESCE(spool_dropped, 0) ELSE 0 END)
             AS BIGINT) AS spool_dropped
      FROM agents GROUP BY unit_code, role";
-
-/// PostgreSQL's numbered placeholders (`$1`) as SQLite's (`?1`): the same numbers, so one text
-/// serves both. Only for SQL without `$` elsewhere.
-pub(crate) fn sqlite_placeholders(sql: &str) -> String {
-    sql.replace('$', "?")
-}
 
 /// One row of [`AGENT_GROUPS_SQL`].
 #[derive(Debug, sqlx::FromRow)]

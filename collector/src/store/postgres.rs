@@ -28,12 +28,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{FromRow, PgPool};
 
 use super::{
-    AGENT_COLUMNS, AgentEvidence, AgentIdentity, AgentRecord, ApiRole, ApiTokenRow, CHANGE_COLUMNS,
+    AGENT_COLUMNS, AgentEvidence, AgentIdentity, AgentRecord, ApiRole, CHANGE_COLUMNS,
     EnrolRefusal, EnrolTokenRow, Enrolled, ImportSummary, Incoming, InventoryChange,
     SNAPSHOT_COLUMNS, SnapshotRow, Store, StoreError, Stored, StoredUnit, accepted, bind_change,
     bind_snapshot_row, evidence_of, import_summary, inventory_changes_of, redact_url, spool_of,
 };
-use super::{AGENT_GROUPS_SQL, SESSION_ROLE_SQL, SessionRow, bind_group_params, groups_of};
+use super::{AGENT_GROUPS_SQL, HashedRole, SESSION_ROLE_SQL, bind_group_params, groups_of};
 use super::{
     AgentFilter, Revoked, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation, agents_page_query,
     revoke_agent_sql, token_by_fingerprint,
@@ -339,8 +339,8 @@ impl Store for PostgresStore {
     }
 
     async fn api_token_role(&self, digest: &[u8], now: i64) -> Result<Option<ApiRole>, StoreError> {
-        let row: Option<ApiTokenRow> = sqlx::query_as(
-            "SELECT token_hash, role FROM api_tokens WHERE token_hash = $1
+        let row: Option<HashedRole> = sqlx::query_as(
+            "SELECT token_hash AS hash, role FROM api_tokens WHERE token_hash = $1
              AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
         )
         .bind(digest)
@@ -506,7 +506,7 @@ impl Store for PostgresStore {
     }
 
     async fn agent_groups(&self, rules: &Rules, now: i64) -> Result<Vec<AgentGroup>, StoreError> {
-        let query = sqlx::query_as(sqlx::AssertSqlSafe(AGENT_GROUPS_SQL));
+        let query = sqlx::query_as(sqlx::AssertSqlSafe(numbered(AGENT_GROUPS_SQL)));
         let rows = bind_group_params(query, rules, now)
             .fetch_all(&self.pool)
             .await?;
@@ -703,7 +703,7 @@ impl Store for PostgresStore {
         now: i64,
     ) -> Result<Option<ApiRole>, StoreError> {
         let sql = numbered(SESSION_ROLE_SQL);
-        let row: Option<SessionRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let row: Option<HashedRole> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(session_digest)
             .bind(now)
             .bind(now)
@@ -721,18 +721,39 @@ impl Store for PostgresStore {
     }
 }
 
-/// `sql` with each `?` placeholder numbered `$1`, `$2`, … for PostgreSQL (the SQL shared with
-/// SQLite has no `?` inside literals).
+/// `sql` with SQLite's placeholders as PostgreSQL's: each bare `?` numbered `$1`, `$2`, … in
+/// order, and an explicitly numbered `?N` (a parameter used more than once) as `$N`. The SQL
+/// shared with SQLite has no `?` inside literals.
 fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '?' {
+            out.push(c);
+        } else if chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('$');
+        } else {
             n += 1;
             out.push_str(&format!("${n}"));
-        } else {
-            out.push(c);
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::numbered;
+
+    #[test]
+    fn placeholders_are_numbered_in_order_or_as_given() {
+        assert_eq!(
+            numbered("a = ? AND b > ? OR c < ?"),
+            "a = $1 AND b > $2 OR c < $3"
+        );
+        assert_eq!(
+            numbered("x >= ?2 - ?6 * COALESCE(y, ?7) AND z >= ?2"),
+            "x >= $2 - $6 * COALESCE(y, $7) AND z >= $2"
+        );
+    }
 }

@@ -55,15 +55,12 @@ use sqlx::{FromRow, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AGENT_COLUMNS, AgentEvidence, AgentIdentity, AgentRecord, ApiRole, ApiTokenRow, CHANGE_COLUMNS,
+    AGENT_COLUMNS, AgentEvidence, AgentIdentity, AgentRecord, ApiRole, CHANGE_COLUMNS,
     EnrolRefusal, EnrolTokenRow, Enrolled, ImportSummary, Incoming, InventoryChange,
     SNAPSHOT_COLUMNS, SnapshotRow, Store, StoreError, Stored, StoredUnit, accepted, bind_change,
     bind_snapshot_row, evidence_of, import_summary, inventory_changes_of, spool_of,
 };
-use super::{
-    AGENT_GROUPS_SQL, SESSION_ROLE_SQL, SessionRow, bind_group_params, groups_of,
-    sqlite_placeholders,
-};
+use super::{AGENT_GROUPS_SQL, HashedRole, SESSION_ROLE_SQL, bind_group_params, groups_of};
 use super::{
     AgentFilter, Revoked, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation, agents_page_query,
     revoke_agent_sql, token_by_fingerprint,
@@ -247,8 +244,8 @@ impl Store for SqliteStore {
     }
 
     async fn api_token_role(&self, digest: &[u8], now: i64) -> Result<Option<ApiRole>, StoreError> {
-        let row: Option<ApiTokenRow> = sqlx::query_as(
-            "SELECT token_hash, role FROM api_tokens WHERE token_hash = ?
+        let row: Option<HashedRole> = sqlx::query_as(
+            "SELECT token_hash AS hash, role FROM api_tokens WHERE token_hash = ?
              AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
         )
         .bind(digest)
@@ -428,7 +425,7 @@ impl Store for SqliteStore {
     }
 
     async fn agent_groups(&self, rules: &Rules, now: i64) -> Result<Vec<AgentGroup>, StoreError> {
-        let query = sqlx::query_as(sqlx::AssertSqlSafe(sqlite_placeholders(AGENT_GROUPS_SQL)));
+        let query = sqlx::query_as(AGENT_GROUPS_SQL);
         let rows = bind_group_params(query, rules, now)
             .fetch_all(&self.reader)
             .await?;
@@ -632,7 +629,7 @@ impl Store for SqliteStore {
         session_digest: &[u8],
         now: i64,
     ) -> Result<Option<ApiRole>, StoreError> {
-        let row: Option<SessionRow> = sqlx::query_as(SESSION_ROLE_SQL)
+        let row: Option<HashedRole> = sqlx::query_as(SESSION_ROLE_SQL)
             .bind(session_digest)
             .bind(now)
             .bind(now)
