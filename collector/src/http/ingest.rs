@@ -29,7 +29,7 @@ pub(super) async fn ingest(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let agent = match admit(&state, address, &headers).await {
+    let (agent, key_digest) = match admit(&state, address, &headers).await {
         Ok(agent) => agent,
         Err(e) => {
             match e.status() {
@@ -57,6 +57,7 @@ pub(super) async fn ingest(
     let report_id = report.report_id;
     let incoming = Incoming {
         agent_id: agent.clone(),
+        key_digest: Some(key_digest.clone()),
         report,
         // Without the body the row still makes a resent report a duplicate; what the report
         // says is applied to the agent's state either way.
@@ -75,6 +76,7 @@ pub(super) async fn ingest(
             return Err(StoreError::Busy.into());
         }
         Err(e @ StoreError::Revoked(_)) => {
+            state.inner.known_keys.forget(&key_digest);
             state.metrics().report(Outcome::Unauthorized);
             tracing::info!(agent = %agent, report = %report_id, "agent revoked while its report was in flight");
             return Err(e.into());
@@ -99,24 +101,37 @@ pub(super) async fn ingest(
     }
 }
 
-/// The agent the bearer key names, within its rate limit. A refused key counts against the
-/// client's address, and an address that has used up its allowance is refused before its key is
-/// even looked up, so guessing keys costs the database nothing once it is refused.
+/// The agent the bearer key names, within its rate limit, and the key's digest. A refused key
+/// counts against the client's address, and an address that has used up its allowance is
+/// refused before its key is even looked up, so guessing keys costs the database nothing once it
+/// is refused.
+///
+/// A key the store accepted before is taken from the known keys without a query; the store
+/// checks it again when it commits the report (see [`Incoming::key_digest`]).
 async fn admit(
     state: &AppState,
     address: ClientAddr,
     headers: &HeaderMap,
-) -> Result<String, ApiError> {
+) -> Result<(String, Vec<u8>), ApiError> {
     let limits = state.limits();
     limits.address_allowed(address)?;
-    let agent = authenticate(state, headers).await.inspect_err(|e| {
-        if e.status() == StatusCode::UNAUTHORIZED {
-            // This attempt gets its 401; the allowance it spent shows on the next one.
-            let _ = limits.address(address);
+    let digest = crate::secret::digest(super::bearer(headers)?);
+    let known = state.inner.known_keys.agent(&digest);
+    let agent = match known {
+        Some(agent) => agent,
+        None => {
+            let agent = agent_by_digest(state, &digest).await.inspect_err(|e| {
+                if e.status() == StatusCode::UNAUTHORIZED {
+                    // This attempt gets its 401; the allowance it spent shows on the next one.
+                    let _ = limits.address(address);
+                }
+            })?;
+            state.inner.known_keys.remember(digest.clone(), &agent);
+            agent
         }
-    })?;
+    };
     limits.agent(&agent)?;
-    Ok(agent)
+    Ok((agent, digest))
 }
 
 /// Records how far the agent's clock is from the collector's, and refuses a report whose clock
@@ -141,15 +156,19 @@ fn check_clock(state: &AppState, report: &Report, now: i64) -> Result<(), ApiErr
     }
 }
 
-/// The id of the agent the bearer key names.
+/// The id of the agent the bearer key names, from the database.
 pub(super) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<String, ApiError> {
-    let key = super::bearer(headers)?;
+    agent_by_digest(state, &crate::secret::digest(super::bearer(headers)?)).await
+}
+
+/// The id of the agent whose key has this digest, from the database.
+async fn agent_by_digest(state: &AppState, digest: &[u8]) -> Result<String, ApiError> {
     let agent = state
         .store()
-        .agent_by_key(&crate::secret::digest(key))
+        .agent_by_key(digest)
         .await?
         .ok_or_else(|| {
             ApiError::unauthorized("unknown or revoked agent key; enrol this machine again")

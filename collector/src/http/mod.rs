@@ -10,6 +10,7 @@ mod enroll;
 mod error;
 mod history;
 mod ingest;
+mod keys;
 mod limit;
 mod listing;
 mod speedtest;
@@ -46,6 +47,8 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     store: Box<dyn Store>,
+    /// Agent keys the store accepted, for the ingest path.
+    known_keys: keys::KnownKeys,
     config: Config,
     metrics: Metrics,
     limits: Limits,
@@ -62,6 +65,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 limits: Limits::new(&config.limits),
                 store,
+                known_keys: keys::KnownKeys::default(),
                 config,
                 metrics: Metrics::new(),
                 services: ServiceStatus::default(),

@@ -29,6 +29,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// From the SQLite store's ingest writer, which runs its statements without sqlx.
+    #[error("database error")]
+    Sqlite(#[source] rusqlite::Error),
     #[error("could not apply the database migrations")]
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error("database URL {0:?} is not supported (use sqlite://PATH or postgres://USER@HOST/DB)")]
@@ -39,14 +42,20 @@ pub enum StoreError {
     /// keeps it in its spool and tries again later.
     #[error("the ingest queue is full")]
     Busy,
-    /// The agent's key was revoked (or its record removed) after its request was authenticated
-    /// and before its report was committed: the report was not stored.
+    /// The agent's key was revoked or replaced (or its record removed) after its request was
+    /// authenticated and before its report was committed: the report was not stored.
     #[error("agent {0} is revoked")]
     Revoked(String),
     /// The transaction that held this report did not commit (the same failure answers every
     /// report of its batch).
     #[error("the batch holding this report was not committed")]
     Batch(#[source] std::sync::Arc<StoreError>),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e)
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -138,6 +147,11 @@ pub enum Stored {
 pub struct Incoming {
     /// The agent its key names.
     pub agent_id: String,
+    /// The digest of the key the report came with: the report is stored only while the agent
+    /// still has that key, so a key replaced by a later enrolment of the same machine (on this
+    /// collector or on another replica) stores nothing even if it was known good a moment ago.
+    /// `None` for reports the collector itself vouches for (tests, imports).
+    pub key_digest: Option<Vec<u8>>,
     pub report: Report,
     /// The report's JSON text as received, or empty when bodies are not kept
     /// (`keep_report_bodies`).
@@ -379,6 +393,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> Result<Stored, StoreError> {
         self.ingest(Incoming {
             agent_id: agent_id.to_string(),
+            key_digest: None,
             report: report.clone(),
             body: body.to_string(),
             received_at: now,

@@ -104,6 +104,7 @@ impl PostgresStore {
     async fn store_one(&self, incoming: &Incoming) -> Result<Stored, StoreError> {
         let Incoming {
             agent_id,
+            key_digest,
             report,
             body,
             received_at: now,
@@ -155,8 +156,8 @@ impl PostgresStore {
         let spool = spool_of(report);
         let links = crate::evidence::of(report, now);
         // GREATEST ignores NULLs: the later of the stored and the new success time, whichever
-        // exists. `revoked_at IS NULL`: a key revoked after the request was authenticated
-        // stores nothing more.
+        // exists. `revoked_at IS NULL` and the key: a key revoked or replaced after the request
+        // was authenticated stores nothing more.
         let updated = sqlx::query(
             "UPDATE agents SET last_report_at = $1, interval_secs = $2, agent_version = $3,
                inventory = COALESCE($4, inventory), sample = COALESCE($5, sample),
@@ -166,7 +167,7 @@ impl PostgresStore {
                datacentre_ok_at = GREATEST(datacentre_ok_at, $10),
                spool_waiting = COALESCE($11, spool_waiting),
                spool_dropped = COALESCE($12, spool_dropped)
-             WHERE id = $13 AND revoked_at IS NULL",
+             WHERE id = $13 AND revoked_at IS NULL AND ($14::bytea IS NULL OR key_hash = $14)",
         )
         .bind(now)
         .bind(i64::from(report.interval_secs))
@@ -181,6 +182,7 @@ impl PostgresStore {
         .bind(spool[0])
         .bind(spool[1])
         .bind(agent_id)
+        .bind(key_digest)
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -17,6 +17,7 @@ fn incoming(agent_id: &str, report: &Value) -> Incoming {
     let report: Report = serde_json::from_str(&body).unwrap();
     Incoming {
         agent_id: agent_id.to_string(),
+        key_digest: None,
         report,
         body,
         received_at: hatang_collector::now(),

@@ -1,8 +1,8 @@
 //! The embedded SQLite store: one file, WAL journal, `synchronous = FULL`, and the group commit
 //! that ingests reports.
 //!
-//! Writes go through a pool of exactly one connection and every write transaction starts with
-//! `BEGIN IMMEDIATE`, so writers queue instead of failing with `SQLITE_BUSY` halfway through, and
+//! Writes go through a pool of exactly one connection (and the ingest writer's own, below) and
+//! every write transaction starts with `BEGIN IMMEDIATE`, so writers queue instead of failing with `SQLITE_BUSY` halfway through, and
 //! other processes (a `units import` next to a running `serve`) wait on the busy timeout. Reads
 //! use a separate pool and never block the writer (WAL). `synchronous = FULL` makes a commit
 //! durable across power loss, not just a process crash: that is what "acknowledged" promises.
@@ -12,9 +12,9 @@
 //! A commit costs one `fsync` (about 1 ms on a virtual disk), and one writer committing one
 //! report at a time tops out near 1,000 reports/s however many requests wait. So reports are not
 //! committed by the requests that bring them: [`Store::ingest`] queues the report for the
-//! store's ingest writer, a task that owns the write side of ingestion, and waits for its answer.
-//! The writer takes every report queued at that moment (at most [`MAX_BATCH`]), stores them in
-//! one `BEGIN IMMEDIATE … COMMIT` transaction, and only after the `COMMIT` returned answers each
+//! store's ingest writer, a thread that owns the write side of ingestion, and waits for its
+//! answer. The writer takes every report queued at that moment (at most [`ingest::MAX_BATCH`]),
+//! stores them in one `BEGIN IMMEDIATE … COMMIT` transaction, and only after the `COMMIT` returned answers each
 //! request. When the collector is idle a report is committed on its own at once: nothing waits
 //! for a batch to fill, the batch is simply whatever queued up during the previous commit.
 //!
@@ -27,20 +27,19 @@
 //!   nothing was written. A duplicate answered in a batch that then fails to commit gets the
 //!   batch's error instead, since the copy it matched was not committed either.
 //! - An error of its own (the agent's key revoked since its request was authenticated, a
-//!   constraint): only that report is undone, the rest of the batch commits. A batch is first
-//!   written as one plain transaction; if a report fails, that transaction is rolled back
-//!   (nothing of it was acknowledged) and the batch is written again with each report inside
-//!   `SAVEPOINT report`, rolled back to when it fails. Savepoints were chosen over checking every
-//!   report for trouble beforehand, because a pre-check covers only the failures it knows of;
-//!   they cost no I/O (a mark in the same transaction), but two statements per report, each a
-//!   hop to sqlx's SQLite thread, so the common case, where nothing fails, goes without them.
-//! - [`StoreError::Busy`]: the queue ([`QUEUE`] reports) was full; nothing was taken and the HTTP
-//!   layer answers 503 with `Retry-After`, the report stays in the agent's spool.
+//!   constraint): only that report is undone, the rest of the batch commits. Each report is
+//!   written inside its own `SAVEPOINT`, rolled back to when it fails. Savepoints were chosen
+//!   over checking every report for trouble beforehand, because a pre-check covers only the
+//!   failures it knows of; they cost no I/O (a mark in the same transaction).
+//! - [`StoreError::Busy`]: the queue ([`ingest::QUEUE`] reports) was full; nothing was taken and
+//!   the HTTP layer answers 503 with `Retry-After`, the report stays in the agent's spool.
 //!
 //! Reports are applied in the order they were queued, one after the other, so an agent's record,
 //! its evidence and its inventory change log advance exactly as with one transaction per report.
-//! Other writes (enrolment, revocation, imports) share the one write connection and run between
-//! batches.
+//! The ingest writer has a connection of its own (see [`ingest`]); other writes (enrolment,
+//! revocation, imports) go through the write pool's one connection. SQLite lets one transaction
+//! write at a time, so the two take turns: whichever starts its `BEGIN IMMEDIATE` second waits
+//! on the busy timeout.
 //!
 //! Rejected: a fixed batching delay (adds latency to every report when idle) and a batch
 //! per HTTP connection (a single agent never has two reports in flight).
@@ -51,14 +50,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{FromRow, SqliteConnection, SqlitePool};
+use sqlx::{FromRow, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
     AGENT_COLUMNS, AgentEvidence, AgentIdentity, AgentRecord, ApiRole, CHANGE_COLUMNS,
     EnrolRefusal, EnrolTokenRow, Enrolled, ImportSummary, Incoming, InventoryChange,
-    SNAPSHOT_COLUMNS, SnapshotRow, Store, StoreError, Stored, StoredUnit, accepted, bind_change,
-    bind_snapshot_row, evidence_of, import_summary, inventory_changes_of, spool_of,
+    SNAPSHOT_COLUMNS, SnapshotRow, Store, StoreError, Stored, StoredUnit, bind_snapshot_row,
+    import_summary,
 };
 use super::{AGENT_GROUPS_SQL, HashedRole, SESSION_ROLE_SQL, bind_group_params, groups_of};
 use super::{
@@ -68,31 +67,19 @@ use super::{
 use crate::figures::{AgentGroup, Role, Rules, UnitRow};
 use crate::units::UnitFile;
 
+mod ingest;
+
+use ingest::Job;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
-
-/// The most reports one ingest transaction holds. A batch is whatever queued during the previous
-/// commit; this bounds how long one commit (and the requests in it) can take.
-pub(crate) const MAX_BATCH: usize = 512;
-
-/// Reports that may wait for the ingest writer; one more is refused with [`StoreError::Busy`].
-/// Four batches' worth: enough to ride out a slow commit, few enough to bound memory (a queued
-/// report holds its parsed form and its text, a few KiB) and the wait of the last one.
-pub(crate) const QUEUE: usize = 4 * MAX_BATCH;
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
-    /// The queue in front of the ingest writer ([`write_loop`]); it stops when every clone of
-    /// the store is dropped.
+    /// The queue in front of the ingest writer ([`ingest`]); it stops when every clone of the
+    /// store is dropped.
     ingest: mpsc::Sender<Job>,
-}
-
-/// A report waiting for the ingest writer, and where its answer goes.
-#[derive(Debug)]
-struct Job {
-    incoming: Incoming,
-    reply: oneshot::Sender<Result<Stored, StoreError>>,
 }
 
 impl SqliteStore {
@@ -109,18 +96,40 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&writer).await.map_err(StoreError::Migrate)?;
+        let ingest = ingest::start(options.get_filename())?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        let (ingest, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(write_loop(writer.clone(), queue));
         Ok(Self {
             writer,
             reader,
             ingest,
         })
     }
+}
+
+impl SqliteStore {
+    /// Hands `reports` to the ingest writer and waits until the transaction holding them
+    /// committed; [`StoreError::Busy`] at once when its queue is full.
+    async fn queue(
+        &self,
+        reports: Vec<Incoming>,
+    ) -> Result<Vec<Result<Stored, StoreError>>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.ingest
+            .try_send(Job { reports, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => StoreError::Busy,
+                mpsc::error::TrySendError::Closed(_) => writer_gone(),
+            })?;
+        answer.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+}
+
+/// The answer when the ingest writer is gone (the store is shutting down).
+fn writer_gone() -> StoreError {
+    StoreError::Batch(Arc::new(StoreError::Busy))
 }
 
 #[async_trait]
@@ -403,18 +412,15 @@ impl Store for SqliteStore {
         &self,
         batch: &[Incoming],
     ) -> Result<Vec<Result<Stored, StoreError>>, StoreError> {
-        write_batch(&self.writer, batch).await
+        self.queue(batch.to_vec()).await
     }
 
     async fn ingest(&self, incoming: Incoming) -> Result<Stored, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.ingest
-            .try_send(Job { incoming, reply })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => StoreError::Busy,
-                mpsc::error::TrySendError::Closed(_) => writer_gone(),
-            })?;
-        answer.await.unwrap_or_else(|_| Err(writer_gone()))
+        self.queue(vec![incoming])
+            .await?
+            .pop()
+            // One answer per report, so one here; the empty case is only the type's.
+            .unwrap_or_else(|| Err(writer_gone()))
     }
 
     async fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
@@ -645,180 +651,4 @@ impl Store for SqliteStore {
             .await?;
         Ok(())
     }
-}
-
-/// The ingest writer: takes what is queued (at least one report, at most [`MAX_BATCH`]), commits
-/// it in one transaction, answers every request, and repeats until the queue is closed.
-async fn write_loop(pool: SqlitePool, mut queue: mpsc::Receiver<Job>) {
-    let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let (batch, replies): (Vec<Incoming>, Vec<_>) =
-            jobs.drain(..).map(|j| (j.incoming, j.reply)).unzip();
-        match write_batch(&pool, &batch).await {
-            Ok(answers) => {
-                for (reply, answer) in replies.into_iter().zip(answers) {
-                    // The request may have gone (its client hung up): the report is stored
-                    // anyway, and the agent's resend is answered "duplicate".
-                    let _ = reply.send(answer);
-                }
-            }
-            Err(e) => {
-                tracing::error!(reports = batch.len(), error = %e, cause = ?std::error::Error::source(&e), "ingest batch not committed");
-                let e = Arc::new(e);
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::Batch(e.clone())));
-                }
-            }
-        }
-    }
-}
-
-/// The answer when the ingest writer is gone (the store is shutting down).
-fn writer_gone() -> StoreError {
-    StoreError::Batch(Arc::new(StoreError::Busy))
-}
-
-/// Stores `batch` in one transaction (see the module documentation for what each answer means).
-///
-/// Reports rarely fail, so the batch is first written without savepoints (two statements fewer
-/// per report, a third of the work); if any report fails, that transaction is rolled back, which
-/// is safe because nothing of it was acknowledged, and the batch is written again with a
-/// savepoint around each report.
-async fn write_batch(
-    pool: &SqlitePool,
-    batch: &[Incoming],
-) -> Result<Vec<Result<Stored, StoreError>>, StoreError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut answers = Vec::with_capacity(batch.len());
-    for incoming in batch {
-        match write_report(&mut tx, incoming).await {
-            Ok(stored) => answers.push(Ok(stored)),
-            Err(e) => {
-                tracing::debug!(agent = %incoming.agent_id, error = %e, "report failed in a batch; writing the batch again with savepoints");
-                tx.rollback().await?;
-                return write_batch_with_savepoints(pool, batch).await;
-            }
-        }
-    }
-    tx.commit().await?;
-    Ok(answers)
-}
-
-/// [`write_batch`] with each report inside its own savepoint, rolled back to if it fails.
-async fn write_batch_with_savepoints(
-    pool: &SqlitePool,
-    batch: &[Incoming],
-) -> Result<Vec<Result<Stored, StoreError>>, StoreError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut answers = Vec::with_capacity(batch.len());
-    for incoming in batch {
-        sqlx::query("SAVEPOINT report").execute(&mut *tx).await?;
-        let answer = write_report(&mut tx, incoming).await;
-        if answer.is_err() {
-            sqlx::query("ROLLBACK TO report").execute(&mut *tx).await?;
-        }
-        sqlx::query("RELEASE report").execute(&mut *tx).await?;
-        answers.push(answer);
-    }
-    tx.commit().await?;
-    Ok(answers)
-}
-
-/// One report's statements, inside the batch's transaction.
-async fn write_report(
-    conn: &mut SqliteConnection,
-    incoming: &Incoming,
-) -> Result<Stored, StoreError> {
-    let Incoming {
-        agent_id,
-        report,
-        body,
-        received_at: now,
-    } = incoming;
-    let now = *now;
-    let report_id = report.report_id.to_string();
-    let inserted = sqlx::query(
-        "INSERT INTO reports (report_id, agent_id, received_at, agent_time, body)
-         VALUES (?, ?, ?, ?, ?) ON CONFLICT (report_id) DO NOTHING",
-    )
-    .bind(&report_id)
-    .bind(agent_id)
-    .bind(now)
-    .bind(report.agent_time.unix_timestamp())
-    .bind(body)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        return Ok(Stored::Duplicate);
-    }
-    let changes = if report.inventory.is_some() {
-        let stored: Option<Option<String>> =
-            sqlx::query_scalar("SELECT inventory FROM agents WHERE id = ?")
-                .bind(agent_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        inventory_changes_of(stored.flatten().as_deref(), report)
-    } else {
-        Vec::new()
-    };
-    for change in &changes {
-        let insert = sqlx::query(
-            "INSERT INTO inventory_changes (agent_id, report_id, at, component, key, kind, before, after)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        );
-        bind_change(insert, agent_id, &report_id, now, change)
-            .execute(&mut *conn)
-            .await?;
-    }
-    let evidence = evidence_of(report);
-    let spool = spool_of(report);
-    let links = crate::evidence::of(report, now);
-    // COALESCE(MAX(col, ?), ?, col): the later of the stored and the new success time,
-    // whichever exists (SQLite's two-argument MAX is NULL if either argument is). The speed
-    // test's columns are set only when the report has one (CASE keeps them otherwise), so this
-    // is one statement either way. `revoked_at IS NULL`: a key revoked after the request was
-    // authenticated stores nothing more.
-    let updated = sqlx::query(
-        "UPDATE agents SET last_report_at = ?, interval_secs = ?, agent_version = ?,
-           inventory = COALESCE(?, inventory), sample = COALESCE(?, sample),
-           probes = COALESCE(?, probes), lan_up = COALESCE(?, lan_up),
-           internet_ok_at = COALESCE(MAX(internet_ok_at, ?), ?, internet_ok_at),
-           gov_wan_ok_at = COALESCE(MAX(gov_wan_ok_at, ?), ?, gov_wan_ok_at),
-           datacentre_ok_at = COALESCE(MAX(datacentre_ok_at, ?), ?, datacentre_ok_at),
-           speed_at = CASE WHEN ? THEN ? ELSE speed_at END,
-           download_bps = CASE WHEN ? THEN ? ELSE download_bps END,
-           upload_bps = CASE WHEN ? THEN ? ELSE upload_bps END,
-           spool_waiting = COALESCE(?, spool_waiting), spool_dropped = COALESCE(?, spool_dropped)
-         WHERE id = ? AND revoked_at IS NULL",
-    )
-    .bind(now)
-    .bind(i64::from(report.interval_secs))
-    .bind(&report.agent_version)
-    .bind(evidence.inventory)
-    .bind(evidence.sample)
-    .bind(evidence.probes)
-    .bind(links.lan_up)
-    .bind(links.internet_ok_at)
-    .bind(links.internet_ok_at)
-    .bind(links.gov_wan_ok_at)
-    .bind(links.gov_wan_ok_at)
-    .bind(links.datacentre_ok_at)
-    .bind(links.datacentre_ok_at)
-    .bind(links.speed.is_some())
-    .bind(links.speed.as_ref().map(|s| s.at))
-    .bind(links.speed.is_some())
-    .bind(links.speed.as_ref().map(|s| s.download_bps))
-    .bind(links.speed.is_some())
-    .bind(links.speed.as_ref().and_then(|s| s.upload_bps))
-    .bind(spool[0])
-    .bind(spool[1])
-    .bind(agent_id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if updated == 0 {
-        return Err(StoreError::Revoked(agent_id.clone()));
-    }
-    Ok(accepted(&changes))
 }
