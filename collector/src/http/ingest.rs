@@ -166,13 +166,9 @@ pub(super) async fn authenticate(
 
 /// The id of the agent whose key has this digest, from the database.
 async fn agent_by_digest(state: &AppState, digest: &[u8]) -> Result<String, ApiError> {
-    let agent = state
-        .store()
-        .agent_by_key(digest)
-        .await?
-        .ok_or_else(|| {
-            ApiError::unauthorized("unknown or revoked agent key; enrol this machine again")
-        })?;
+    let agent = state.store().agent_by_key(digest).await?.ok_or_else(|| {
+        ApiError::unauthorized("unknown or revoked agent key; enrol this machine again")
+    })?;
     Ok(agent.id)
 }
 

@@ -5,6 +5,7 @@
 //! at most once (its `report_id` is the primary key), an acknowledged report is committed, secrets
 //! are kept as digests only, and a unit import replaces the current tree atomically.
 
+mod batch;
 mod postgres;
 mod sqlite;
 
@@ -627,6 +628,73 @@ fn evidence_of(report: &Report) -> AgentEvidence {
     }
 }
 
+/// What a report does to its agent's row, or (folded with [`AgentUpdate::then`]) what several
+/// do: the columns as one `UPDATE` per report would leave them, `None` where the stored value
+/// stays.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AgentUpdate {
+    pub(crate) last_report_at: i64,
+    pub(crate) interval_secs: i64,
+    pub(crate) agent_version: String,
+    pub(crate) inventory: Option<String>,
+    pub(crate) sample: Option<String>,
+    pub(crate) probes: Option<String>,
+    pub(crate) lan_up: Option<bool>,
+    pub(crate) internet_ok_at: Option<i64>,
+    pub(crate) gov_wan_ok_at: Option<i64>,
+    pub(crate) datacentre_ok_at: Option<i64>,
+    /// When, download, upload: set together when a report has a speed test.
+    pub(crate) speed: Option<(i64, f64, Option<f64>)>,
+    pub(crate) spool_waiting: Option<i64>,
+    pub(crate) spool_dropped: Option<i64>,
+}
+
+impl AgentUpdate {
+    pub(crate) fn of(incoming: &Incoming) -> Self {
+        let Incoming {
+            report,
+            received_at: now,
+            ..
+        } = incoming;
+        let evidence = evidence_of(report);
+        let links = crate::evidence::of(report, *now);
+        let [spool_waiting, spool_dropped] = spool_of(report);
+        Self {
+            last_report_at: *now,
+            interval_secs: i64::from(report.interval_secs),
+            agent_version: report.agent_version.clone(),
+            inventory: evidence.inventory,
+            sample: evidence.sample,
+            probes: evidence.probes,
+            lan_up: links.lan_up,
+            internet_ok_at: links.internet_ok_at,
+            gov_wan_ok_at: links.gov_wan_ok_at,
+            datacentre_ok_at: links.datacentre_ok_at,
+            speed: links.speed.map(|s| (s.at, s.download_bps, s.upload_bps)),
+            spool_waiting,
+            spool_dropped,
+        }
+    }
+
+    /// This update followed by `later`'s: the later report's values where it has them, the
+    /// later of the two success times.
+    pub(crate) fn then(self, later: Self) -> Self {
+        Self {
+            inventory: later.inventory.or(self.inventory),
+            sample: later.sample.or(self.sample),
+            probes: later.probes.or(self.probes),
+            lan_up: later.lan_up.or(self.lan_up),
+            internet_ok_at: later.internet_ok_at.max(self.internet_ok_at),
+            gov_wan_ok_at: later.gov_wan_ok_at.max(self.gov_wan_ok_at),
+            datacentre_ok_at: later.datacentre_ok_at.max(self.datacentre_ok_at),
+            speed: later.speed.or(self.speed),
+            spool_waiting: later.spool_waiting.or(self.spool_waiting),
+            spool_dropped: later.spool_dropped.or(self.spool_dropped),
+            ..later
+        }
+    }
+}
+
 /// The report's spool figures as the agent record's `spool_waiting` and `spool_dropped` columns;
 /// `None` keeps what the agent sent before. Validation keeps both within `i64`.
 fn spool_of(report: &Report) -> [Option<i64>; 2] {
@@ -742,33 +810,6 @@ pub(crate) fn groups_of(rows: Vec<GroupRow>) -> Vec<AgentGroup> {
         .collect();
     groups.sort_by(|a, b| a.unit_code.cmp(&b.unit_code).then(a.role.cmp(&b.role)));
     groups
-}
-
-/// Binds one change of `agent_id`'s inventory, brought by `report_id` at `at`, to an
-/// `INSERT INTO inventory_changes (agent_id, report_id, at, component, key, kind, before, after)`
-/// with eight placeholders in the store's dialect.
-fn bind_change<'q, DB>(
-    query: sqlx::query::Query<'q, DB, Args<DB>>,
-    agent_id: &str,
-    report_id: &str,
-    at: i64,
-    change: &Change,
-) -> sqlx::query::Query<'q, DB, Args<DB>>
-where
-    DB: sqlx::Database,
-    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> Option<String>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-{
-    query
-        .bind(agent_id.to_string())
-        .bind(report_id.to_string())
-        .bind(at)
-        .bind(change.component.to_string())
-        .bind(change.key.clone())
-        .bind(change.kind.as_str().to_string())
-        .bind(change.before.clone())
-        .bind(change.after.clone())
 }
 
 /// Binds `row` to an `INSERT INTO figure_snapshots ({SNAPSHOT_COLUMNS})` with twenty

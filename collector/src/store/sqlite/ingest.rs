@@ -6,41 +6,20 @@
 //! thread and back, about a dozen context switches per report, and that, not SQLite, was where
 //! the ingest's CPU went.
 //!
-//! The thread blocks on its queue, takes whatever is queued (at most [`MAX_BATCH`] reports),
+//! The thread blocks on its queue, takes whatever is queued (at most [`MAX_BATCH`](batch::MAX_BATCH) reports),
 //! writes it in one `BEGIN IMMEDIATE … COMMIT`, answers every request, and waits again; it ends
 //! when every sender (every clone of the store) is gone. Each report is written inside its own
 //! `SAVEPOINT`, rolled back to if that report fails, so one failing report leaves the rest of its
 //! batch alone; here a savepoint costs two statement steps and no I/O.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use super::super::{
-    Incoming, StoreError, Stored, accepted, evidence_of, inventory_changes_of, spool_of,
-};
-
-/// The most reports one ingest transaction holds. A batch is whatever queued during the previous
-/// commit; this bounds how long one commit (and the requests in it) can take.
-pub(crate) const MAX_BATCH: usize = 512;
-
-/// Reports that may wait for the ingest writer; one more is refused with [`StoreError::Busy`].
-/// Four batches' worth: enough to ride out a slow commit, few enough to bound memory (a queued
-/// report holds its parsed form and its text, a few KiB) and the wait of the last one.
-pub(crate) const QUEUE: usize = 4 * MAX_BATCH;
-
-/// Reports to commit together, and where their answers go: one answer per report, in order, or
-/// the error that kept the whole transaction from committing.
-#[derive(Debug)]
-pub(super) struct Job {
-    pub(super) reports: Vec<Incoming>,
-    pub(super) reply: oneshot::Sender<Result<Vec<Answer>, StoreError>>,
-}
-
-type Answer = Result<Stored, StoreError>;
+use super::super::batch::{self, Answer, Batch, Job, Prepared};
+use super::super::{StoreError, Stored, accepted, inventory_changes_of};
 
 /// Opens the writer's connection to the database file at `path` (already migrated) and starts
 /// its thread; the returned queue is how reports reach it.
@@ -51,7 +30,7 @@ pub(super) fn start(path: &Path) -> Result<mpsc::Sender<Job>, StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
-    let (queue, jobs) = mpsc::channel(QUEUE);
+    let (queue, jobs) = batch::queue();
     std::thread::Builder::new()
         .name("hatang-ingest".into())
         .spawn(move || run(conn, jobs))
@@ -61,40 +40,16 @@ pub(super) fn start(path: &Path) -> Result<mpsc::Sender<Job>, StoreError> {
 
 /// The writer's loop: a batch of whatever is queued, committed, answered; until the queue closes.
 fn run(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
-    let mut jobs: Vec<Job> = Vec::new();
     while let Some(first) = queue.blocking_recv() {
-        let mut reports = first.reports.len();
-        jobs.push(first);
-        while reports < MAX_BATCH {
-            let Ok(job) = queue.try_recv() else { break };
-            reports += job.reports.len();
-            jobs.push(job);
-        }
-        let batch: Vec<&Incoming> = jobs.iter().flat_map(|j| &j.reports).collect();
-        match write_batch(&mut conn, &batch) {
-            Ok(answers) => {
-                let mut answers = answers.into_iter();
-                for job in jobs.drain(..) {
-                    let mine = answers.by_ref().take(job.reports.len()).collect();
-                    // The request may have gone (its client hung up): the report is stored
-                    // anyway, and the agent's resend is answered "duplicate".
-                    let _ = job.reply.send(Ok(mine));
-                }
-            }
-            Err(e) => {
-                tracing::error!(reports = batch.len(), error = %e, cause = ?std::error::Error::source(&e), "ingest batch not committed");
-                let e = Arc::new(e);
-                for job in jobs.drain(..) {
-                    let _ = job.reply.send(Err(StoreError::Batch(e.clone())));
-                }
-            }
-        }
+        let batch = Batch::gather(first, &mut queue);
+        let result = write_batch(&mut conn, &batch.reports());
+        batch.reply(result);
     }
 }
 
 /// Writes `batch` in one transaction, each report inside its own savepoint; the outer error is
 /// a transaction that did not commit (then nothing of it is stored).
-fn write_batch(conn: &mut Connection, batch: &[&Incoming]) -> Result<Vec<Answer>, StoreError> {
+fn write_batch(conn: &mut Connection, batch: &[&Prepared]) -> Result<Vec<Answer>, StoreError> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut answers = Vec::with_capacity(batch.len());
     for incoming in batch {
@@ -111,15 +66,11 @@ fn write_batch(conn: &mut Connection, batch: &[&Incoming]) -> Result<Vec<Answer>
 }
 
 /// One report's statements, inside the batch's transaction.
-fn write_report(conn: &Connection, incoming: &Incoming) -> Result<Stored, StoreError> {
-    let Incoming {
-        agent_id,
-        key_digest,
-        report,
-        body,
-        received_at: now,
-    } = incoming;
-    let now = *now;
+fn write_report(conn: &Connection, prepared: &Prepared) -> Result<Stored, StoreError> {
+    let Prepared { incoming, update } = prepared;
+    let agent_id = &incoming.agent_id;
+    let report = &incoming.report;
+    let now = incoming.received_at;
     let report_id = report.report_id.to_string();
     let inserted = conn
         .prepare_cached(
@@ -131,7 +82,7 @@ fn write_report(conn: &Connection, incoming: &Incoming) -> Result<Stored, StoreE
             agent_id,
             now,
             report.agent_time.unix_timestamp(),
-            body
+            incoming.body
         ])?;
     if inserted == 0 {
         return Ok(Stored::Duplicate);
@@ -161,10 +112,6 @@ fn write_report(conn: &Connection, incoming: &Incoming) -> Result<Stored, StoreE
             change.after
         ])?;
     }
-    let evidence = evidence_of(report);
-    let spool = spool_of(report);
-    let links = crate::evidence::of(report, now);
-    let speed = links.speed.as_ref();
     // COALESCE(MAX(col, ?), ?, col): the later of the stored and the new success time,
     // whichever exists (SQLite's two-argument MAX is NULL if either argument is). The speed
     // test's columns are set only when the report has one (CASE keeps them otherwise), so this
@@ -186,24 +133,24 @@ fn write_report(conn: &Connection, incoming: &Incoming) -> Result<Stored, StoreE
              WHERE id = ?17 AND revoked_at IS NULL AND (?18 IS NULL OR key_hash = ?18)",
         )?
         .execute(params![
-            now,
-            i64::from(report.interval_secs),
-            report.agent_version,
-            evidence.inventory,
-            evidence.sample,
-            evidence.probes,
-            links.lan_up,
-            links.internet_ok_at,
-            links.gov_wan_ok_at,
-            links.datacentre_ok_at,
-            speed.is_some(),
-            speed.map(|s| s.at),
-            speed.map(|s| s.download_bps),
-            speed.and_then(|s| s.upload_bps),
-            spool[0],
-            spool[1],
+            update.last_report_at,
+            update.interval_secs,
+            update.agent_version,
+            update.inventory,
+            update.sample,
+            update.probes,
+            update.lan_up,
+            update.internet_ok_at,
+            update.gov_wan_ok_at,
+            update.datacentre_ok_at,
+            update.speed.is_some(),
+            update.speed.map(|s| s.0),
+            update.speed.map(|s| s.1),
+            update.speed.and_then(|s| s.2),
+            update.spool_waiting,
+            update.spool_dropped,
             agent_id,
-            key_digest
+            incoming.key_digest
         ])?;
     if updated == 0 {
         return Err(StoreError::Revoked(agent_id.clone()));

@@ -13,7 +13,7 @@
 //! report at a time tops out near 1,000 reports/s however many requests wait. So reports are not
 //! committed by the requests that bring them: [`Store::ingest`] queues the report for the
 //! store's ingest writer, a thread that owns the write side of ingestion, and waits for its
-//! answer. The writer takes every report queued at that moment (at most [`ingest::MAX_BATCH`]),
+//! answer. The writer takes every report queued at that moment (at most [`MAX_BATCH`](super::batch::MAX_BATCH)),
 //! stores them in one `BEGIN IMMEDIATE … COMMIT` transaction, and only after the `COMMIT` returned answers each
 //! request. When the collector is idle a report is committed on its own at once: nothing waits
 //! for a batch to fill, the batch is simply whatever queued up during the previous commit.
@@ -31,7 +31,7 @@
 //!   written inside its own `SAVEPOINT`, rolled back to when it fails. Savepoints were chosen
 //!   over checking every report for trouble beforehand, because a pre-check covers only the
 //!   failures it knows of; they cost no I/O (a mark in the same transaction).
-//! - [`StoreError::Busy`]: the queue ([`ingest::QUEUE`] reports) was full; nothing was taken and
+//! - [`StoreError::Busy`]: the queue ([`QUEUE`](super::batch::QUEUE) reports) was full; nothing was taken and
 //!   the HTTP layer answers 503 with `Retry-After`, the report stays in the agent's spool.
 //!
 //! Reports are applied in the order they were queued, one after the other, so an agent's record,
@@ -45,13 +45,12 @@
 //! per HTTP connection (a single agent never has two reports in flight).
 
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{FromRow, SqlitePool};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::{
     AGENT_COLUMNS, AgentEvidence, AgentIdentity, AgentRecord, ApiRole, CHANGE_COLUMNS,
@@ -69,7 +68,7 @@ use crate::units::UnitFile;
 
 mod ingest;
 
-use ingest::Job;
+use super::batch::{self, Job};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
@@ -107,29 +106,6 @@ impl SqliteStore {
             ingest,
         })
     }
-}
-
-impl SqliteStore {
-    /// Hands `reports` to the ingest writer and waits until the transaction holding them
-    /// committed; [`StoreError::Busy`] at once when its queue is full.
-    async fn queue(
-        &self,
-        reports: Vec<Incoming>,
-    ) -> Result<Vec<Result<Stored, StoreError>>, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.ingest
-            .try_send(Job { reports, reply })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => StoreError::Busy,
-                mpsc::error::TrySendError::Closed(_) => writer_gone(),
-            })?;
-        answer.await.unwrap_or_else(|_| Err(writer_gone()))
-    }
-}
-
-/// The answer when the ingest writer is gone (the store is shutting down).
-fn writer_gone() -> StoreError {
-    StoreError::Batch(Arc::new(StoreError::Busy))
 }
 
 #[async_trait]
@@ -412,15 +388,11 @@ impl Store for SqliteStore {
         &self,
         batch: &[Incoming],
     ) -> Result<Vec<Result<Stored, StoreError>>, StoreError> {
-        self.queue(batch.to_vec()).await
+        batch::submit(&self.ingest, batch.to_vec()).await
     }
 
     async fn ingest(&self, incoming: Incoming) -> Result<Stored, StoreError> {
-        self.queue(vec![incoming])
-            .await?
-            .pop()
-            // One answer per report, so one here; the empty case is only the type's.
-            .unwrap_or_else(|| Err(writer_gone()))
+        batch::submit_one(&self.ingest, incoming).await
     }
 
     async fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {

@@ -26,12 +26,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{FromRow, PgPool};
+use tokio::sync::mpsc;
 
 use super::{
     AGENT_COLUMNS, AgentEvidence, AgentIdentity, AgentRecord, ApiRole, CHANGE_COLUMNS,
     EnrolRefusal, EnrolTokenRow, Enrolled, ImportSummary, Incoming, InventoryChange,
-    SNAPSHOT_COLUMNS, SnapshotRow, Store, StoreError, Stored, StoredUnit, accepted, bind_change,
-    bind_snapshot_row, evidence_of, import_summary, inventory_changes_of, redact_url, spool_of,
+    SNAPSHOT_COLUMNS, SnapshotRow, Store, StoreError, Stored, StoredUnit, bind_snapshot_row,
+    import_summary, redact_url,
 };
 use super::{AGENT_GROUPS_SQL, HashedRole, SESSION_ROLE_SQL, bind_group_params, groups_of};
 use super::{
@@ -40,6 +41,10 @@ use super::{
 };
 use crate::figures::{AgentGroup, Role, Rules, UnitRow};
 use crate::units::{NewUnit, UnitFile};
+
+mod ingest;
+
+use super::batch::{self, Job};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -71,6 +76,8 @@ impl Default for PostgresSettings {
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// The queue in front of this replica's ingest writer ([`ingest`]).
+    ingest: mpsc::Sender<Job>,
 }
 
 impl PostgresStore {
@@ -97,112 +104,8 @@ impl PostgresStore {
             Ok(Err(e)) => return Err(e.into()),
         };
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
-        Ok(Self { pool })
-    }
-
-    /// One report in its own transaction.
-    async fn store_one(&self, incoming: &Incoming) -> Result<Stored, StoreError> {
-        let Incoming {
-            agent_id,
-            key_digest,
-            report,
-            body,
-            received_at: now,
-        } = incoming;
-        let now = *now;
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO reports (report_id, agent_id, received_at, agent_time, body)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (report_id) DO NOTHING",
-        )
-        .bind(report.report_id.to_string())
-        .bind(agent_id)
-        .bind(now)
-        .bind(report.agent_time.unix_timestamp())
-        .bind(body)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            tx.rollback().await?;
-            return Ok(Stored::Duplicate);
-        }
-        // Locked: of two replicas storing two reports of one agent at once, the second compares
-        // with the inventory the first left, never both with the same old one (which would log a
-        // change twice). FOR NO KEY UPDATE, the lock the UPDATE below takes anyway, and not FOR
-        // UPDATE: that one conflicts with the KEY SHARE lock the reports row's foreign key already
-        // holds on the agent, and two such transactions deadlock.
-        let changes = if report.inventory.is_some() {
-            let stored: Option<Option<String>> =
-                sqlx::query_scalar("SELECT inventory FROM agents WHERE id = $1 FOR NO KEY UPDATE")
-                    .bind(agent_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            inventory_changes_of(stored.flatten().as_deref(), report)
-        } else {
-            Vec::new()
-        };
-        let report_id = report.report_id.to_string();
-        for change in &changes {
-            let insert = sqlx::query(
-                "INSERT INTO inventory_changes (agent_id, report_id, at, component, key, kind, before, after)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            );
-            bind_change(insert, agent_id, &report_id, now, change)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let evidence = evidence_of(report);
-        let spool = spool_of(report);
-        let links = crate::evidence::of(report, now);
-        // GREATEST ignores NULLs: the later of the stored and the new success time, whichever
-        // exists. `revoked_at IS NULL` and the key: a key revoked or replaced after the request
-        // was authenticated stores nothing more.
-        let updated = sqlx::query(
-            "UPDATE agents SET last_report_at = $1, interval_secs = $2, agent_version = $3,
-               inventory = COALESCE($4, inventory), sample = COALESCE($5, sample),
-               probes = COALESCE($6, probes), lan_up = COALESCE($7, lan_up),
-               internet_ok_at = GREATEST(internet_ok_at, $8),
-               gov_wan_ok_at = GREATEST(gov_wan_ok_at, $9),
-               datacentre_ok_at = GREATEST(datacentre_ok_at, $10),
-               spool_waiting = COALESCE($11, spool_waiting),
-               spool_dropped = COALESCE($12, spool_dropped)
-             WHERE id = $13 AND revoked_at IS NULL AND ($14::bytea IS NULL OR key_hash = $14)",
-        )
-        .bind(now)
-        .bind(i64::from(report.interval_secs))
-        .bind(&report.agent_version)
-        .bind(evidence.inventory)
-        .bind(evidence.sample)
-        .bind(evidence.probes)
-        .bind(links.lan_up)
-        .bind(links.internet_ok_at)
-        .bind(links.gov_wan_ok_at)
-        .bind(links.datacentre_ok_at)
-        .bind(spool[0])
-        .bind(spool[1])
-        .bind(agent_id)
-        .bind(key_digest)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            tx.rollback().await?;
-            return Err(StoreError::Revoked(agent_id.clone()));
-        }
-        if let Some(speed) = links.speed {
-            sqlx::query(
-                "UPDATE agents SET speed_at = $1, download_bps = $2, upload_bps = $3 WHERE id = $4",
-            )
-            .bind(speed.at)
-            .bind(speed.download_bps)
-            .bind(speed.upload_bps)
-            .bind(agent_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(accepted(&changes))
+        let ingest = ingest::start(pool.clone());
+        Ok(Self { pool, ingest })
     }
 }
 
@@ -485,14 +388,11 @@ impl Store for PostgresStore {
         &self,
         batch: &[Incoming],
     ) -> Result<Vec<Result<Stored, StoreError>>, StoreError> {
-        // One transaction per report, run one after the other: an agent's reports in order,
-        // and one failing leaves the others alone. Not one transaction per batch yet: its row
-        // locks on agents would be held for the whole batch, across replicas.
-        let mut answers = Vec::with_capacity(batch.len());
-        for incoming in batch {
-            answers.push(self.store_one(incoming).await);
-        }
-        Ok(answers)
+        batch::submit(&self.ingest, batch.to_vec()).await
+    }
+
+    async fn ingest(&self, incoming: Incoming) -> Result<Stored, StoreError> {
+        batch::submit_one(&self.ingest, incoming).await
     }
 
     async fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {

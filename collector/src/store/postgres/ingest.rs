@@ -1,0 +1,290 @@
+//! The PostgreSQL ingest writer: the reports queued on one replica committed together, in a
+//! fixed handful of statements per batch whatever its size.
+//!
+//! One transaction per report cost five or six round trips and as many statements each, and
+//! PostgreSQL's per-statement work was most of the machine. A batch now takes:
+//!
+//! 1. `SELECT … FOR NO KEY UPDATE` of the batch's agents, in id order: whether each is still
+//!    enrolled under the key its report came with, and (for reports carrying an inventory) the
+//!    inventory on record. Locking in one order keeps two replicas from deadlocking, and holds
+//!    off a revocation until the batch is done, as a single report's `UPDATE` did.
+//! 2. One `INSERT … SELECT FROM UNNEST(…) ON CONFLICT (report_id) DO NOTHING RETURNING
+//!    report_id` of the reports of agents that passed: those returned are new, the rest were
+//!    already stored ("duplicate", also when another replica stored them first: the insert waits
+//!    for that replica's transaction and then inserts nothing).
+//! 3. One `INSERT … FROM UNNEST` of the inventory changes, compared in the batch's order (an
+//!    agent's second inventory in a batch against its first).
+//! 4. One `UPDATE agents … FROM UNNEST` with each agent's reports folded, in order, into the
+//!    values one `UPDATE` per report would have left ([`AgentUpdate::then`]).
+//!
+//! A report whose `report_id` occurs earlier in the same batch gets the earlier one's answer, or
+//! "duplicate" when that one was stored. If any statement fails, the transaction is rolled back
+//! (nothing of it was acknowledged) and the batch is stored one report per transaction, as
+//! before, so each report gets an answer of its own.
+
+use std::collections::HashMap;
+
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+
+use super::super::batch::{self, Answer, Batch, Job, Prepared};
+use super::super::{AgentUpdate, StoreError, Stored, accepted, inventory_changes_of};
+use crate::changes::Change;
+
+/// Starts the writer task of a store on `pool`; it ends when the returned queue's every sender
+/// is gone.
+pub(super) fn start(pool: PgPool) -> mpsc::Sender<Job> {
+    let (queue, mut jobs) = batch::queue();
+    tokio::spawn(async move {
+        while let Some(first) = jobs.recv().await {
+            let batch = Batch::gather(first, &mut jobs);
+            let result = store_batch(&pool, &batch.reports()).await;
+            batch.reply(result);
+        }
+    });
+    queue
+}
+
+/// Stores `batch` together, or one report at a time when that fails.
+async fn store_batch(pool: &PgPool, batch: &[&Prepared]) -> Result<Vec<Answer>, StoreError> {
+    match store_together(pool, batch).await {
+        Ok(answers) => Ok(answers),
+        Err(e) => {
+            tracing::warn!(reports = batch.len(), error = %e, cause = ?std::error::Error::source(&e), "ingest batch failed; storing its reports one at a time");
+            let mut answers = Vec::with_capacity(batch.len());
+            for prepared in batch {
+                let alone = store_together(pool, std::slice::from_ref(prepared)).await;
+                answers.push(alone.and_then(|mut answer| {
+                    // One answer per report, so one here; the empty case is only the type's.
+                    answer.pop().unwrap_or_else(|| {
+                        Err(StoreError::Conflict("the store gave no answer".into()))
+                    })
+                }));
+            }
+            Ok(answers)
+        }
+    }
+}
+
+/// An agent as the batch found it, locked.
+#[derive(sqlx::FromRow)]
+struct Locked {
+    id: String,
+    key_hash: Vec<u8>,
+    revoked: bool,
+    /// Only for agents whose reports in the batch carry an inventory.
+    inventory: Option<String>,
+}
+
+/// The batch in one transaction; an error means nothing of it was stored.
+async fn store_together(pool: &PgPool, batch: &[&Prepared]) -> Result<Vec<Answer>, StoreError> {
+    // Where a report_id occurs earlier in the batch: that one is the one stored.
+    let mut first_of: HashMap<uuid::Uuid, usize> = HashMap::with_capacity(batch.len());
+    let earlier: Vec<Option<usize>> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let first = *first_of.entry(p.incoming.report.report_id).or_insert(i);
+            (first != i).then_some(first)
+        })
+        .collect();
+
+    let mut tx = pool.begin().await?;
+    let mut ids: Vec<&str> = batch.iter().map(|p| p.incoming.agent_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let with_inventory: Vec<&str> = batch
+        .iter()
+        .filter(|p| p.incoming.report.inventory.is_some())
+        .map(|p| p.incoming.agent_id.as_str())
+        .collect();
+    let locked: Vec<Locked> = sqlx::query_as(
+        "SELECT id, key_hash, revoked_at IS NOT NULL AS revoked,
+                CASE WHEN id = ANY($2) THEN inventory END AS inventory
+         FROM agents WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+    )
+    .bind(&ids)
+    .bind(&with_inventory)
+    .fetch_all(&mut *tx)
+    .await?;
+    let agents: HashMap<&str, &Locked> = locked.iter().map(|a| (a.id.as_str(), a)).collect();
+    let enrolled = |incoming: &super::super::Incoming| {
+        agents.get(incoming.agent_id.as_str()).is_some_and(|a| {
+            !a.revoked
+                && incoming
+                    .key_digest
+                    .as_deref()
+                    .is_none_or(|key| crate::secret::same(&a.key_hash, key))
+        })
+    };
+    // The reports to insert: first occurrences of agents still enrolled under their key.
+    let candidates: Vec<usize> = (0..batch.len())
+        .filter(|&i| earlier[i].is_none() && enrolled(&batch[i].incoming))
+        .collect();
+    let report_ids: Vec<String> = candidates
+        .iter()
+        .map(|&i| batch[i].incoming.report.report_id.to_string())
+        .collect();
+    let inserted: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO reports (report_id, agent_id, received_at, agent_time, body)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[])
+         ON CONFLICT (report_id) DO NOTHING RETURNING report_id",
+    )
+    .bind(&report_ids)
+    .bind(
+        candidates
+            .iter()
+            .map(|&i| batch[i].incoming.agent_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        candidates
+            .iter()
+            .map(|&i| batch[i].incoming.received_at)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        candidates
+            .iter()
+            .map(|&i| batch[i].incoming.report.agent_time.unix_timestamp())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        candidates
+            .iter()
+            .map(|&i| batch[i].incoming.body.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let inserted: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
+
+    // In the batch's order: each new report's changes against the inventory before it, and its
+    // agent's row folded.
+    let mut inventories: HashMap<&str, Option<String>> = HashMap::new();
+    let mut changes: Vec<(usize, Change)> = Vec::new();
+    let mut updates: Vec<(&str, AgentUpdate)> = Vec::new();
+    let mut update_of: HashMap<&str, usize> = HashMap::new();
+    let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
+    for (i, Prepared { incoming, update }) in batch.iter().map(|p| *p).enumerate() {
+        let answer = if let Some(first) = earlier[i] {
+            match &answers[first] {
+                Ok(_) => Ok(Stored::Duplicate),
+                Err(_) => Err(StoreError::Revoked(incoming.agent_id.clone())),
+            }
+        } else if !enrolled(incoming) {
+            Err(StoreError::Revoked(incoming.agent_id.clone()))
+        } else if !inserted.contains(incoming.report.report_id.to_string().as_str()) {
+            Ok(Stored::Duplicate)
+        } else {
+            let agent = incoming.agent_id.as_str();
+            let update = update.clone();
+            let mine = if incoming.report.inventory.is_some() {
+                let on_record = inventories
+                    .entry(agent)
+                    .or_insert_with(|| agents.get(agent).and_then(|a| a.inventory.clone()));
+                let found = inventory_changes_of(on_record.as_deref(), &incoming.report);
+                on_record.clone_from(&update.inventory);
+                found
+            } else {
+                Vec::new()
+            };
+            let answer = accepted(&mine);
+            changes.extend(mine.into_iter().map(|c| (i, c)));
+            match update_of.get(agent) {
+                Some(&u) => updates[u].1 = updates[u].1.clone().then(update),
+                None => {
+                    update_of.insert(agent, updates.len());
+                    updates.push((agent, update));
+                }
+            }
+            Ok(answer)
+        };
+        answers.push(answer);
+    }
+
+    if !changes.is_empty() {
+        sqlx::query(
+            "INSERT INTO inventory_changes (agent_id, report_id, at, component, key, kind, before, after)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                                  $6::text[], $7::text[], $8::text[])",
+        )
+        .bind(changes.iter().map(|(i, _)| batch[*i].incoming.agent_id.as_str()).collect::<Vec<_>>())
+        .bind(
+            changes
+                .iter()
+                .map(|(i, _)| batch[*i].incoming.report.report_id.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(changes.iter().map(|(i, _)| batch[*i].incoming.received_at).collect::<Vec<_>>())
+        .bind(changes.iter().map(|(_, c)| c.component).collect::<Vec<_>>())
+        .bind(changes.iter().map(|(_, c)| c.key.as_str()).collect::<Vec<_>>())
+        .bind(changes.iter().map(|(_, c)| c.kind.as_str()).collect::<Vec<_>>())
+        .bind(changes.iter().map(|(_, c)| c.before.as_deref()).collect::<Vec<_>>())
+        .bind(changes.iter().map(|(_, c)| c.after.as_deref()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !updates.is_empty() {
+        update_agents(&mut tx, &updates).await?;
+    }
+    tx.commit().await?;
+    Ok(answers)
+}
+
+/// One `UPDATE` for every agent of the batch, each row to what its reports leave.
+async fn update_agents(
+    tx: &mut sqlx::PgConnection,
+    updates: &[(&str, AgentUpdate)],
+) -> Result<(), StoreError> {
+    fn column<'a, T>(
+        updates: &'a [(&str, AgentUpdate)],
+        f: impl Fn(&'a AgentUpdate) -> T,
+    ) -> Vec<T> {
+        updates.iter().map(|(_, u)| f(u)).collect()
+    }
+    // GREATEST ignores NULLs: the later of the stored and the new success time, whichever
+    // exists. The speed test's three columns change only where a report had one.
+    sqlx::query(
+        "UPDATE agents a SET last_report_at = v.last_report_at, interval_secs = v.interval_secs,
+           agent_version = v.agent_version,
+           inventory = COALESCE(v.inventory, a.inventory), sample = COALESCE(v.sample, a.sample),
+           probes = COALESCE(v.probes, a.probes), lan_up = COALESCE(v.lan_up, a.lan_up),
+           internet_ok_at = GREATEST(a.internet_ok_at, v.internet_ok_at),
+           gov_wan_ok_at = GREATEST(a.gov_wan_ok_at, v.gov_wan_ok_at),
+           datacentre_ok_at = GREATEST(a.datacentre_ok_at, v.datacentre_ok_at),
+           speed_at = CASE WHEN v.speed THEN v.speed_at ELSE a.speed_at END,
+           download_bps = CASE WHEN v.speed THEN v.download_bps ELSE a.download_bps END,
+           upload_bps = CASE WHEN v.speed THEN v.upload_bps ELSE a.upload_bps END,
+           spool_waiting = COALESCE(v.spool_waiting, a.spool_waiting),
+           spool_dropped = COALESCE(v.spool_dropped, a.spool_dropped)
+         FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::bool[], $9::bigint[], $10::bigint[], $11::bigint[],
+                     $12::bool[], $13::bigint[], $14::float8[], $15::float8[], $16::bigint[],
+                     $17::bigint[])
+           AS v(id, last_report_at, interval_secs, agent_version, inventory, sample, probes,
+                lan_up, internet_ok_at, gov_wan_ok_at, datacentre_ok_at, speed, speed_at,
+                download_bps, upload_bps, spool_waiting, spool_dropped)
+         WHERE a.id = v.id",
+    )
+    .bind(updates.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind(column(updates, |u| u.last_report_at))
+    .bind(column(updates, |u| u.interval_secs))
+    .bind(column(updates, |u| u.agent_version.as_str()))
+    .bind(column(updates, |u| u.inventory.as_deref()))
+    .bind(column(updates, |u| u.sample.as_deref()))
+    .bind(column(updates, |u| u.probes.as_deref()))
+    .bind(column(updates, |u| u.lan_up))
+    .bind(column(updates, |u| u.internet_ok_at))
+    .bind(column(updates, |u| u.gov_wan_ok_at))
+    .bind(column(updates, |u| u.datacentre_ok_at))
+    .bind(column(updates, |u| u.speed.is_some()))
+    .bind(column(updates, |u| u.speed.map(|s| s.0)))
+    .bind(column(updates, |u| u.speed.map(|s| s.1)))
+    .bind(column(updates, |u| u.speed.and_then(|s| s.2)))
+    .bind(column(updates, |u| u.spool_waiting))
+    .bind(column(updates, |u| u.spool_dropped))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
