@@ -8,11 +8,7 @@
 //! not the burned-in one, so no permanent MAC goes into the identity there (it rests on the
 //! `MachineGuid` and the SMBIOS UUID or serial).
 
-use hatang_protocol::{Gpu, MemoryModule, Monitor, Software, Temperature};
-
-pub(crate) fn memory_modules() -> Vec<MemoryModule> {
-    Vec::new()
-}
+use hatang_protocol::{Gpu, Monitor, Software, Temperature};
 
 pub(crate) fn monitors() -> Vec<Monitor> {
     Vec::new()

@@ -3,11 +3,9 @@
 //! A Windows module (WMI/SMBIOS, `GetIfTable2`, the registry) replaces this file for Windows by
 //! providing the same functions; nothing else in `collect` changes.
 
-use hatang_protocol::{Disk, Dmi};
+use hatang_protocol::{Disk, Dmi, MemoryModule};
 
-pub(crate) use super::absent::{
-    gpus, memory_modules, monitors, permanent_mac, software, temperatures,
-};
+pub(crate) use super::absent::{gpus, monitors, permanent_mac, software, temperatures};
 use super::{DefaultRoute, Link, OsRelease};
 
 pub(crate) fn dmi() -> Option<Dmi> {
@@ -15,6 +13,10 @@ pub(crate) fn dmi() -> Option<Dmi> {
 }
 
 pub(crate) fn disks() -> Vec<Disk> {
+    Vec::new()
+}
+
+pub(crate) fn memory_modules() -> Vec<MemoryModule> {
     Vec::new()
 }
 

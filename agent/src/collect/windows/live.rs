@@ -1,7 +1,7 @@
 //! This machine, read: the platform functions `collect` calls, binding the API calls in
 //! [`super::sys`] and the registry to the pure mappers.
 
-use hatang_protocol::{Disk, Dmi, Interface};
+use hatang_protocol::{Disk, Dmi, Interface, MemoryModule};
 
 use super::adapters::{self, Adapter};
 use super::cpu::{self, SystemTimes};
@@ -9,9 +9,7 @@ use super::drives;
 use super::os::{self, CurrentVersion};
 use super::rsmb;
 use super::sys;
-pub(crate) use crate::collect::absent::{
-    gpus, memory_modules, monitors, permanent_mac, software, temperatures,
-};
+pub(crate) use crate::collect::absent::{gpus, monitors, permanent_mac, software, temperatures};
 use crate::collect::filesystems::{Blocks, Mount};
 use crate::collect::{DefaultRoute, OsRelease, junk};
 
@@ -20,14 +18,19 @@ const CRYPTOGRAPHY: &str = r"SOFTWARE\Microsoft\Cryptography";
 
 /// SMBIOS identification and chassis from the firmware table, where Windows hands it over.
 pub(crate) fn dmi() -> Option<Dmi> {
-    let table = sys::smbios_table()?;
-    match rsmb::parse_rsmb(&table) {
-        Ok(dmi) => (dmi != Dmi::default()).then_some(dmi),
-        Err(e) => {
-            tracing::debug!(error = %e, "unreadable SMBIOS table; no DMI reported");
-            None
-        }
-    }
+    smbios(rsmb::parse_rsmb).filter(|dmi| *dmi != Dmi::default())
+}
+
+/// The installed memory modules from the same table's memory device structures.
+pub(crate) fn memory_modules() -> Vec<MemoryModule> {
+    smbios(rsmb::memory_modules).unwrap_or_default()
+}
+
+/// The firmware's SMBIOS table through `decode`; `None` where there is none or it is damaged.
+fn smbios<T>(decode: fn(&[u8]) -> Result<T, rsmb::SmbiosError>) -> Option<T> {
+    decode(&sys::smbios_table()?)
+        .inspect_err(|e| tracing::debug!(error = %e, "unreadable SMBIOS table"))
+        .ok()
 }
 
 /// Physical disks (model, serial) need `IOCTL_STORAGE_QUERY_PROPERTY` on each
