@@ -153,7 +153,7 @@ fn windows_agent_under_wine_enrols_reports_and_is_counted() {
     assert_eq!(agent["unit"], UNIT);
 
     // What Wine really provides: the host's name, CPU and memory, and (from the direct API
-    // calls, as sysinfo lists none under Wine) a drive and a network adapter.
+    // calls, as sysinfo lists none under Wine) a drive, a physical disk and a network adapter.
     let inventory = &agent["inventory"];
     let host = |file: &str| std::fs::read_to_string(file).expect("the Linux host's /proc");
     let hostname = host("/proc/sys/kernel/hostname");
@@ -194,6 +194,14 @@ fn windows_agent_under_wine_enrols_reports_and_is_counted() {
             .iter()
             .any(|f| f["mount_point"] == "C:\\" && f["total_bytes"].as_u64() > Some(0)),
         "{filesystems:?}"
+    );
+    // Wine answers the storage queries for its PhysicalDrive0 with a size, no model or serial.
+    let disks = inventory["disks"].as_array().expect("disks");
+    assert!(
+        disks
+            .iter()
+            .any(|d| d["name"] == "PhysicalDrive0" && d["size_bytes"].as_u64() > Some(0)),
+        "{disks:?}"
     );
     let interfaces = inventory["interfaces"].as_array().expect("interfaces");
     assert!(

@@ -7,6 +7,7 @@ use super::adapters::{self, Adapter};
 use super::cpu::{self, SystemTimes};
 use super::drives;
 use super::os::{self, CurrentVersion};
+use super::physical_disks;
 use super::rsmb;
 use super::sys;
 pub(crate) use crate::collect::absent::{gpus, monitors, permanent_mac, software, temperatures};
@@ -33,11 +34,20 @@ fn smbios<T>(decode: fn(&[u8]) -> Result<T, rsmb::SmbiosError>) -> Option<T> {
         .ok()
 }
 
-/// Physical disks (model, serial) need `IOCTL_STORAGE_QUERY_PROPERTY` on each
-/// `\\.\PhysicalDriveN`; not read on Windows yet, so none are reported. Volumes are reported as
-/// filesystems.
+/// Highest `\\.\PhysicalDriveN` tried. Numbers are not always contiguous (a removed USB disk
+/// leaves a gap), so each is tried; opening one that does not exist costs microseconds.
+const MAX_PHYSICAL_DRIVES: u32 = 64;
+
+/// Physical disks with model and serial; volumes are reported as filesystems.
 pub(crate) fn disks() -> Vec<Disk> {
-    Vec::new()
+    (0..MAX_PHYSICAL_DRIVES)
+        .filter_map(sys::physical_drive)
+        .filter_map(|drive| {
+            physical_disks::disk(&drive)
+                .inspect_err(|e| tracing::debug!(index = drive.index, error = %e, "disk skipped"))
+                .ok()
+        })
+        .collect()
 }
 
 pub(crate) fn os_release() -> OsRelease {
@@ -128,8 +138,8 @@ impl CpuMeter {
 mod tests {
     use super::*;
 
-    /// What every Windows machine (and Wine) has: a MachineGuid, a named OS, a system drive,
-    /// a loopback adapter and readable CPU times.
+    /// What every Windows machine (and Wine) has: a MachineGuid, a named OS, a system drive and
+    /// the physical disk under it, a loopback adapter and readable CPU times.
     #[test]
     fn reads_this_windows_machine() {
         let guid = machine_guid().expect("a MachineGuid");
@@ -147,6 +157,13 @@ mod tests {
         assert_eq!(
             volume_blocks("C:\\").map(|b| b.total_bytes()),
             Some(system.filesystem.total_bytes)
+        );
+        let disks = disks();
+        assert!(
+            disks
+                .iter()
+                .any(|d| d.name == "PhysicalDrive0" && d.size_bytes > 0),
+            "{disks:?}"
         );
         let interfaces = interfaces(None);
         assert!(

@@ -1,5 +1,5 @@
 //! What Windows exposes beyond sysinfo: the registry (`MachineGuid`, the edition and build),
-//! the SMBIOS table, drive letters, the network adapter table and CPU times.
+//! the SMBIOS table, physical disks, drive letters, the network adapter table and CPU times.
 //!
 //! Calls into the Windows API are confined to [`sys`] (the agent's only `unsafe`), the registry
 //! is read through Microsoft's safe `windows-registry`, and turning what they return into
@@ -10,6 +10,7 @@ mod adapters;
 mod cpu;
 mod drives;
 mod os;
+mod physical_disks;
 mod rsmb;
 
 #[cfg(windows)]
