@@ -289,6 +289,50 @@ pub(crate) mod tests {
         }
     }
 
+    /// The desktop's memory devices by SMBIOS instance N: the Linux fixture's
+    /// `sys/firmware/dmi/entries/17-N/raw` files, and the Windows test's RSMB table.
+    pub(crate) fn desktop_devices<'a>() -> Vec<(u32, Device<'a>)> {
+        vec![
+            (0, ddr4()),
+            (
+                1,
+                Device {
+                    handle: 0x0041,
+                    locator: "DIMM2",
+                    serial: "3A1B2C5E",
+                    ..ddr4()
+                },
+            ),
+            (
+                2,
+                Device {
+                    handle: 0x0042,
+                    size: 0,
+                    locator: "DIMM3",
+                    manufacturer: "Not Specified",
+                    serial: "Not Specified",
+                    part_number: "Not Specified",
+                    memory_type: 0x02,
+                    speed: 0,
+                    configured_speed: 0,
+                    ..ddr4()
+                },
+            ),
+            (
+                10,
+                Device {
+                    handle: 0x0043,
+                    size: 16384,
+                    locator: "DIMM4",
+                    manufacturer: "Kingston",
+                    serial: "E1F2A3B4",
+                    part_number: "KF432C16BB/16",
+                    ..ddr4()
+                },
+            ),
+        ]
+    }
+
     #[test]
     fn a_ddr4_module_with_every_field() {
         assert_eq!(
@@ -424,13 +468,7 @@ pub(crate) mod tests {
             flips in proptest::collection::vec((0usize..200, proptest::num::u8::ANY), 0..12),
             cut in 0usize..200,
         ) {
-            let mut bytes = raw(&Device { length: 0x5C, ..ddr4() });
-            for (at, value) in flips {
-                if let Some(b) = bytes.get_mut(at) {
-                    *b = value;
-                }
-            }
-            bytes.truncate(cut);
+            let bytes = crate::collect::damaged(raw(&Device { length: 0x5C, ..ddr4() }), &flips, cut);
             if let Ok(Some(module)) = memory_device(&bytes) {
                 proptest::prop_assert!(i64::try_from(module.size_bytes).is_ok());
                 proptest::prop_assert!(!module.locator.is_empty());

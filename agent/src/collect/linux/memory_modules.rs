@@ -40,51 +40,8 @@ pub(crate) fn read(root: &Path) -> Vec<MemoryModule> {
 mod tests {
     use super::*;
     use crate::collect::linux::fixture;
-    use crate::collect::smbios::build::{Device, raw};
-    use crate::collect::smbios::tests::{GIB, ddr4};
-
-    /// The desktop fixture's `sys/firmware/dmi/entries/17-N/raw` files, by instance N.
-    fn desktop_devices<'a>() -> Vec<(u32, Device<'a>)> {
-        vec![
-            (0, ddr4()),
-            (
-                1,
-                Device {
-                    handle: 0x0041,
-                    locator: "DIMM2",
-                    serial: "3A1B2C5E",
-                    ..ddr4()
-                },
-            ),
-            (
-                2,
-                Device {
-                    handle: 0x0042,
-                    size: 0,
-                    locator: "DIMM3",
-                    manufacturer: "Not Specified",
-                    serial: "Not Specified",
-                    part_number: "Not Specified",
-                    memory_type: 0x02,
-                    speed: 0,
-                    configured_speed: 0,
-                    ..ddr4()
-                },
-            ),
-            (
-                10,
-                Device {
-                    handle: 0x0043,
-                    size: 16384,
-                    locator: "DIMM4",
-                    manufacturer: "Kingston",
-                    serial: "E1F2A3B4",
-                    part_number: "KF432C16BB/16",
-                    ..ddr4()
-                },
-            ),
-        ]
-    }
+    use crate::collect::smbios::build::raw;
+    use crate::collect::smbios::tests::{GIB, ddr4, desktop_devices};
 
     #[test]
     fn desktop_fixture_files_are_what_the_builder_writes() {

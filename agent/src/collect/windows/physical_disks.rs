@@ -220,13 +220,7 @@ mod tests {
             flips in proptest::collection::vec((0usize..100, proptest::num::u8::ANY), 0..16),
             cut in 0usize..100,
         ) {
-            let mut bytes = samsung();
-            for (at, value) in flips {
-                if let Some(b) = bytes.get_mut(at) {
-                    *b = value;
-                }
-            }
-            bytes.truncate(cut);
+            let bytes = crate::collect::damaged(samsung(), &flips, cut);
             if let Ok(disk) = disk(&drive(7, bytes, None)) {
                 proptest::prop_assert_eq!(disk.name, "PhysicalDrive7");
             }

@@ -346,30 +346,14 @@ mod tests {
         assert_eq!(parse_rsmb(&empty), Ok(Dmi::default()));
     }
 
-    /// The desktop's memory: two DDR4 modules, an empty slot between them and a structure too
-    /// short to be a memory device, as the Linux fixture lists them one per file.
+    /// The desktop's memory as its table holds it: the Linux fixture's devices (two DDR4 modules,
+    /// an empty slot, a larger module) and a structure too short to be a memory device.
     fn desktop_memory() -> Vec<Vec<u8>> {
-        use crate::collect::smbios::build::{Device, raw};
-        use crate::collect::smbios::tests::ddr4;
-        vec![
-            raw(&ddr4()),
-            raw(&Device {
-                handle: 0x0042,
-                size: 0,
-                locator: "DIMM3",
-                ..ddr4()
-            }),
-            structure(17, 0x0044, &[0; 8], &["short"]),
-            raw(&Device {
-                handle: 0x0043,
-                size: 16384,
-                locator: "DIMM4",
-                manufacturer: "Kingston",
-                serial: "E1F2A3B4",
-                part_number: "KF432C16BB/16",
-                ..ddr4()
-            }),
-        ]
+        use crate::collect::smbios::build::raw;
+        use crate::collect::smbios::tests::desktop_devices;
+        let mut list: Vec<Vec<u8>> = desktop_devices().iter().map(|(_, d)| raw(d)).collect();
+        list.insert(3, structure(17, 0x0044, &[0; 8], &["short"]));
+        list
     }
 
     #[test]
@@ -386,6 +370,7 @@ mod tests {
             slots,
             [
                 ("DIMM1", 8 * GIB, Some("3A1B2C4D")),
+                ("DIMM2", 8 * GIB, Some("3A1B2C5E")),
                 ("DIMM4", 16 * GIB, Some("E1F2A3B4"))
             ]
         );
@@ -407,13 +392,7 @@ mod tests {
             flips in proptest::collection::vec((0usize..600, proptest::num::u8::ANY), 0..16),
             cut in 0usize..600,
         ) {
-            let mut table = optiplex_with(&desktop_memory());
-            for (at, value) in flips {
-                if let Some(b) = table.get_mut(at) {
-                    *b = value;
-                }
-            }
-            table.truncate(cut);
+            let table = crate::collect::damaged(optiplex_with(&desktop_memory()), &flips, cut);
             if let Ok(modules) = memory_modules(&table) {
                 proptest::prop_assert!(modules.iter().all(|m| !m.locator.is_empty()));
             }
