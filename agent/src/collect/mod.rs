@@ -1,11 +1,14 @@
 //! Collects this machine's inventory and resource samples as protocol types.
 //!
 //! sysinfo supplies the portable part (CPU, memory, uptime, load, mounts, interface counters and
-//! addresses); a platform module (`linux`, or `other` elsewhere) supplies what sysinfo does not
-//! know (DMI, block devices, memory modules, monitors, GPUs, installed software, temperatures,
-//! link details, the default route, virtualization), each as a plain function. On Windows the platform module (`windows`) also supplies the interface list, CPU
-//! use and, where sysinfo lists none, the drives. Anything unreadable is reported as absent,
-//! never as an error: the agent runs on VMs, containers and locked-down PCs alike.
+//! addresses); a platform module (`linux`, `windows`, or `other` elsewhere) supplies what sysinfo
+//! does not know (DMI, physical disks, memory modules, monitors, GPUs, installed software,
+//! temperatures, link details, the default route, virtualization), each as a plain function.
+//! The parsers of what both Linux and Windows hand over raw (SMBIOS structures, EDID blocks) are
+//! shared here (`smbios`, `edid`, `pci`). On Windows the platform module also supplies the
+//! interface list, CPU use and, where sysinfo lists none, the drives. Anything unreadable is
+//! reported as absent, never as an error: the agent runs on VMs, containers and locked-down PCs
+//! alike.
 
 #[cfg(any(target_os = "linux", windows, test))]
 mod edid;
