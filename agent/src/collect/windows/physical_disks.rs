@@ -1,6 +1,8 @@
 //! Physical disks (`\\.\PhysicalDriveN`): model, serial and removability from the
 //! `STORAGE_DEVICE_DESCRIPTOR` that `IOCTL_STORAGE_QUERY_PROPERTY` (`StorageDeviceProperty`)
-//! returns, size from `IOCTL_DISK_GET_DRIVE_GEOMETRY_EX`. Neither needs administrator rights.
+//! returns, whether it is rotational from its `DEVICE_SEEK_PENALTY_DESCRIPTOR`
+//! (`StorageDeviceSeekPenaltyProperty`: only spinning disks pay to seek), size from
+//! `IOCTL_DISK_GET_DRIVE_GEOMETRY_EX`. None of them needs administrator rights.
 //!
 //! The descriptor is a fixed header followed by NUL-terminated ASCII strings that the header
 //! points at by byte offset (0 meaning "none"). Its bytes come from the disk's driver, so
@@ -22,6 +24,9 @@ pub(crate) struct RawDrive {
     pub(crate) index: u32,
     /// The `STORAGE_DEVICE_DESCRIPTOR` bytes as the driver wrote them.
     pub(crate) descriptor: Vec<u8>,
+    /// The `DEVICE_SEEK_PENALTY_DESCRIPTOR` bytes; `None` where the driver does not answer (USB
+    /// bridges, Wine).
+    pub(crate) seek_penalty: Option<Vec<u8>>,
     /// `DISK_GEOMETRY_EX.DiskSize`; `None` when the query failed (no media in a card reader).
     pub(crate) size_bytes: Option<u64>,
 }
@@ -55,9 +60,15 @@ pub(crate) fn disk(drive: &RawDrive) -> Result<Disk, DescriptorError> {
         size_bytes: drive.size_bytes.unwrap_or(0),
         model: text(16),
         serial: text(24),
-        rotational: None,
+        rotational: drive.seek_penalty.as_deref().and_then(rotational),
         removable: Some(raw[10] != 0),
     })
+}
+
+/// `IncursSeekPenalty` (byte 8) of a seek penalty descriptor whose size covers it.
+fn rotational(descriptor: &[u8]) -> Option<bool> {
+    let size = u32::from_le_bytes(descriptor.get(4..8)?.try_into().ok()?);
+    (size >= 9).then(|| descriptor.get(8).map(|&b| b != 0))?
 }
 
 /// The NUL-terminated string at `offset` inside `held`; `None` for offset 0, an offset into the
@@ -113,8 +124,38 @@ mod tests {
         RawDrive {
             index,
             descriptor,
+            seek_penalty: None,
             size_bytes,
         }
+    }
+
+    /// A `DEVICE_SEEK_PENALTY_DESCRIPTOR` as drivers fill it: version and size 12, the flag.
+    fn seek_penalty(incurs: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&12u32.to_le_bytes());
+        out.extend_from_slice(&12u32.to_le_bytes());
+        out.extend_from_slice(&[u8::from(incurs), 0, 0, 0]);
+        out
+    }
+
+    #[test]
+    fn spinning_disks_incur_a_seek_penalty() {
+        let with = |penalty: Option<Vec<u8>>| {
+            disk(&RawDrive {
+                seek_penalty: penalty,
+                ..drive(1, samsung(), None)
+            })
+            .unwrap()
+            .rotational
+        };
+        assert_eq!(with(Some(seek_penalty(false))), Some(false));
+        assert_eq!(with(Some(seek_penalty(true))), Some(true));
+        assert_eq!(with(None), None);
+        // Cut before the flag, or a size that does not cover it: unknown.
+        assert_eq!(with(Some(seek_penalty(true)[..8].to_vec())), None);
+        let mut small = seek_penalty(true);
+        small[4..8].copy_from_slice(&8u32.to_le_bytes());
+        assert_eq!(with(Some(small)), None);
     }
 
     /// A SATA SSD as Windows 10 describes it: vendor id absent, product id the model, the
@@ -133,13 +174,16 @@ mod tests {
     #[test]
     fn a_sata_ssd_with_model_serial_and_size() {
         assert_eq!(
-            disk(&drive(0, samsung(), Some(500_107_862_016))),
+            disk(&RawDrive {
+                seek_penalty: Some(seek_penalty(false)),
+                ..drive(0, samsung(), Some(500_107_862_016))
+            }),
             Ok(Disk {
                 name: "PhysicalDrive0".to_owned(),
                 size_bytes: 500_107_862_016,
                 model: Some("Samsung SSD 860 EVO 500GB".to_owned()),
                 serial: Some("S3Z2NB0K123456A".to_owned()),
-                rotational: None,
+                rotational: Some(false),
                 removable: Some(false),
             })
         );

@@ -29,7 +29,8 @@ use windows_sys::Win32::Storage::FileSystem::{
 use windows_sys::Win32::System::IO::DeviceIoControl;
 use windows_sys::Win32::System::Ioctl::{
     DISK_GEOMETRY_EX, IOCTL_DISK_GET_DRIVE_GEOMETRY_EX, IOCTL_STORAGE_QUERY_PROPERTY,
-    PropertyStandardQuery, STORAGE_PROPERTY_QUERY, StorageDeviceProperty,
+    PropertyStandardQuery, STORAGE_PROPERTY_ID, STORAGE_PROPERTY_QUERY, StorageDeviceProperty,
+    StorageDeviceSeekPenaltyProperty,
 };
 use windows_sys::Win32::System::SystemInformation::{GetSystemFirmwareTable, RSMB};
 use windows_sys::Win32::System::Threading::GetSystemTimes;
@@ -137,7 +138,7 @@ impl Drop for Owned {
 /// or it answers no descriptor.
 pub(crate) fn physical_drive(index: u32) -> Option<RawDrive> {
     let path = wide(&format!(r"\\.\PhysicalDrive{index}"));
-    // SAFETY: `path` is NUL-terminated; access 0 asks for no read or write right (the two
+    // SAFETY: `path` is NUL-terminated; access 0 asks for no read or write right (the
     // queries below need none), no security attributes, no template.
     let handle = unsafe {
         CreateFileW(
@@ -154,33 +155,11 @@ pub(crate) fn physical_drive(index: u32) -> Option<RawDrive> {
         return None;
     }
     let device = Owned(handle);
-    let query = STORAGE_PROPERTY_QUERY {
-        PropertyId: StorageDeviceProperty,
-        QueryType: PropertyStandardQuery,
-        AdditionalParameters: [0],
-    };
     // Descriptors are a few hundred bytes; a larger one is read as far as this buffer goes, and
     // the parser leaves out what it cuts.
-    let mut descriptor = vec![0u8; 1024];
+    let descriptor = storage_property(&device, StorageDeviceProperty, 1024)?;
+    let seek_penalty = storage_property(&device, StorageDeviceSeekPenaltyProperty, 64);
     let mut returned = 0u32;
-    // SAFETY: the query is a valid STORAGE_PROPERTY_QUERY of the size passed; `descriptor` is
-    // writable for the length passed; `returned` is a valid out-pointer; no OVERLAPPED.
-    let ok = unsafe {
-        DeviceIoControl(
-            device.0,
-            IOCTL_STORAGE_QUERY_PROPERTY,
-            (&raw const query).cast(),
-            size_of::<STORAGE_PROPERTY_QUERY>() as u32,
-            descriptor.as_mut_ptr().cast(),
-            descriptor.len() as u32,
-            &mut returned,
-            std::ptr::null_mut(),
-        )
-    };
-    if ok == 0 {
-        return None;
-    }
-    descriptor.truncate(returned as usize);
     let mut geometry = DISK_GEOMETRY_EX::default();
     // SAFETY: `geometry` is writable for its size; no input buffer; no OVERLAPPED.
     let ok = unsafe {
@@ -198,9 +177,40 @@ pub(crate) fn physical_drive(index: u32) -> Option<RawDrive> {
     Some(RawDrive {
         index,
         descriptor,
+        seek_penalty,
         size_bytes: (ok != 0)
             .then(|| u64::try_from(geometry.DiskSize).ok())
             .flatten(),
+    })
+}
+
+/// The standard query of one storage property, as many bytes as the driver wrote (at most
+/// `capacity`); `None` when the driver does not answer it.
+fn storage_property(device: &Owned, id: STORAGE_PROPERTY_ID, capacity: usize) -> Option<Vec<u8>> {
+    let query = STORAGE_PROPERTY_QUERY {
+        PropertyId: id,
+        QueryType: PropertyStandardQuery,
+        AdditionalParameters: [0],
+    };
+    let mut answer = vec![0u8; capacity];
+    let mut returned = 0u32;
+    // SAFETY: the query is a valid STORAGE_PROPERTY_QUERY of the size passed; `answer` is
+    // writable for the length passed; `returned` is a valid out-pointer; no OVERLAPPED.
+    let ok = unsafe {
+        DeviceIoControl(
+            device.0,
+            IOCTL_STORAGE_QUERY_PROPERTY,
+            (&raw const query).cast(),
+            size_of::<STORAGE_PROPERTY_QUERY>() as u32,
+            answer.as_mut_ptr().cast(),
+            answer.len() as u32,
+            &mut returned,
+            std::ptr::null_mut(),
+        )
+    };
+    (ok != 0).then(|| {
+        answer.truncate(returned as usize);
+        answer
     })
 }
 
