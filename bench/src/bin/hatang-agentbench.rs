@@ -887,6 +887,33 @@ mod tests {
         assert_eq!(wine_memory(&Err(missing.clone())), missing);
     }
 
+    #[tokio::test]
+    async fn without_the_exe_or_wine_the_windows_run_says_which() {
+        let args = |extra: &[&str]| {
+            Args::parse_from(
+                ["hatang-agentbench", "--wine", "/nonexistent/wine64"]
+                    .iter()
+                    .chain(extra),
+            )
+        };
+        let missing = Path::new("/nonexistent/hatang-agent.exe");
+        assert_eq!(
+            measure_wine(&args(&[]), missing).await.unwrap_err(),
+            "not measured: /nonexistent/hatang-agent.exe is not built"
+        );
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(
+            measure_wine(&args(&[]), &exe).await.unwrap_err(),
+            "not measured: no Wine at /nonexistent/wine64 (apt-get install -y wine wine64)"
+        );
+        assert_eq!(
+            measure_wine(&args(&["--windows-seconds", "0"]), &exe)
+                .await
+                .unwrap_err(),
+            "not run (--windows-seconds 0)"
+        );
+    }
+
     #[test]
     fn verdicts() {
         assert_eq!(verdict(Some(1.0), Some(1.0), false), "ok");
