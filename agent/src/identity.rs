@@ -153,11 +153,22 @@ pub fn current() -> Result<String, String> {
     if let Some(id) = pinned() {
         return Ok(id);
     }
-    derive(os_machine_id().as_deref(), &collect::identity_evidence()).ok_or_else(|| {
-        "no machine identity: /etc/machine-id is missing or empty and no hardware identity is \
-         readable; set HATANG_MACHINE_ID"
-            .to_owned()
-    })
+    derive(os_machine_id().as_deref(), &collect::identity_evidence()).ok_or_else(no_identity)
+}
+
+/// Where [`os_machine_id`] reads, as an administrator would look it up.
+const OS_MACHINE_ID_SOURCE: &str = if cfg!(windows) {
+    r"the registry value HKLM\SOFTWARE\Microsoft\Cryptography\MachineGuid"
+} else {
+    "/etc/machine-id"
+};
+
+/// Why [`current`] found no identity, naming what this platform reads.
+fn no_identity() -> String {
+    format!(
+        "no machine identity: {OS_MACHINE_ID_SOURCE} is missing or empty and no hardware identity \
+         is readable; set HATANG_MACHINE_ID"
+    )
 }
 
 /// The identity `enroll` sends, given the enrolment already in the state directory: an
@@ -191,6 +202,21 @@ mod tests {
     use super::*;
 
     const MACHINE: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+    #[test]
+    fn the_missing_identity_error_names_what_this_platform_reads() {
+        let message = no_identity();
+        assert!(message.contains("set HATANG_MACHINE_ID"), "{message}");
+        if cfg!(windows) {
+            assert!(
+                message.contains(r"HKLM\SOFTWARE\Microsoft\Cryptography\MachineGuid"),
+                "{message}"
+            );
+            assert!(!message.contains("/etc"), "{message}");
+        } else {
+            assert!(message.contains("/etc/machine-id is missing"), "{message}");
+        }
+    }
 
     fn evidence(uuid: Option<&str>, serial: Option<&str>, mac: Option<&str>) -> Evidence {
         Evidence {

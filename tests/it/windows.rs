@@ -58,11 +58,17 @@ fn windows_path(path: &Path) -> String {
     format!("Z:{}", path.display()).replace('/', "\\")
 }
 
+/// Wine's own `reg` tool, quiet.
+fn wine_reg() -> Command {
+    let wine = std::env::var("WINE").unwrap_or_else(|_| "/usr/lib/wine/wine64".into());
+    let mut cmd = Command::new(wine);
+    cmd.env("WINEDEBUG", "-all").arg("reg");
+    cmd
+}
+
 /// This Wine prefix's `MachineGuid`, read with Wine's own `reg`.
 fn machine_guid() -> String {
-    let wine = std::env::var("WINE").unwrap_or_else(|_| "/usr/lib/wine/wine64".into());
-    let out = run_ok(Command::new(wine).env("WINEDEBUG", "-all").args([
-        "reg",
+    let out = run_ok(wine_reg().args([
         "query",
         r"HKLM\SOFTWARE\Microsoft\Cryptography",
         "/v",
@@ -74,6 +80,52 @@ fn machine_guid() -> String {
                 .map(|(_, v)| v.trim().to_ascii_lowercase())
         })
         .unwrap_or_else(|| panic!("no MachineGuid in {out:?}"))
+}
+
+/// Uninstall entries written to the prefix for one test, removed when it ends, passed or not.
+struct UninstallEntries(Vec<String>);
+
+impl UninstallEntries {
+    /// The registry path of the entry `sub`.
+    fn key(sub: &str) -> String {
+        format!(r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall\{sub}")
+    }
+
+    /// `name` as Apps & features lists it, and `name component` hidden as a SystemComponent.
+    fn add(name: &str, version: &str) -> Self {
+        let entries = Self(vec![format!("{name}-shown"), format!("{name}-hidden")]);
+        let set = |sub: &str, value: &str, kind: &str, data: &str| {
+            run_ok(wine_reg().args([
+                "add",
+                &Self::key(sub),
+                "/v",
+                value,
+                "/t",
+                kind,
+                "/d",
+                data,
+                "/f",
+            ]));
+        };
+        set(&entries.0[0], "DisplayName", "REG_SZ", name);
+        set(&entries.0[0], "DisplayVersion", "REG_SZ", version);
+        set(
+            &entries.0[1],
+            "DisplayName",
+            "REG_SZ",
+            &format!("{name} component"),
+        );
+        set(&entries.0[1], "SystemComponent", "REG_DWORD", "1");
+        entries
+    }
+}
+
+impl Drop for UninstallEntries {
+    fn drop(&mut self) {
+        for sub in &self.0 {
+            let _ = wine_reg().args(["delete", &Self::key(sub), "/f"]).output();
+        }
+    }
 }
 
 /// A collector on the Hoà Bình tree, started, and an enrolment token for [`UNIT`].
@@ -111,6 +163,12 @@ fn windows_agent_under_wine_enrols_reports_and_is_counted() {
     let viewer = collector.token(&["--role", "viewer"]);
     let state = tempfile::tempdir().unwrap();
     let agent = |args: &[&str]| windows_agent_cmd(&exe, state.path(), args);
+    // The software list is read from the prefix's Uninstall keys, which a fresh prefix leaves
+    // empty (Wine installs Mono and Gecko only on demand): one program is installed here.
+    let program = format!("hatang smoke test {}", std::process::id());
+    let _installed = UninstallEntries::add(&program, "4.5.6");
+    let config = state.path().join("agent.toml");
+    std::fs::write(&config, "inventory_software = true\n").unwrap();
 
     run_ok(&mut agent(&[
         "enroll",
@@ -119,7 +177,7 @@ fn windows_agent_under_wine_enrols_reports_and_is_counted() {
         "--token",
         &token,
     ]));
-    let sent = run_ok(&mut agent(&["once"]));
+    let sent = run_ok(&mut agent(&["--config", &windows_path(&config), "once"]));
     assert!(sent.contains("sent 1 report(s)"), "{sent}");
 
     let metrics = collector.metrics();
@@ -153,7 +211,7 @@ fn windows_agent_under_wine_enrols_reports_and_is_counted() {
     assert_eq!(agent["unit"], UNIT);
 
     // What Wine really provides: the host's name, CPU and memory, and (from the direct API
-    // calls, as sysinfo lists none under Wine) a drive and a network adapter.
+    // calls, as sysinfo lists none under Wine) a drive, a physical disk and a network adapter.
     let inventory = &agent["inventory"];
     let host = |file: &str| std::fs::read_to_string(file).expect("the Linux host's /proc");
     let hostname = host("/proc/sys/kernel/hostname");
@@ -194,6 +252,24 @@ fn windows_agent_under_wine_enrols_reports_and_is_counted() {
             .iter()
             .any(|f| f["mount_point"] == "C:\\" && f["total_bytes"].as_u64() > Some(0)),
         "{filesystems:?}"
+    );
+    // Wine answers the storage queries for its PhysicalDrive0 with a size, no model or serial.
+    let disks = inventory["disks"].as_array().expect("disks");
+    assert!(
+        disks
+            .iter()
+            .any(|d| d["name"] == "PhysicalDrive0" && d["size_bytes"].as_u64() > Some(0)),
+        "{disks:?}"
+    );
+    let software = inventory["software"].as_array().expect("software");
+    let ours: Vec<&Value> = software
+        .iter()
+        .filter(|s| s["name"].as_str().is_some_and(|n| n.starts_with(&program)))
+        .collect();
+    assert_eq!(
+        ours,
+        [&serde_json::json!({"name": program, "version": "4.5.6"})],
+        "the SystemComponent entry is hidden: {software:?}"
     );
     let interfaces = inventory["interfaces"].as_array().expect("interfaces");
     assert!(

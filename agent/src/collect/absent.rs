@@ -1,30 +1,13 @@
-//! What no platform module but Linux's reads yet, reported as absent: the Windows module and the
+//! What no platform module but Linux's reads, reported as absent: the Windows module and the
 //! fallback for other systems both take these.
 //!
-//! On Windows: memory modules are in the SMBIOS table (type 17) the module already reads, monitors'
-//! EDID in the registry, GPUs in the device registry, installed software in the Uninstall keys,
-//! temperatures in WMI (`MSAcpi_ThermalZoneTemperature`, administrators only); and
-//! `GetAdaptersAddresses` gives each adapter's current address, which its settings can change,
-//! not the burned-in one, so no permanent MAC goes into the identity there (it rests on the
-//! `MachineGuid` and the SMBIOS UUID or serial).
+//! On Windows, temperatures are in WMI (`MSAcpi_ThermalZoneTemperature`, administrators only and
+//! unfilled on most desktops), and `GetAdaptersAddresses` gives each adapter's current address,
+//! which its settings can change, not the burned-in one, so no permanent MAC goes into the
+//! identity there (it rests on the `MachineGuid` and the SMBIOS UUID or serial). Everything else
+//! the Linux module reports, the Windows one reads too (see `windows/mod.rs`).
 
-use hatang_protocol::{Gpu, MemoryModule, Monitor, Software, Temperature};
-
-pub(crate) fn memory_modules() -> Vec<MemoryModule> {
-    Vec::new()
-}
-
-pub(crate) fn monitors() -> Vec<Monitor> {
-    Vec::new()
-}
-
-pub(crate) fn gpus() -> Vec<Gpu> {
-    Vec::new()
-}
-
-pub(crate) fn software() -> Option<Vec<Software>> {
-    None
-}
+use hatang_protocol::Temperature;
 
 pub(crate) fn permanent_mac() -> Option<String> {
     None

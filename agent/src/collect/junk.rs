@@ -71,8 +71,6 @@ const NUMBERED_TEMPLATES: &[&str] = &[
 
 /// [`clean`], and also `None` for numbered template texts such as `SerNum0`, `PartNum12`,
 /// `Array1_PartNumber0` or `Manufacturer00`.
-// Only the Linux memory-module reader meets these templates so far.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn clean_numbered(raw: &str) -> Option<String> {
     let text = clean(raw)?;
     let lower = text.to_ascii_lowercase();

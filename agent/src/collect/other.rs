@@ -1,13 +1,11 @@
 //! Platforms without a dedicated module: everything beyond sysinfo is reported as absent.
 //!
-//! A Windows module (WMI/SMBIOS, `GetIfTable2`, the registry) replaces this file for Windows by
-//! providing the same functions; nothing else in `collect` changes.
+//! The Linux and Windows modules provide the same functions with what those systems expose;
+//! nothing else in `collect` changes from one platform to another.
 
-use hatang_protocol::{Disk, Dmi};
+use hatang_protocol::{Disk, Dmi, Gpu, MemoryModule, Monitor, Software};
 
-pub(crate) use super::absent::{
-    gpus, memory_modules, monitors, permanent_mac, software, temperatures,
-};
+pub(crate) use super::absent::{permanent_mac, temperatures};
 use super::{DefaultRoute, Link, OsRelease};
 
 pub(crate) fn dmi() -> Option<Dmi> {
@@ -15,6 +13,22 @@ pub(crate) fn dmi() -> Option<Dmi> {
 }
 
 pub(crate) fn disks() -> Vec<Disk> {
+    Vec::new()
+}
+
+pub(crate) fn memory_modules() -> Vec<MemoryModule> {
+    Vec::new()
+}
+
+pub(crate) fn software() -> Option<Vec<Software>> {
+    None
+}
+
+pub(crate) fn monitors() -> Vec<Monitor> {
+    Vec::new()
+}
+
+pub(crate) fn gpus() -> Vec<Gpu> {
     Vec::new()
 }
 

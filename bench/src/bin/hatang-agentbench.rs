@@ -15,11 +15,19 @@
 //!   over those scrapes divided by their number (idle time between them included, as for the
 //!   agent).
 //!
+//! - **Windows agent** (information, no budget): the release .exe's size, and its memory when
+//!   it runs `run` the same way under Wine (`agent/tests/wine/run`, Wine's prefix from
+//!   `WINEPREFIX`) for `--windows-seconds`: `VmRSS` at the end and `VmHWM` of the .exe's own
+//!   process. Wine's wineserver and service processes, which a real Windows does not have, are
+//!   not counted.
+//!
 //! Nothing is built or installed here: build the agent first (`cargo build --release -p
 //! hatang-agent -p hatang-bench`, `cargo build --profile dist -p hatang-agent` for the
 //! shipped binary, and `cargo build --release -p hatang-agent --target x86_64-pc-windows-gnu`
-//! for the Windows .exe, whose size is listed beside); install node_exporter with `apt-get install -y prometheus-node-exporter`.
-//! Without it, its column says "not installed" and the budgets that need it are not judged.
+//! for the Windows .exe); install node_exporter with `apt-get install -y prometheus-node-exporter`
+//! and Wine with `apt-get install -y wine wine64`.
+//! Without node_exporter, its column says "not installed" and the budgets that need it are not
+//! judged; without Wine or the .exe, the Windows memory row says which is missing.
 
 use std::fmt::Write as _;
 use std::io::Read as _;
@@ -58,10 +66,17 @@ struct Args {
     /// its size is reported when it exists.
     #[arg(long, value_name = "PATH")]
     dist_bin: Option<PathBuf>,
-    /// The Windows release agent, whose size is reported when it exists (default:
-    /// ../x86_64-pc-windows-gnu/release/hatang-agent.exe from this program's directory).
+    /// The Windows release agent, whose size (and memory under Wine) is reported when it exists
+    /// (default: ../x86_64-pc-windows-gnu/release/hatang-agent.exe from this program's
+    /// directory).
     #[arg(long, value_name = "PATH")]
     windows_bin: Option<PathBuf>,
+    /// Seconds the Windows agent runs under Wine for its memory figure (0: not run).
+    #[arg(long, default_value_t = 30)]
+    windows_seconds: u64,
+    /// Wine, as the Windows agent's runner calls it.
+    #[arg(long, env = "WINE", default_value = "/usr/lib/wine/wine64")]
+    wine: PathBuf,
     /// Run the dist agent rather than the release one for the memory and CPU figures.
     #[arg(long)]
     run_dist: bool,
@@ -141,7 +156,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.interval,
         args.seconds
     );
-    let a = measure_agent(agent, args.interval, Duration::from_secs(args.seconds)).await?;
+    let a = measure_agent(
+        &Launch::Native(agent.clone()),
+        args.interval,
+        Duration::from_secs(args.seconds),
+    )
+    .await?;
+    let under_wine = measure_wine(&args, &windows).await;
     let ne = if ne_size.is_some() {
         eprintln!(
             "node_exporter: {} scrapes, one every {} ms",
@@ -176,6 +197,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             release: release_size,
             dist: dist_size,
             windows: size(&windows),
+            under_wine: &under_wine,
             node_exporter: ne_size,
             ran: if args.run_dist { "dist" } else { "release" },
             agent: &a,
@@ -358,7 +380,81 @@ async fn wait_reports(
     }
 }
 
-async fn measure_agent(bin: &Path, interval: u32, run_for: Duration) -> anyhow::Result<AgentRun> {
+/// How the agent is started: this machine's binary, or a Windows .exe under Wine.
+#[derive(Debug)]
+enum Launch {
+    Native(PathBuf),
+    Wine { runner: PathBuf, exe: PathBuf },
+}
+
+impl Launch {
+    fn command(&self) -> Command {
+        match self {
+            Launch::Native(bin) => Command::new(bin),
+            Launch::Wine { runner, exe } => {
+                let mut cmd = Command::new(runner);
+                cmd.arg(exe);
+                cmd
+            }
+        }
+    }
+
+    /// `path` as the agent names it: under Wine, on the `Z:` drive that maps `/`.
+    fn path(&self, path: &Path) -> String {
+        match self {
+            Launch::Native(_) => path.display().to_string(),
+            Launch::Wine { .. } => format!("Z:{}", path.display()).replace('/', "\\"),
+        }
+    }
+
+    /// Start-up on top of the first cycle: a Wine prefix used for the first time is made first.
+    fn start_up(&self) -> Duration {
+        match self {
+            Launch::Native(_) => Duration::ZERO,
+            Launch::Wine { .. } => Duration::from_secs(60),
+        }
+    }
+}
+
+/// The Windows agent's run under Wine, or why there is none.
+async fn measure_wine(args: &Args, exe: &Path) -> Result<AgentRun, String> {
+    let runner = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/tests/wine/run");
+    if args.windows_seconds == 0 {
+        return Err("not run (--windows-seconds 0)".into());
+    }
+    if size(exe).is_none() {
+        return Err(format!("not measured: {} is not built", exe.display()));
+    }
+    if size(&args.wine).is_none() {
+        return Err(format!(
+            "not measured: no Wine at {} (apt-get install -y wine wine64)",
+            args.wine.display()
+        ));
+    }
+    eprintln!(
+        "windows agent: {} run under Wine, interval {} s, for {} s",
+        exe.display(),
+        args.interval,
+        args.windows_seconds
+    );
+    let launch = Launch::Wine {
+        runner,
+        exe: exe.to_path_buf(),
+    };
+    measure_agent(
+        &launch,
+        args.interval,
+        Duration::from_secs(args.windows_seconds),
+    )
+    .await
+    .map_err(|e| format!("not measured: {e:#}"))
+}
+
+async fn measure_agent(
+    launch: &Launch,
+    interval: u32,
+    run_for: Duration,
+) -> anyhow::Result<AgentRun> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let seen: Seen = Arc::default();
@@ -390,14 +486,15 @@ async fn measure_agent(bin: &Path, interval: u32, run_for: Duration) -> anyhow::
         &config,
         format!(
             "state_dir = {:?}\ninterval_secs = {interval}\nspeedtest_interval_secs = 0\ngateway_probe = false\n",
-            state.display().to_string()
+            launch.path(&state)
         ),
     )?;
     let log = std::fs::File::create(dir.path().join("agent.log"))?;
     let started = Instant::now();
-    let mut child = Command::new(bin)
+    let mut child = launch
+        .command()
         .arg("--config")
-        .arg(&config)
+        .arg(launch.path(&config))
         .arg("run")
         .env_remove("HATANG_COLLECTOR")
         .env_remove("HATANG_STATE_DIR")
@@ -409,13 +506,14 @@ async fn measure_agent(bin: &Path, interval: u32, run_for: Duration) -> anyhow::
         .stderr(log)
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("cannot start {}", bin.display()))?;
+        .with_context(|| format!("cannot start {launch:?}"))?;
+    // Under Wine too: the runner and Wine's loader exec, so this process becomes the .exe's.
     let pid = pid_of(&child)?;
     // A cycle ends once its report is acknowledged; a moment later the agent is idle again.
     let settle = Duration::from_millis(300);
     let patience = Duration::from_secs(u64::from(interval) + 20);
 
-    let mut count = wait_reports(&seen, 0, patience, &mut child).await?;
+    let mut count = wait_reports(&seen, 0, patience + launch.start_up(), &mut child).await?;
     if count == 0 {
         let text = std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
         bail!("no report from the agent within {patience:?}; its log:\n{text}");
@@ -590,6 +688,8 @@ struct Sizes<'a> {
     dist: Option<u64>,
     /// The Windows (x86_64-pc-windows-gnu) release agent.
     windows: Option<u64>,
+    /// Its run under Wine, or why there is none.
+    under_wine: &'a Result<AgentRun, String>,
     node_exporter: Option<u64>,
     ran: &'a str,
     agent: &'a AgentRun,
@@ -632,6 +732,15 @@ fn table(s: &Sizes<'_>) -> String {
             s.windows,
             "not built (cargo build --release -p hatang-agent --target x86_64-pc-windows-gnu)"
         ),
+    );
+    let _ = writeln!(
+        out,
+        "| RSS of the Windows .exe under Wine, release agent{} | {} | | (information) | |",
+        s.under_wine.as_ref().map_or(String::new(), |w| format!(
+            " after {:.0} s",
+            w.elapsed.as_secs_f64()
+        )),
+        wine_memory(s.under_wine),
     );
     let ne_rss = s.ne.map(|n| n.end.rss_kib);
     let _ = writeln!(
@@ -702,6 +811,19 @@ fn table(s: &Sizes<'_>) -> String {
     out
 }
 
+/// The Windows agent's memory under Wine for its row, or why it was not measured.
+fn wine_memory(run: &Result<AgentRun, String>) -> String {
+    match run {
+        Ok(w) => format!(
+            "{} at the end, peak {} ({} reports; the .exe's process, not Wine's own)",
+            mib(w.end.rss_kib),
+            mib(w.end.hwm_kib),
+            w.reports.len()
+        ),
+        Err(why) => why.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -730,6 +852,66 @@ mod tests {
         assert!(r.inventory);
         assert!(!inspect(br#"{"inventory":null}"#, false).inventory);
         assert!(!inspect(br#"{"sample":{}}"#, false).inventory);
+    }
+
+    #[test]
+    fn the_windows_row_says_what_it_measured_or_why_not() {
+        let wine = Launch::Wine {
+            runner: PathBuf::from("run"),
+            exe: PathBuf::from("hatang-agent.exe"),
+        };
+        assert_eq!(wine.path(Path::new("/tmp/b/state")), r"Z:\tmp\b\state");
+        assert_eq!(
+            Launch::Native(PathBuf::from("a")).path(Path::new("/tmp/b")),
+            "/tmp/b"
+        );
+        let run = AgentRun {
+            reports: vec![inspect(br#"{"inventory":{}}"#, false); 3],
+            elapsed: Duration::from_secs(30),
+            first_cycle_cpu: Duration::ZERO,
+            steady_user: Duration::ZERO,
+            steady_system: Duration::ZERO,
+            steady_cycles: 2,
+            end: Usage {
+                rss_kib: 20 * 1024,
+                hwm_kib: 24 * 1024,
+                ..Usage::default()
+            },
+            max_rss_kib: 20 * 1024,
+        };
+        let row = wine_memory(&Ok(run));
+        assert!(row.starts_with(&mib(20 * 1024)), "{row}");
+        assert!(row.contains(&format!("peak {}", mib(24 * 1024))), "{row}");
+        assert!(row.contains("3 reports"), "{row}");
+        let missing = "not measured: no Wine at /usr/lib/wine/wine64".to_owned();
+        assert_eq!(wine_memory(&Err(missing.clone())), missing);
+    }
+
+    #[tokio::test]
+    async fn without_the_exe_or_wine_the_windows_run_says_which() {
+        let args = |extra: &[&str]| {
+            Args::parse_from(
+                ["hatang-agentbench", "--wine", "/nonexistent/wine64"]
+                    .iter()
+                    .chain(extra),
+            )
+        };
+        let missing = Path::new("/nonexistent/hatang-agent.exe");
+        assert_eq!(
+            measure_wine(&args(&[]), missing).await.unwrap_err(),
+            "not measured: /nonexistent/hatang-agent.exe is not built"
+        );
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(
+            measure_wine(&args(&[]), &exe).await.unwrap_err(),
+            "not measured: no Wine at /nonexistent/wine64 (apt-get install -y wine wine64)"
+        );
+        assert_eq!(
+            measure_wine(&args(&["--windows-seconds", "0"]), &exe)
+                .await
+                .unwrap_err(),
+            "not run (--windows-seconds 0)"
+        );
     }
 
     #[test]

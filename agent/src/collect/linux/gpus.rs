@@ -8,6 +8,7 @@ use std::path::Path;
 use hatang_protocol::Gpu;
 
 use super::read_text;
+use crate::collect::pci;
 
 /// PCI base class of display controllers (the class file reads `0x03SSPP`).
 const DISPLAY_CLASS: u32 = 0x03;
@@ -41,7 +42,7 @@ fn read_one(dir: &Path, pci_slot: String) -> Option<Gpu> {
         pci_slot,
         vendor_id: format!("{vendor_id:04x}"),
         device_id: format!("{:04x}", id("device")?),
-        vendor: vendor_name(vendor_id).map(str::to_owned),
+        vendor: pci::vendor_name(vendor_id).map(str::to_owned),
         driver: std::fs::read_link(dir.join("driver"))
             .ok()
             .and_then(|target| Some(target.file_name()?.to_string_lossy().into_owned())),
@@ -52,27 +53,6 @@ fn read_one(dir: &Path, pci_slot: String) -> Option<Gpu> {
 fn hex(text: &str) -> Option<u32> {
     let text = text.trim();
     u32::from_str_radix(text.strip_prefix("0x").unwrap_or(text), 16).ok()
-}
-
-/// Vendors of the display controllers agencies' PCs, servers and VMs have; others keep their
-/// id only (the PCI id database is 1.5 MB, too much to ship for a label).
-fn vendor_name(id: u16) -> Option<&'static str> {
-    Some(match id {
-        0x8086 => "Intel",
-        0x1002 | 0x1022 => "AMD",
-        0x10de => "NVIDIA",
-        0x102b => "Matrox",
-        0x1a03 => "ASPEED",
-        0x19e5 => "Huawei",
-        0x1106 => "VIA",
-        0x5333 => "S3",
-        0x15ad => "VMware",
-        0x1234 => "QEMU",
-        0x1af4 | 0x1b36 => "Red Hat",
-        0x80ee => "VirtualBox",
-        0x1414 => "Microsoft",
-        _ => return None,
-    })
 }
 
 #[cfg(test)]
@@ -138,7 +118,5 @@ mod tests {
         assert_eq!(hex("0x030000\n"), Some(0x030000));
         assert_eq!(hex("10de"), Some(0x10de));
         assert_eq!(hex("zz"), None);
-        assert_eq!(vendor_name(0x8086), Some("Intel"));
-        assert_eq!(vendor_name(0xabcd), None);
     }
 }

@@ -3,12 +3,13 @@
 //! Linux exposes the decoded fields in `/sys/class/dmi/id`; Windows gives the raw structure
 //! table, which [`parse_rsmb`] turns into the same [`Dmi`], with the same placeholder rules
 //! ([`junk::clean`]) and the UUID written as the Linux kernel writes it, so one machine reports
-//! one identity whichever OS it boots.
+//! one identity whichever OS it boots. Its memory device structures (type 17) go through the
+//! parser Linux uses for the same structures ([`smbios::memory_device`]).
 
-use hatang_protocol::Dmi;
+use hatang_protocol::{Dmi, MemoryModule};
 
 use crate::collect::junk;
-use crate::collect::smbios::chassis_name;
+use crate::collect::smbios::{self, chassis_name};
 
 /// Why an SMBIOS table could not be read; the agent then reports no DMI, never fails.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -22,11 +23,12 @@ pub(crate) enum SmbiosError {
 }
 
 /// One SMBIOS structure: its type, its formatted area (header included, so offsets match the
-/// specification's tables) and its strings.
+/// specification's tables), its strings, and all of it as the firmware wrote it.
 struct Structure<'a> {
     kind: u8,
     formatted: &'a [u8],
     strings: Vec<&'a [u8]>,
+    raw: &'a [u8],
 }
 
 impl Structure<'_> {
@@ -46,6 +48,27 @@ impl Structure<'_> {
 /// The `RawSMBIOSData` block `GetSystemFirmwareTable('RSMB', 0, ..)` fills: a header (calling
 /// method, major, minor, revision, table length) followed by the structure table.
 pub(crate) fn parse_rsmb(raw: &[u8]) -> Result<Dmi, SmbiosError> {
+    let (version, list) = split_rsmb(raw)?;
+    Ok(decode(&list, version))
+}
+
+/// The installed memory modules of an RSMB block, in table order (the firmware's slot order);
+/// a damaged memory device structure is left out, as on Linux.
+pub(crate) fn memory_modules(raw: &[u8]) -> Result<Vec<MemoryModule>, SmbiosError> {
+    let (_, list) = split_rsmb(raw)?;
+    Ok(list
+        .iter()
+        .filter(|s| s.kind == 17)
+        .filter_map(|s| {
+            smbios::memory_device(s.raw)
+                .inspect_err(|e| tracing::debug!(error = %e, "memory device skipped"))
+                .ok()?
+        })
+        .collect())
+}
+
+/// The SMBIOS version and the structures of an RSMB block.
+fn split_rsmb(raw: &[u8]) -> Result<((u8, u8), Vec<Structure<'_>>), SmbiosError> {
     let header: [u8; 8] = raw
         .get(..8)
         .and_then(|h| h.try_into().ok())
@@ -58,13 +81,14 @@ pub(crate) fn parse_rsmb(raw: &[u8]) -> Result<Dmi, SmbiosError> {
             declared,
             held: raw.len() - 8,
         })?;
-    Ok(decode(&structures(table)?, version))
+    Ok((version, structures(table)?))
 }
 
 /// Splits a structure table; a structure cut off at the end of the table ends the list.
 fn structures(mut table: &[u8]) -> Result<Vec<Structure<'_>>, SmbiosError> {
     let mut list = Vec::new();
     while table.len() >= 4 {
+        let whole = table;
         let (kind, length) = (table[0], table[1]);
         if length < 4 {
             return Err(SmbiosError::BadStructure {
@@ -88,6 +112,7 @@ fn structures(mut table: &[u8]) -> Result<Vec<Structure<'_>>, SmbiosError> {
             kind,
             formatted,
             strings,
+            raw: &whole[..usize::from(length) + end + 2],
         });
         table = &rest[end + 2..];
         if kind == 127 {
@@ -177,6 +202,11 @@ mod tests {
 
     /// The Dell OptiPlex 7080 of the Linux fixture `desktop`, as its SMBIOS 3.2 table holds it.
     fn optiplex() -> Vec<u8> {
+        optiplex_with(&[])
+    }
+
+    /// The OptiPlex's table with `memory` (whole type 17 structures) before its end marker.
+    fn optiplex_with(memory: &[Vec<u8>]) -> Vec<u8> {
         let bios = structure(
             0,
             0,
@@ -209,9 +239,13 @@ mod tests {
             &[1, 2, 3, 4],
             &["Dell Inc.", "0J37VM", "A00", ".7B2LQG3.CNFCW0012300JP."],
         );
-        let chassis = structure(3, 0x300, &[1, 3, 2, 3, 4], &["Dell Inc.", "", "7B2LQG3"]);
+        // No version string: index 0 (an empty string would end the string set early).
+        let chassis = structure(3, 0x300, &[1, 3, 0, 2, 0], &["Dell Inc.", "7B2LQG3"]);
         let end = structure(127, 0xfeff, &[], &[]);
-        rsmb((3, 2), &[bios, system, board, chassis, end])
+        let mut list = vec![bios, system, board, chassis];
+        list.extend_from_slice(memory);
+        list.push(end);
+        rsmb((3, 2), &list)
     }
 
     #[test]
@@ -310,5 +344,59 @@ mod tests {
         }
         let empty = rsmb((3, 0), &[]);
         assert_eq!(parse_rsmb(&empty), Ok(Dmi::default()));
+    }
+
+    /// The desktop's memory as its table holds it: the Linux fixture's devices (two DDR4 modules,
+    /// an empty slot, a larger module) and a structure too short to be a memory device.
+    fn desktop_memory() -> Vec<Vec<u8>> {
+        use crate::collect::smbios::build::raw;
+        use crate::collect::smbios::tests::desktop_devices;
+        let mut list: Vec<Vec<u8>> = desktop_devices().iter().map(|(_, d)| raw(d)).collect();
+        list.insert(3, structure(17, 0x0044, &[0; 8], &["short"]));
+        list
+    }
+
+    #[test]
+    fn memory_modules_come_from_the_type_17_structures_through_the_shared_parser() {
+        use crate::collect::smbios::build::raw;
+        use crate::collect::smbios::tests::{GIB, ddr4};
+        let table = optiplex_with(&desktop_memory());
+        let modules = memory_modules(&table).unwrap();
+        let slots: Vec<(&str, u64, Option<&str>)> = modules
+            .iter()
+            .map(|m| (m.locator.as_str(), m.size_bytes, m.serial.as_deref()))
+            .collect();
+        assert_eq!(
+            slots,
+            [
+                ("DIMM1", 8 * GIB, Some("3A1B2C4D")),
+                ("DIMM2", 8 * GIB, Some("3A1B2C5E")),
+                ("DIMM4", 16 * GIB, Some("E1F2A3B4"))
+            ]
+        );
+        // Field for field what Linux reports for the same structure.
+        assert_eq!(
+            Some(&modules[0]),
+            smbios::memory_device(&raw(&ddr4())).unwrap().as_ref()
+        );
+        // The identification beside them still decodes.
+        assert_eq!(parse_rsmb(&table), parse_rsmb(&optiplex()));
+        assert_eq!(memory_modules(&optiplex()), Ok(Vec::new()));
+        assert_eq!(memory_modules(&[1, 2]), Err(SmbiosError::NoHeader(2)));
+    }
+
+    proptest::proptest! {
+        /// A damaged table with memory devices in it gives modules or an error, never a panic.
+        #[test]
+        fn damaged_memory_tables_never_panic(
+            flips in proptest::collection::vec((0usize..600, proptest::num::u8::ANY), 0..16),
+            cut in 0usize..600,
+        ) {
+            let table = crate::collect::damaged(optiplex_with(&desktop_memory()), &flips, cut);
+            if let Ok(modules) = memory_modules(&table) {
+                proptest::prop_assert!(modules.iter().all(|m| !m.locator.is_empty()));
+            }
+            let _ = parse_rsmb(&table);
+        }
     }
 }

@@ -11,7 +11,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::windows::ffi::OsStrExt;
 
 use windows_sys::Win32::Foundation::{
-    ERROR_BUFFER_OVERFLOW, ERROR_NO_DATA, ERROR_SUCCESS, FILETIME,
+    CloseHandle, ERROR_BUFFER_OVERFLOW, ERROR_NO_DATA, ERROR_SUCCESS, FILETIME, HANDLE,
+    INVALID_HANDLE_VALUE,
 };
 use windows_sys::Win32::NetworkManagement::IpHelper::{
     GAA_FLAG_INCLUDE_GATEWAYS, GAA_FLAG_SKIP_ANYCAST, GAA_FLAG_SKIP_DNS_SERVER,
@@ -22,7 +23,14 @@ use windows_sys::Win32::Networking::WinSock::{
     AF_INET, AF_INET6, AF_UNSPEC, SOCKADDR, SOCKADDR_IN, SOCKADDR_IN6, SOCKET_ADDRESS,
 };
 use windows_sys::Win32::Storage::FileSystem::{
-    GetDiskFreeSpaceExW, GetDriveTypeW, GetLogicalDrives, GetVolumeInformationW,
+    CreateFileW, FILE_SHARE_READ, FILE_SHARE_WRITE, GetDiskFreeSpaceExW, GetDriveTypeW,
+    GetLogicalDrives, GetVolumeInformationW, OPEN_EXISTING,
+};
+use windows_sys::Win32::System::IO::DeviceIoControl;
+use windows_sys::Win32::System::Ioctl::{
+    DISK_GEOMETRY_EX, IOCTL_DISK_GET_DRIVE_GEOMETRY_EX, IOCTL_STORAGE_QUERY_PROPERTY,
+    PropertyStandardQuery, STORAGE_PROPERTY_ID, STORAGE_PROPERTY_QUERY, StorageDeviceProperty,
+    StorageDeviceSeekPenaltyProperty,
 };
 use windows_sys::Win32::System::SystemInformation::{GetSystemFirmwareTable, RSMB};
 use windows_sys::Win32::System::Threading::GetSystemTimes;
@@ -30,6 +38,7 @@ use windows_sys::Win32::System::Threading::GetSystemTimes;
 use super::adapters::Adapter;
 use super::cpu::SystemTimes;
 use super::drives::{Drive, FreeSpace};
+use super::physical_disks::RawDrive;
 
 /// `text` as a NUL-terminated UTF-16 string.
 fn wide(text: &str) -> Vec<u16> {
@@ -113,6 +122,96 @@ pub(crate) fn drive(root: &str) -> Drive {
         fs_type: fs_type.filter(|f| !f.is_empty()),
         space: free_space(root),
     }
+}
+
+/// A handle closed when dropped.
+struct Owned(HANDLE);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        // SAFETY: the handle was opened by `CreateFileW` and is closed only here.
+        unsafe { CloseHandle(self.0) };
+    }
+}
+
+/// `\\.\PhysicalDrive{index}`'s device descriptor and size; `None` when there is no such drive
+/// or it answers no descriptor.
+pub(crate) fn physical_drive(index: u32) -> Option<RawDrive> {
+    let path = wide(&format!(r"\\.\PhysicalDrive{index}"));
+    // SAFETY: `path` is NUL-terminated; access 0 asks for no read or write right (the
+    // queries below need none), no security attributes, no template.
+    let handle = unsafe {
+        CreateFileW(
+            path.as_ptr(),
+            0,
+            FILE_SHARE_READ | FILE_SHARE_WRITE,
+            std::ptr::null(),
+            OPEN_EXISTING,
+            0,
+            std::ptr::null_mut(),
+        )
+    };
+    if handle == INVALID_HANDLE_VALUE {
+        return None;
+    }
+    let device = Owned(handle);
+    // Descriptors are a few hundred bytes; a larger one is read as far as this buffer goes, and
+    // the parser leaves out what it cuts.
+    let descriptor = storage_property(&device, StorageDeviceProperty, 1024)?;
+    let seek_penalty = storage_property(&device, StorageDeviceSeekPenaltyProperty, 64);
+    let mut returned = 0u32;
+    let mut geometry = DISK_GEOMETRY_EX::default();
+    // SAFETY: `geometry` is writable for its size; no input buffer; no OVERLAPPED.
+    let ok = unsafe {
+        DeviceIoControl(
+            device.0,
+            IOCTL_DISK_GET_DRIVE_GEOMETRY_EX,
+            std::ptr::null(),
+            0,
+            (&raw mut geometry).cast(),
+            size_of::<DISK_GEOMETRY_EX>() as u32,
+            &mut returned,
+            std::ptr::null_mut(),
+        )
+    };
+    Some(RawDrive {
+        index,
+        descriptor,
+        seek_penalty,
+        size_bytes: (ok != 0)
+            .then(|| u64::try_from(geometry.DiskSize).ok())
+            .flatten(),
+    })
+}
+
+/// The standard query of one storage property, as many bytes as the driver wrote (at most
+/// `capacity`); `None` when the driver does not answer it.
+fn storage_property(device: &Owned, id: STORAGE_PROPERTY_ID, capacity: usize) -> Option<Vec<u8>> {
+    let query = STORAGE_PROPERTY_QUERY {
+        PropertyId: id,
+        QueryType: PropertyStandardQuery,
+        AdditionalParameters: [0],
+    };
+    let mut answer = vec![0u8; capacity];
+    let mut returned = 0u32;
+    // SAFETY: the query is a valid STORAGE_PROPERTY_QUERY of the size passed; `answer` is
+    // writable for the length passed; `returned` is a valid out-pointer; no OVERLAPPED.
+    let ok = unsafe {
+        DeviceIoControl(
+            device.0,
+            IOCTL_STORAGE_QUERY_PROPERTY,
+            (&raw const query).cast(),
+            size_of::<STORAGE_PROPERTY_QUERY>() as u32,
+            answer.as_mut_ptr().cast(),
+            answer.len() as u32,
+            &mut returned,
+            std::ptr::null_mut(),
+        )
+    };
+    (ok != 0).then(|| {
+        answer.truncate(returned as usize);
+        answer
+    })
 }
 
 /// Idle, kernel (idle included) and user time of all CPUs since boot.
