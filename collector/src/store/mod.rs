@@ -1171,6 +1171,66 @@ mod tests {
         }
     }
 
+    fn update(at: i64) -> AgentUpdate {
+        AgentUpdate {
+            last_report_at: at,
+            interval_secs: 60,
+            agent_version: format!("0.{at}"),
+            inventory: None,
+            sample: Some(format!("sample {at}")),
+            probes: None,
+            lan_up: None,
+            internet_ok_at: None,
+            gov_wan_ok_at: None,
+            datacentre_ok_at: None,
+            speed: None,
+            spool_waiting: None,
+            spool_dropped: None,
+        }
+    }
+
+    #[test]
+    fn folded_updates_leave_what_one_update_per_report_would() {
+        let first = AgentUpdate {
+            inventory: Some("inventory 1".into()),
+            probes: Some("probes 1".into()),
+            lan_up: Some(true),
+            internet_ok_at: Some(100),
+            gov_wan_ok_at: Some(100),
+            speed: Some((100, 1e6, None)),
+            spool_waiting: Some(3),
+            ..update(100)
+        };
+        let second = AgentUpdate {
+            lan_up: Some(false),
+            // a success older than the one on record does not move it back
+            internet_ok_at: Some(90),
+            gov_wan_ok_at: Some(160),
+            datacentre_ok_at: Some(160),
+            spool_dropped: Some(1),
+            ..update(160)
+        };
+        let folded = first.then(second);
+        assert_eq!(
+            folded,
+            AgentUpdate {
+                last_report_at: 160,
+                interval_secs: 60,
+                agent_version: "0.160".into(),
+                inventory: Some("inventory 1".into()),
+                sample: Some("sample 160".into()),
+                probes: Some("probes 1".into()),
+                lan_up: Some(false),
+                internet_ok_at: Some(100),
+                gov_wan_ok_at: Some(160),
+                datacentre_ok_at: Some(160),
+                speed: Some((100, 1e6, None)),
+                spool_waiting: Some(3),
+                spool_dropped: Some(1),
+            }
+        );
+    }
+
     #[test]
     fn an_import_summary_counts_against_the_current_tree() {
         let (a, b, c) = (new_unit("a", 1), new_unit("b", 2), new_unit("c", 3));

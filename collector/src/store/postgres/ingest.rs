@@ -166,7 +166,7 @@ async fn store_together(pool: &PgPool, batch: &[&Prepared]) -> Result<Vec<Answer
     let mut updates: Vec<(&str, AgentUpdate)> = Vec::new();
     let mut update_of: HashMap<&str, usize> = HashMap::new();
     let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
-    for (i, Prepared { incoming, update }) in batch.iter().map(|p| *p).enumerate() {
+    for (i, Prepared { incoming, update }) in batch.iter().copied().enumerate() {
         let answer = if let Some(first) = earlier[i] {
             match &answers[first] {
                 Ok(_) => Ok(Stored::Duplicate),
