@@ -13,6 +13,7 @@ pub mod proc;
 pub mod reports;
 pub mod setup;
 pub mod tree;
+pub mod wire;
 
 /// A small deterministic generator (SplitMix64): the same seed gives the same tree and reports,
 /// so two runs load the collector with the same data. Not for anything secret.

@@ -1,6 +1,6 @@
-//! Driving HTTP load: `concurrency` workers, each on a kept-alive connection, sending requests
-//! back to back (closed loop) or on a schedule (a target rate), for a fixed time; every latency is
-//! kept (a few MB at most) so percentiles are exact rather than bucketed.
+//! Driving HTTP load: `concurrency` workers, each on a kept-alive connection of [`wire`], sending
+//! requests back to back (closed loop) or on a schedule (a target rate), for a fixed time; every
+//! latency is kept (a few MB at most) so percentiles are exact rather than bucketed.
 //!
 //! At a target rate a request's latency runs from when it was due, not from when it was sent:
 //! a collector that stalls makes every request queued behind the stall count as slow, instead of
@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use tokio::time::sleep_until;
 
-/// Builds request number `n` of worker `w`.
-pub type MakeRequest =
-    Arc<dyn Fn(&reqwest::Client, usize, u64) -> reqwest::RequestBuilder + Send + Sync>;
+use crate::wire;
+
+/// Writes request number `n` of worker `w`, whole, into the buffer ([`wire::encode`] clears it
+/// first), which every request of that worker reuses.
+pub type MakeRequest = Arc<dyn Fn(usize, u64, &mut Vec<u8>) + Send + Sync>;
 
 /// How one phase is run.
 #[derive(Debug, Clone, Copy)]
@@ -80,8 +82,8 @@ pub fn quantile(sorted_us: &[u32], q: f64) -> Duration {
     Duration::from_micros(u64::from(sorted_us[rank - 1]))
 }
 
-/// The one client every phase uses: HTTP/1.1 keep-alive, no proxy, TLS provider as the agent
-/// installs it (the client refuses to build without one, though only plain HTTP is used here).
+/// The reqwest client of setup, enrolment, scraping and `hatang-soak`: HTTP/1.1 keep-alive, no
+/// proxy, TLS provider as the agent installs it (the client refuses to build without one, though only plain HTTP is used here).
 pub fn client(concurrency: usize) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
@@ -122,8 +124,16 @@ pub async fn outcome(answer: Result<reqwest::Response, reqwest::Error>) -> Strin
     }
 }
 
-/// Runs one phase and gathers what every worker saw.
-pub async fn run(client: &reqwest::Client, plan: Plan, make: MakeRequest) -> Outcome {
+/// What one request came to, counted per worker without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Answer {
+    Status(u16),
+    Failed(&'static str),
+}
+
+/// Runs one phase and gathers what every worker saw. Each worker takes a connection from
+/// `client` and gives it back at the end, so the next phase reuses it.
+pub async fn run(client: &Arc<wire::Client>, plan: Plan, make: MakeRequest) -> Outcome {
     let start = Instant::now();
     let deadline = start + plan.duration;
     let interval = plan
@@ -132,10 +142,12 @@ pub async fn run(client: &reqwest::Client, plan: Plan, make: MakeRequest) -> Out
         .map(|r| Duration::from_secs_f64(plan.concurrency as f64 / r));
     let mut workers = Vec::with_capacity(plan.concurrency);
     for w in 0..plan.concurrency {
-        let client = client.clone();
+        let client = Arc::clone(client);
         let make = Arc::clone(&make);
         workers.push(tokio::spawn(async move {
-            let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+            let mut conn = client.checkout();
+            let mut request = Vec::with_capacity(4096);
+            let mut answers: BTreeMap<Answer, u64> = BTreeMap::new();
             let mut latencies = Vec::new();
             // Workers start spread over one interval so a rate is not sent in bursts.
             let offset = interval.map_or(Duration::ZERO, |i| {
@@ -153,20 +165,29 @@ pub async fn run(client: &reqwest::Client, plan: Plan, make: MakeRequest) -> Out
                 if interval.is_some() {
                     sleep_until(due.into()).await;
                 }
-                let status = outcome(make(&client, w, n).send().await).await;
+                make(w, n, &mut request);
+                let answer = match conn.send(&request).await {
+                    Ok(status) => Answer::Status(status),
+                    Err(e) => Answer::Failed(e.class()),
+                };
                 let took = due.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
                 latencies.push(took);
-                *statuses.entry(status).or_default() += 1;
+                *answers.entry(answer).or_default() += 1;
                 n += 1;
             }
-            (statuses, latencies)
+            client.checkin(conn);
+            (answers, latencies)
         }));
     }
     let mut out = Outcome::default();
     for w in workers {
-        let (statuses, latencies) = w.await.expect("a load worker does not panic");
-        for (s, n) in statuses {
-            *out.statuses.entry(s).or_default() += n;
+        let (answers, latencies) = w.await.expect("a load worker does not panic");
+        for (answer, n) in answers {
+            let label = match answer {
+                Answer::Status(s) => s.to_string(),
+                Answer::Failed(class) => class.to_string(),
+            };
+            *out.statuses.entry(label).or_default() += n;
         }
         out.latencies_us.extend(latencies);
     }
@@ -208,6 +229,144 @@ pub fn thousands(n: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the local server saw: answers by status, and the client ports it was reached from.
+    #[derive(Default)]
+    struct Seen {
+        statuses: BTreeMap<u16, u64>,
+        peers: std::collections::BTreeSet<u16>,
+    }
+
+    type Shared = Arc<std::sync::Mutex<Seen>>;
+
+    /// Accepts a report when it carries the good key and is framed as the collector expects;
+    /// every fifth request of a worker is sent to `/busy`, answered `503` with `Connection: close`.
+    async fn local_collector() -> (Arc<wire::Client>, Shared) {
+        use axum::extract::{ConnectInfo, State};
+        use axum::http::{HeaderMap, StatusCode, header};
+
+        let seen: Shared = Arc::default();
+        fn note(seen: &Shared, peer: std::net::SocketAddr, status: StatusCode) -> StatusCode {
+            let mut s = seen.lock().unwrap();
+            *s.statuses.entry(status.as_u16()).or_default() += 1;
+            s.peers.insert(peer.port());
+            status
+        }
+        let report = |State(seen): State<Shared>,
+                      ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+                      headers: HeaderMap,
+                      body: axum::body::Bytes| async move {
+            let h = |name| headers.get(name).map(|v| v.as_bytes().to_vec());
+            let framed = h(header::CONTENT_TYPE) == Some(b"application/json".to_vec())
+                && h(header::CONTENT_ENCODING) == Some(b"gzip".to_vec())
+                && body.as_ref() == b"{}";
+            let status = match h(header::AUTHORIZATION) {
+                _ if !framed => StatusCode::BAD_REQUEST,
+                Some(k) if k == b"Bearer good" => StatusCode::ACCEPTED,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            note(&seen, peer, status)
+        };
+        let busy = |State(seen): State<Shared>,
+                    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>| async move {
+            (
+                [(header::CONNECTION, "close")],
+                note(&seen, peer, StatusCode::SERVICE_UNAVAILABLE),
+            )
+        };
+        let app = axum::Router::new()
+            .route("/api/v1/reports", axum::routing::post(report))
+            .route("/busy", axum::routing::get(busy))
+            .with_state(Arc::clone(&seen));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, app).await.unwrap();
+        });
+        let client = wire::Client::new(&format!("http://{addr}")).await.unwrap();
+        (Arc::new(client), seen)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_phase_counts_what_the_server_answered() {
+        let (client, seen) = local_collector().await;
+        let host = client.host().to_string();
+        let make: MakeRequest = Arc::new(move |_, n, out: &mut Vec<u8>| {
+            let (path, key): (&str, &[u8]) = match n % 5 {
+                4 => ("/busy", b"Bearer good"),
+                3 => ("/api/v1/reports", b"Bearer bad"),
+                _ => ("/api/v1/reports", b"Bearer good"),
+            };
+            let body = wire::Body {
+                content_type: "application/json",
+                content_encoding: Some("gzip"),
+                bytes: b"{}",
+            };
+            let request = wire::Request {
+                method: if path == "/busy" { "GET" } else { "POST" },
+                path,
+                authorization: Some(key),
+                body: (path != "/busy").then_some(body),
+            };
+            wire::encode(out, &host, &request);
+        });
+        let plan = Plan {
+            concurrency: 3,
+            duration: Duration::from_millis(400),
+            rate: None,
+        };
+        let out = run(&client, plan, make).await;
+        let seen = seen.lock().unwrap();
+        let counted = |s: u16| seen.statuses.get(&s).copied().unwrap_or(0);
+        assert_eq!(out.errors(&["202", "401", "503"]), "none");
+        for status in [202, 401, 503] {
+            assert_eq!(out.count(&status.to_string()), counted(status), "{status}");
+        }
+        assert!(counted(503) > 0 && counted(401) > 0, "{:?}", seen.statuses);
+        // 4 in 5 requests on a worker's connection are kept alive, the 5th is closed by the
+        // server: three workers open one connection per 503 plus their first.
+        let reconnects = 3 + counted(503) as usize;
+        assert!(
+            (reconnects - 3..=reconnects).contains(&seen.peers.len()),
+            "{} connections for {} closes",
+            seen.peers.len(),
+            counted(503)
+        );
+        assert_eq!(out.latencies_us.len() as u64, out.total());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_target_rate_is_kept() {
+        let (client, seen) = local_collector().await;
+        let host = client.host().to_string();
+        let make: MakeRequest = Arc::new(move |_, _, out: &mut Vec<u8>| {
+            let request = wire::Request {
+                method: "POST",
+                path: "/api/v1/reports",
+                authorization: Some(b"Bearer good"),
+                body: Some(wire::Body {
+                    content_type: "application/json",
+                    content_encoding: Some("gzip"),
+                    bytes: b"{}",
+                }),
+            };
+            wire::encode(out, &host, &request);
+        });
+        let plan = Plan {
+            concurrency: 4,
+            duration: Duration::from_secs(1),
+            rate: Some(200.0),
+        };
+        let out = run(&client, plan, make).await;
+        assert_eq!(out.errors(&["202"]), "none");
+        assert_eq!(out.count("202"), 200, "4 workers × 50 due in 1 s");
+        assert_eq!(
+            seen.lock().unwrap().peers.len(),
+            4,
+            "one connection per worker"
+        );
+    }
 
     #[test]
     fn quantiles_are_nearest_rank() {

@@ -16,7 +16,8 @@ use hatang_bench::collector;
 use hatang_bench::load::{self, MakeRequest, Outcome, Plan, mib, ms, thousands};
 use hatang_bench::proc;
 use hatang_bench::reports::{Fleet, INVENTORY_EVERY};
-use hatang_bench::setup::{TargetArgs, counted_accepted, enrol, prepare, report_request};
+use hatang_bench::setup::{TargetArgs, counted_accepted, enrol, prepare};
+use hatang_bench::wire;
 
 /// Load generator for the hatang collector: enrol agents, push reports, measure.
 #[derive(Debug, Parser)]
@@ -160,7 +161,7 @@ impl Used {
 }
 
 async fn phase(
-    client: &reqwest::Client,
+    client: &Arc<wire::Client>,
     plan: Plan,
     warmup: Duration,
     pid: Option<&String>,
@@ -216,15 +217,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // What making one body costs this program, measured apart from any network work.
     let _ = fleet.body(0, 1, 0);
     let probe = Instant::now();
-    let mut wire = 0usize;
+    let mut body_bytes = 0usize;
     let samples = 50 * INVENTORY_EVERY as usize;
     for i in 0..samples {
-        wire += fleet
+        body_bytes += fleet
             .body(i % fleet.agents().len(), i as u64, i as u64)
             .len();
     }
     let body_cost = probe.elapsed() / samples as u32;
-    let wire = wire / samples;
+    let body_bytes = body_bytes / samples;
 
     let started = Instant::now();
     let keys = enrol(
@@ -249,13 +250,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let warmup = Duration::from_secs(args.warmup);
     let pid = target.pid.as_ref();
-    let healthz_url = format!("{}/healthz", target.base);
+    // The measured phases speak through `wire`: reqwest's own CPU would be taken from the
+    // collector under test (docs/benchmarks.md).
+    let pool = Arc::new(wire::Client::new(&target.base).await?);
+    let host = pool.host().to_string();
     let (healthz, healthz_cpu, _) = phase(
-        &client,
+        &pool,
         plan,
         warmup,
         pid,
-        Arc::new(move |c: &reqwest::Client, _, _| c.get(&healthz_url)),
+        Arc::new(move |_, _, out: &mut Vec<u8>| {
+            let request = wire::Request {
+                method: "GET",
+                path: "/healthz",
+                authorization: None,
+                body: None,
+            };
+            wire::encode(out, &host, &request);
+        }),
     )
     .await;
     eprintln!("/healthz: {} req/s", thousands(healthz.rate("200")));
@@ -267,25 +279,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await;
 
-    let reports_url = format!("{}/api/v1/reports", target.base);
     let keys = Arc::new(keys);
     let (agents, concurrency) = (args.agents, args.concurrency);
     let body_fleet = fleet.clone();
-    let make: MakeRequest = Arc::new(move |c: &reqwest::Client, w, n| {
+    let host = pool.host().to_string();
+    let make: MakeRequest = Arc::new(move |w, n, out: &mut Vec<u8>| {
         let (agent, seq) = assign(agents, concurrency, w, n);
-        report_request(
-            c,
-            &reports_url,
-            &keys[agent],
-            body_fleet.body(agent, seq, hatang_bench::mix(w as u64, n)),
-        )
+        let body = body_fleet.body(agent, seq, hatang_bench::mix(w as u64, n));
+        let request = wire::Request {
+            method: "POST",
+            path: "/api/v1/reports",
+            authorization: Some(keys[agent].as_bytes()),
+            body: Some(wire::Body {
+                content_type: "application/json",
+                content_encoding: Some("gzip"),
+                bytes: &body,
+            }),
+        };
+        wire::encode(out, &host, &request);
     });
     let plan = Plan {
         duration: Duration::from_secs(args.duration),
         rate: args.rate,
         ..plan
     };
-    let (ingest, ingest_cpu, warm) = phase(&client, plan, warmup, pid, make).await;
+    let (ingest, ingest_cpu, warm) = phase(&pool, plan, warmup, pid, make).await;
     let after = pid.and_then(|p| proc::usage(p).ok());
     let counted = counted_accepted(&client, &target.base).await;
     let db_bytes = match &target.collector {
@@ -340,7 +358,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     row(
         "report body",
         format!(
-            "{wire} B gzip on the wire (JSON {} B, {} B with inventory, 1 in {INVENTORY_EVERY}); generator {:.1} µs/body",
+            "{body_bytes} B gzip on the wire (JSON {} B, {} B with inventory, 1 in {INVENTORY_EVERY}); generator {:.1} µs/body",
             fleet.json_sizes().0,
             fleet.json_sizes().1,
             body_cost.as_secs_f64() * 1e6
@@ -418,9 +436,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     row(
         "load generator CPU (ingest / healthz)",
         format!(
-            "{:.2} / {:.2} cores",
+            "{:.2} / {:.2} cores; {:.0} / {:.0} µs per request",
             ingest_cpu.generator.as_secs_f64() / ingest.elapsed.as_secs_f64(),
-            healthz_cpu.generator.as_secs_f64() / healthz.elapsed.as_secs_f64()
+            healthz_cpu.generator.as_secs_f64() / healthz.elapsed.as_secs_f64(),
+            1e6 * ingest_cpu.generator.as_secs_f64() / ingest.total().max(1) as f64,
+            1e6 * healthz_cpu.generator.as_secs_f64() / healthz.total().max(1) as f64
         ),
     );
     let secs = ingest.elapsed.as_secs_f64().max(1e-9);
