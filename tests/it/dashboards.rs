@@ -369,12 +369,15 @@ fn every_metric_of_the_dashboards_and_rules_is_exposed_by_the_collector() {
         agent.once();
     }
     let exposition = eventually(Duration::from_secs(20), || {
-        let text = collector.exposition();
+        let text = collector.exposition("/metrics");
         (text.contains("\nhatang_service_up{") && text.contains("\nhatang_host_up{"))
             .then_some(text)
     });
-    let mut known: BTreeSet<String> = exposition
-        .lines()
+    // The two scrape jobs together: /metrics and the detail endpoint.
+    let detail = collector.exposition("/metrics/detail");
+    let mut known: BTreeSet<String> = [exposition, detail]
+        .iter()
+        .flat_map(|text| text.lines())
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
         .collect();
