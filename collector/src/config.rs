@@ -48,8 +48,8 @@ pub struct RawConfig {
     pub services: Vec<crate::checks::ServiceConfig>,
     /// Serve HTTPS with these files (`[tls]`); without it, plain HTTP.
     pub tls: Option<TlsConfig>,
-    /// A file holding the bearer token `GET /metrics` then requires; without it, `/metrics` is
-    /// open.
+    /// A file holding the bearer token `GET /metrics` and `GET /metrics/detail` then require;
+    /// without it, both are open.
     pub metrics_token_file: Option<PathBuf>,
     /// The collector's local time as an offset from UTC, `+HH:MM`; the daily figure snapshots
     /// are dated by it and the web UI shows times in it (CSV downloads stay UTC). Vietnam is
@@ -156,7 +156,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub services: Vec<crate::checks::Service>,
     pub tls: Option<TlsConfig>,
-    /// SHA-256 digest of the token `/metrics` requires, if any.
+    /// SHA-256 digest of the token `/metrics` and `/metrics/detail` require, if any.
     pub metrics_token: Option<Vec<u8>>,
     pub utc_offset: time::UtcOffset,
 }

@@ -445,7 +445,8 @@ mod tests {
 
     #[test]
     fn the_expiry_series_exists_only_once_a_certificate_is_served() {
-        let metrics = crate::metrics::Metrics::new();
+        use crate::metrics::{Endpoint, Metrics};
+        let metrics = Metrics::new();
         let rules = crate::figures::Rules {
             equipment_window_secs: 1,
             targets: Default::default(),
@@ -454,10 +455,14 @@ mod tests {
         };
         let empty = Arc::new(crate::figures::compute(&[], &[], &rules, 0));
         let name = "hatang_tls_certificate_expiry_timestamp_seconds";
-        assert!(!metrics.render(&empty, &[]).contains(name));
+        assert!(
+            !metrics
+                .render(Endpoint::Metrics, &empty, &[])
+                .contains(name)
+        );
         metrics.tls_certificate_expiry(1_900_000_000);
         // The same figures: their series come from the cache, the certificate's from now.
-        let text = metrics.render(&empty, &[]);
+        let text = metrics.render(Endpoint::Metrics, &empty, &[]);
         assert!(
             text.lines().any(|l| l == format!("{name} 1900000000")),
             "{text}"

@@ -369,12 +369,15 @@ fn every_metric_of_the_dashboards_and_rules_is_exposed_by_the_collector() {
         agent.once();
     }
     let exposition = eventually(Duration::from_secs(20), || {
-        let text = collector.exposition();
+        let text = collector.exposition("/metrics");
         (text.contains("\nhatang_service_up{") && text.contains("\nhatang_host_up{"))
             .then_some(text)
     });
-    let mut known: BTreeSet<String> = exposition
-        .lines()
+    // The two scrape jobs together: /metrics and the detail endpoint.
+    let detail = collector.exposition("/metrics/detail");
+    let mut known: BTreeSet<String> = [exposition, detail]
+        .iter()
+        .flat_map(|text| text.lines())
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
         .collect();
@@ -477,8 +480,9 @@ struct Prometheus {
 }
 
 impl Prometheus {
-    /// Starts `/usr/bin/prometheus` (Debian's package) scraping `target` every second with
-    /// the recording rules of `dashboards/prometheus/`. `None` when it is not installed outside
+    /// Starts `/usr/bin/prometheus` (Debian's package) scraping `target` every second, as the
+    /// two jobs of `dashboards/README.md` (`/metrics` and `/metrics/detail`), with the recording
+    /// rules of `dashboards/prometheus/`. `None` when it is not installed outside
     /// CI; under `CI` its absence fails the test.
     fn start(target: &str) -> Option<Self> {
         let binary = Path::new("/usr/bin/prometheus");
@@ -496,7 +500,7 @@ impl Prometheus {
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: hatang\n    static_configs:\n      - targets: [\"{target}\"]\n",
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: hatang\n    static_configs:\n      - targets: [\"{target}\"]\n  - job_name: hatang-detail\n    metrics_path: /metrics/detail\n    static_configs:\n      - targets: [\"{target}\"]\n",
                 rules.display()
             ),
         )
@@ -557,7 +561,7 @@ impl Drop for Prometheus {
 }
 
 #[test]
-fn a_real_prometheus_scrapes_the_collector_and_answers_the_equipment_ratio() {
+fn a_real_prometheus_scrapes_both_endpoints_and_answers_the_equipment_ratio() {
     let file = testdata("units-hoa-binh-2024.csv");
     let tree = crate::support::units(&file);
     let commune_staff: u32 = tree
@@ -598,4 +602,11 @@ fn a_real_prometheus_scrapes_the_collector_and_answers_the_equipment_ratio() {
         prometheus.value(r#"level:hatang_equipment_ratio:target_gap{level="commune"}"#)
     });
     assert!((gap - (expected - 0.88)).abs() < 1e-9, "{gap}");
+    // The detail job's series join the main job's on `unit`, as the alerts and panels do.
+    let online = eventually(Duration::from_secs(60), || {
+        prometheus.value(&format!(
+            r#"hatang_unit_agents_online{{unit="{unit}",job="hatang-detail"}} * on (unit) group_left (name) hatang_unit_info{{job="hatang"}}"#
+        ))
+    });
+    assert_eq!(online, 2.0, "{}", prometheus.log());
 }

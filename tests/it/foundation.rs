@@ -145,19 +145,21 @@ fn three_agents_at_three_levels(mut collector: Collector) {
         Some(1.0)
     );
 
-    let exposition = collector.exposition();
-    if let Some(out) = promtool_check(&exposition) {
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success() && said.trim().is_empty(),
-            "promtool: {said}"
-        );
-    } else {
-        eprintln!("promtool not installed: skipped the exposition lint (CI runs it)");
+    for path in ["/metrics", "/metrics/detail"] {
+        let exposition = collector.exposition(path);
+        if let Some(out) = promtool_check(&exposition) {
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.status.success() && said.trim().is_empty(),
+                "promtool {path}: {said}"
+            );
+        } else {
+            eprintln!("promtool not installed: skipped the exposition lint (CI runs it)");
+        }
     }
 }
 

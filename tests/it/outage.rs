@@ -202,7 +202,7 @@ fn with_the_spool_full_the_oldest_go_and_the_drop_count_arrives() {
     assert_eq!(agent["spool_waiting_reports"], 0, "{agent}");
     assert_eq!(
         s.collector
-            .metrics()
+            .metrics_detail()
             .sum("hatang_unit_spool_dropped_reports", &[("unit", "17-SYT")]),
         dropped as f64
     );

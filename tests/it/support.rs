@@ -194,14 +194,21 @@ impl Collector {
         std::fs::read_to_string(self.dir.path().join("collector.log")).unwrap_or_default()
     }
 
+    /// `GET /metrics`, parsed.
     pub fn metrics(&self) -> Metrics {
-        let (status, body) = get(&self.addr, "/metrics").expect("GET /metrics");
-        assert_eq!(status, 200, "{body}");
-        Metrics::parse(&body)
+        Metrics::parse(&self.exposition("/metrics"))
     }
 
-    pub fn exposition(&self) -> String {
-        get(&self.addr, "/metrics").expect("GET /metrics").1
+    /// `GET /metrics/detail` (per-unit connectivity, per-server resources), parsed.
+    pub fn metrics_detail(&self) -> Metrics {
+        Metrics::parse(&self.exposition("/metrics/detail"))
+    }
+
+    /// The text of `path` (`/metrics` or `/metrics/detail`).
+    pub fn exposition(&self, path: &str) -> String {
+        let (status, body) = get(&self.addr, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(status, 200, "{path}: {body}");
+        body
     }
 }
 

@@ -1,6 +1,6 @@
 //! `hatang-scale`: a collector holding a country's worth of agents (100,000 in 3,500 units):
-//! start-up time, `/metrics` latency and size, memory, and one level's equipment ratio checked
-//! against a direct SQL count.
+//! start-up time, latency and size of `/metrics` and of `/metrics/detail`, memory, and one
+//! level's equipment ratio checked against a direct SQL count.
 //!
 //! The unit tree goes in through the collector's CLI; the agents are written straight into the
 //! database in one transaction (enrolling 100,000 machines over HTTP would measure enrolment, and
@@ -37,10 +37,11 @@ struct Args {
     /// gets the per-host series.
     #[arg(long, default_value_t = 50)]
     servers: usize,
-    /// Scrapes that each recompute the figures (spaced past the 2 s figures cache).
+    /// Scrapes of each endpoint spaced past the 2 s figures cache (the two endpoints take turns
+    /// at coming first after the pause).
     #[arg(long, default_value_t = 20)]
     scrapes: usize,
-    /// Scrapes back to back, answered from the figures cache.
+    /// Scrapes of each endpoint back to back, answered from the figures cache.
     #[arg(long, default_value_t = 20)]
     cached_scrapes: usize,
     /// Level whose equipment ratio is checked against SQL.
@@ -56,6 +57,9 @@ struct Args {
 const DAY: i64 = 86_400;
 /// The collector's default figures cache (`figures_cache_secs`).
 const FIGURES_CACHE: Duration = Duration::from_secs(2);
+/// The exposition the budget is about, and the detail beside it.
+const METRICS: &str = "/metrics";
+const DETAIL: &str = "/metrics/detail";
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
@@ -327,23 +331,79 @@ fn sum(exposition: &str, name: &str) -> f64 {
         .sum()
 }
 
-/// Bytes of the exposition per metric family (HELP and TYPE lines included), largest first.
-fn families(exposition: &str) -> Vec<(String, usize)> {
-    let mut bytes: std::collections::BTreeMap<String, usize> = Default::default();
+/// One metric family's share of an exposition.
+#[derive(Debug, PartialEq)]
+struct Family {
+    name: String,
+    /// HELP and TYPE lines included.
+    bytes: usize,
+    samples: usize,
+}
+
+/// The exposition per metric family, largest first.
+fn families(exposition: &str) -> Vec<Family> {
+    let mut by_name: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
     for line in exposition.lines() {
-        let name = match line.strip_prefix("# ") {
-            Some(rest) => rest.split_whitespace().nth(1).unwrap_or(""),
-            None => line.split(['{', ' ']).next().unwrap_or(""),
+        let (name, sample) = match line.strip_prefix("# ") {
+            Some(rest) => (rest.split_whitespace().nth(1).unwrap_or(""), 0),
+            None => (line.split(['{', ' ']).next().unwrap_or(""), 1),
         };
         let family = name
             .trim_end_matches("_bucket")
             .trim_end_matches("_sum")
             .trim_end_matches("_count");
-        *bytes.entry(family.to_string()).or_default() += line.len() + 1;
+        let entry = by_name.entry(family).or_default();
+        entry.0 += line.len() + 1;
+        entry.1 += sample;
     }
-    let mut out: Vec<(String, usize)> = bytes.into_iter().collect();
-    out.sort_by_key(|e| std::cmp::Reverse(e.1));
+    let mut out: Vec<Family> = by_name
+        .into_iter()
+        .map(|(name, (bytes, samples))| Family {
+            name: name.to_string(),
+            bytes,
+            samples,
+        })
+        .collect();
+    out.sort_by_key(|f| std::cmp::Reverse(f.bytes));
     out
+}
+
+/// Size, samples and where the bytes go, for the report's table.
+fn breakdown(exposition: &str) -> [String; 3] {
+    let fams = families(exposition);
+    let share = |prefix: &str| {
+        fams.iter()
+            .filter(|f| f.name.starts_with(prefix))
+            .map(|f| f.bytes)
+            .sum::<usize>() as f64
+            / 1e6
+    };
+    let samples: usize = fams.iter().map(|f| f.samples).sum();
+    let (units, hosts) = (share("hatang_unit_"), share("hatang_host_"));
+    [
+        format!(
+            "{} bytes ({:.2} MB), {} samples",
+            thousands(exposition.len() as f64),
+            exposition.len() as f64 / 1e6,
+            thousands(samples as f64)
+        ),
+        format!(
+            "per-unit series {units:.2} MB, per-host (server) series {hosts:.2} MB, the rest {:.2} MB",
+            exposition.len() as f64 / 1e6 - units - hosts
+        ),
+        fams.iter()
+            .take(6)
+            .map(|f| {
+                format!(
+                    "{} {:.0} kB ({} samples)",
+                    f.name,
+                    f.bytes as f64 / 1e3,
+                    thousands(f.samples as f64)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    ]
 }
 
 async fn scrape(client: &reqwest::Client, url: &str) -> anyhow::Result<(Duration, String)> {
@@ -352,7 +412,7 @@ async fn scrape(client: &reqwest::Client, url: &str) -> anyhow::Result<(Duration
     let status = response.status();
     let text = response.text().await?;
     if !status.is_success() {
-        bail!("/metrics answered {status}: {text}");
+        bail!("{url} answered {status}: {text}");
     }
     Ok((t.elapsed(), text))
 }
@@ -388,34 +448,42 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let startup = c.start(&client).await?;
     let pid = c.pid().context("the collector has a pid")?;
     let idle = proc::usage(&pid)?;
-    let metrics = format!("{}/metrics", c.base_url());
+    // The two endpoints, each a Prometheus scrape job of its own.
+    let urls = [METRICS, DETAIL].map(|path| format!("{}{path}", c.base_url()));
 
-    // The first scrape: the figures are computed for the first time, connections opened.
+    // The first scrape: the figures are computed for the first time (for both endpoints),
+    // connections opened.
     let cpu0 = proc::usage(&pid)?.cpu();
-    let (first, exposition) = scrape(&client, &metrics).await?;
+    let (first, exposition) = scrape(&client, &urls[0]).await?;
     let first_cpu = proc::usage(&pid)?.cpu().saturating_sub(cpu0);
-    // Each later one after the cache expired: what a Prometheus scraping every 15 s or more sees.
-    let mut fresh = Vec::with_capacity(args.scrapes);
+    let (first_detail, detail) = scrape(&client, &urls[1]).await?;
+    // Each later pair after the cache expired: what Prometheus scraping every 15 s or more
+    // sees. The endpoints take turns at coming first, the one that may find the figures old.
+    let mut fresh = [Vec::new(), Vec::new()];
     let cpu0 = proc::usage(&pid)?.cpu();
-    let mut sleeping = Duration::ZERO;
-    for _ in 0..args.scrapes {
-        let nap = FIGURES_CACHE + Duration::from_millis(100);
-        tokio::time::sleep(nap).await;
-        sleeping += nap;
-        fresh.push(scrape(&client, &metrics).await?.0);
+    for i in 0..args.scrapes {
+        tokio::time::sleep(FIGURES_CACHE + Duration::from_millis(100)).await;
+        for e in [i % 2, 1 - i % 2] {
+            fresh[e].push(scrape(&client, &urls[e]).await?.0);
+        }
     }
     let fresh_cpu = proc::usage(&pid)?.cpu().saturating_sub(cpu0);
-    let mut cached = Vec::with_capacity(args.cached_scrapes);
+    let mut cached = [Vec::new(), Vec::new()];
     for _ in 0..args.cached_scrapes {
-        cached.push(scrape(&client, &metrics).await?.0);
+        for (times, url) in cached.iter_mut().zip(&urls) {
+            times.push(scrape(&client, url).await?.0);
+        }
     }
     let after = proc::usage(&pid)?;
-    let micros = |v: &mut Vec<Duration>| {
+    let micros = |v: &[Duration]| {
         let mut us: Vec<u32> = v.iter().map(|d| d.as_micros() as u32).collect();
         us.sort_unstable();
         us
     };
-    let (fresh_us, cached_us) = (micros(&mut fresh), micros(&mut cached));
+    let (fresh_us, cached_us) = (
+        fresh.each_ref().map(|v| micros(v)),
+        cached.each_ref().map(|v| micros(v)),
+    );
 
     // Figures against SQL.
     let (staff, equipped) = db
@@ -425,10 +493,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let level_label = format!("level=\"{}\"", args.level);
     let exposed = sample(&exposition, "hatang_equipment_ratio", &level_label);
     let agents_exposed = sum(&exposition, "hatang_agents");
-    let series = exposition
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .count();
 
     println!();
     println!(
@@ -455,71 +519,54 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     row("start-up to /readyz", ms(startup));
     row(
-        "first /metrics (figures computed, cold)",
+        "first /metrics (figures computed, cold), then /metrics/detail",
         format!(
-            "{} ({:.0} ms collector CPU)",
+            "{} ({:.0} ms collector CPU), {}",
             ms(first),
-            first_cpu.as_secs_f64() * 1000.0
+            first_cpu.as_secs_f64() * 1000.0,
+            ms(first_detail)
         ),
     );
+    for (e, path) in [METRICS, DETAIL].into_iter().enumerate() {
+        row(
+            &format!(
+                "{path} after the cache expired ({} scrapes) p50 / p99 / max",
+                fresh_us[e].len()
+            ),
+            format!(
+                "{} / {} / {}",
+                ms(quantile(&fresh_us[e], 0.5)),
+                ms(quantile(&fresh_us[e], 0.99)),
+                ms(quantile(&fresh_us[e], 1.0)),
+            ),
+        );
+    }
     row(
-        &format!(
-            "/metrics, figures recomputed ({} scrapes) p50 / p99 / max",
-            fresh_us.len()
-        ),
+        "collector CPU per pair of scrapes ≥ 2 s apart",
         format!(
-            "{} / {} / {} ({:.0} ms collector CPU each)",
-            ms(quantile(&fresh_us, 0.5)),
-            ms(quantile(&fresh_us, 0.99)),
-            ms(quantile(&fresh_us, 1.0)),
-            fresh_cpu.as_secs_f64() * 1000.0 / fresh_us.len().max(1) as f64
+            "{:.0} ms",
+            fresh_cpu.as_secs_f64() * 1000.0 / args.scrapes.max(1) as f64
         ),
     );
-    row(
-        &format!(
-            "/metrics from the 2 s cache ({} scrapes) p50 / p99",
-            cached_us.len()
-        ),
-        format!(
-            "{} / {}",
-            ms(quantile(&cached_us, 0.5)),
-            ms(quantile(&cached_us, 0.99))
-        ),
-    );
-    row(
-        "exposition",
-        format!(
-            "{} bytes ({:.2} MB), {} samples",
-            thousands(exposition.len() as f64),
-            exposition.len() as f64 / 1e6,
-            thousands(series as f64)
-        ),
-    );
-    let fams = families(&exposition);
-    let share = |prefix: &str| {
-        fams.iter()
-            .filter(|(n, _)| n.starts_with(prefix))
-            .map(|(_, b)| *b)
-            .sum::<usize>() as f64
-            / 1e6
-    };
-    row(
-        "exposition by kind",
-        format!(
-            "per-unit series {:.2} MB, per-host (server) series {:.2} MB, the rest {:.2} MB",
-            share("hatang_unit_"),
-            share("hatang_host_"),
-            exposition.len() as f64 / 1e6 - share("hatang_unit_") - share("hatang_host_")
-        ),
-    );
-    row(
-        "largest metric families",
-        fams.iter()
-            .take(6)
-            .map(|(name, b)| format!("{name} {:.0} kB", *b as f64 / 1e3))
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
+    for (e, path) in [METRICS, DETAIL].into_iter().enumerate() {
+        row(
+            &format!(
+                "{path} from the 2 s cache ({} scrapes) p50 / p99",
+                cached_us[e].len()
+            ),
+            format!(
+                "{} / {}",
+                ms(quantile(&cached_us[e], 0.5)),
+                ms(quantile(&cached_us[e], 0.99))
+            ),
+        );
+    }
+    for (path, text) in [(METRICS, &exposition), (DETAIL, &detail)] {
+        let [size, kinds, largest] = breakdown(text);
+        row(&format!("{path} exposition"), size);
+        row(&format!("{path} by kind"), kinds);
+        row(&format!("{path} largest families"), largest);
+    }
     row(
         "collector RSS idle after start / after scrapes / peak",
         format!(
@@ -556,20 +603,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(b) = collector::database_bytes(c.database_url()).await {
         row("database size", mib(b / 1024));
     }
-    let _ = sleeping;
 
     println!();
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
-    let p99 = quantile(&fresh_us, 0.99);
+    let p99 = fresh_us.each_ref().map(|us| quantile(us, 0.99));
     println!(
-        "budget /metrics ≤ 50 ms (recomputed, p99): {} ({})",
-        verdict(p99 <= Duration::from_millis(50)),
-        ms(p99)
+        "budget /metrics ≤ 50 ms (after the cache expired, p99): {} ({}; {DETAIL} beside it: {})",
+        verdict(p99[0] <= Duration::from_millis(50)),
+        ms(p99[0]),
+        ms(p99[1])
     );
     println!(
-        "budget exposition ≤ 2 MB: {} ({:.2} MB)",
+        "budget /metrics exposition ≤ 2 MB: {} ({:.2} MB; {DETAIL} beside it: {:.2} MB)",
         verdict(exposition.len() <= 2_000_000),
-        exposition.len() as f64 / 1e6
+        exposition.len() as f64 / 1e6,
+        detail.len() as f64 / 1e6
     );
     println!(
         "budget RSS ≤ 200 MiB: {} (peak {})",
@@ -622,8 +670,22 @@ mod tests {
         let text =
             "# HELP a_x x\n# TYPE a_x gauge\na_x{u=\"1\"} 1\nh_bucket{le=\"1\"} 1\nh_sum 1\n";
         let f = families(text);
-        assert_eq!(f[0], ("a_x".to_string(), 13 + 17 + 13));
-        assert_eq!(f[1].0, "h");
+        assert_eq!(
+            f[0],
+            Family {
+                name: "a_x".to_string(),
+                bytes: 13 + 17 + 13,
+                samples: 1
+            }
+        );
+        assert_eq!((f[1].name.as_str(), f[1].samples), ("h", 2));
+        let [size, kinds, largest] = breakdown(text);
+        assert_eq!(size, format!("{} bytes (0.00 MB), 3 samples", text.len()));
+        assert!(kinds.starts_with("per-unit series 0.00 MB"), "{kinds}");
+        assert!(
+            largest.starts_with("a_x 0 kB (1 samples), h 0 kB (2 samples)"),
+            "{largest}"
+        );
     }
 
     #[test]

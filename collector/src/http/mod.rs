@@ -35,7 +35,7 @@ use crate::checks::ServiceStatus;
 use crate::config::Config;
 use crate::figures::{self, Figures, Rules};
 use crate::hosts::HostEvidence;
-use crate::metrics::Metrics;
+use crate::metrics::{Endpoint, Metrics};
 use crate::store::{ApiRole, Store, StoreError};
 
 /// Shared by every request: the store, the configuration, the metrics and the figures cache.
@@ -263,6 +263,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
+        .route("/metrics/detail", get(metrics_detail))
         .merge(agents)
         .merge(api::routes())
         .merge(admin::routes())
@@ -293,6 +294,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
+    ("GET", "/metrics/detail"),
     ("GET", "/api/v1/openapi.json"),
     ("POST", "/api/v1/enroll"),
     ("POST", "/api/v1/reports"),
@@ -340,9 +342,24 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
     Ok("ready\n")
 }
 
-/// The exposition; with `metrics_token_file` configured, only for `Authorization: Bearer` that
-/// token (compared by digest, in constant time).
-async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+/// The exposition of the contract, the per-level figures and the per-unit coverage.
+async fn metrics(state: State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    exposition(state, headers, Endpoint::Metrics).await
+}
+
+/// The high-cardinality detail (per-unit connectivity, per-server resources), for a scrape job
+/// of its own.
+async fn metrics_detail(state: State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    exposition(state, headers, Endpoint::Detail).await
+}
+
+/// The exposition of `endpoint`; with `metrics_token_file` configured, only for
+/// `Authorization: Bearer` that token (compared by digest, in constant time).
+async fn exposition(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    endpoint: Endpoint,
+) -> Result<Response, ApiError> {
     if let Some(expected) = &state.config().metrics_token {
         let token = bearer(&headers)?;
         if !crate::secret::same(&crate::secret::digest(token), expected) {
@@ -352,7 +369,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
     let figures = state.figures().await?;
     let text = state
         .metrics()
-        .render(&figures, &state.services().snapshot());
+        .render(endpoint, &figures, &state.services().snapshot());
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -7,6 +7,14 @@
 //! small fixed or configured sets; `unit` grows with the unit tree (a few thousand), `host`,
 //! `mountpoint`, `interface` and `sensor` only with the data-centre servers, never with the
 //! number of workstations.
+//!
+//! The figures are served on two [`Endpoint`]s. `/metrics` has what the contract names, the
+//! per-level figures, the per-unit coverage series, `hatang_host_up`, the service checks and the
+//! event counters: what the planners' figures and the critical alerts need, under 2 MB for a
+//! country-sized tree. `/metrics/detail` has the high-cardinality detail no contract names: the
+//! per-unit connectivity and agent series, and every per-server resource series but
+//! `hatang_host_up` (together more than half the bytes at national scale, and slower-moving
+//! or of interest to fewer people), for a second scrape job that may run at a longer interval.
 
 mod text;
 
@@ -54,6 +62,46 @@ impl Outcome {
     }
 }
 
+/// Which exposition a family is served on (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `GET /metrics`.
+    Metrics,
+    /// `GET /metrics/detail`.
+    Detail,
+}
+
+/// The figure series of one figures value, split by endpoint.
+#[derive(Debug)]
+struct Rendered {
+    metrics: Arc<str>,
+    detail: Arc<str>,
+}
+
+impl Rendered {
+    fn of(&self, endpoint: Endpoint) -> &Arc<str> {
+        match endpoint {
+            Endpoint::Metrics => &self.metrics,
+            Endpoint::Detail => &self.detail,
+        }
+    }
+}
+
+/// Expositions being written, one per endpoint: each family goes to the one it is served on.
+struct Expositions {
+    metrics: Exposition,
+    detail: Exposition,
+}
+
+impl Expositions {
+    fn on(&mut self, endpoint: Endpoint) -> &mut Exposition {
+        match endpoint {
+            Endpoint::Metrics => &mut self.metrics,
+            Endpoint::Detail => &mut self.detail,
+        }
+    }
+}
+
 /// The event counters, and the renderer of everything else.
 #[derive(Debug)]
 pub struct Metrics {
@@ -65,9 +113,10 @@ pub struct Metrics {
     /// Without labels; absent until a certificate is loaded, so a collector serving plain HTTP
     /// has no such series.
     tls_expiry: GaugeVec,
-    /// The figure series of the latest figures rendered, reused by every scrape until the
-    /// figures change (megabytes at national scale, identical between refreshes).
-    rendered: Mutex<Option<(Arc<Figures>, Arc<str>)>>,
+    /// The figure series of the latest figures rendered, reused by every scrape of either
+    /// endpoint until the figures change (megabytes at national scale, identical between
+    /// refreshes).
+    rendered: Mutex<Option<(Arc<Figures>, Arc<Rendered>)>>,
 }
 
 impl Metrics {
@@ -179,15 +228,25 @@ impl Metrics {
             .set(float(unix_seconds));
     }
 
-    /// The whole exposition: the event counters, the figures and the service checks.
-    pub fn render(&self, figures: &Arc<Figures>, services: &[ServiceResult]) -> String {
+    /// The exposition of `endpoint`: on [`Endpoint::Metrics`] the event counters, its figure
+    /// series and the service checks; on [`Endpoint::Detail`] its figure series.
+    pub fn render(
+        &self,
+        endpoint: Endpoint,
+        figures: &Arc<Figures>,
+        services: &[ServiceResult],
+    ) -> String {
+        let rendered = self.figure_series(figures);
+        let figure_series = rendered.of(endpoint);
+        if endpoint == Endpoint::Detail {
+            return figure_series.to_string();
+        }
         let counters = TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default();
-        let figure_series = self.figure_series(figures);
         let mut x = Exposition::with_capacity(counters.len() + figure_series.len() + 4096);
         x.push_encoded(&counters);
-        x.push_encoded(&figure_series);
+        x.push_encoded(figure_series);
         self::services(&mut x, services);
         x.finish()
     }
@@ -197,20 +256,28 @@ impl Metrics {
         self.figure_series(figures);
     }
 
-    /// The series of `figures`, written once per figures value.
-    fn figure_series(&self, figures: &Arc<Figures>) -> Arc<str> {
+    /// The series of `figures` for both endpoints, written once per figures value.
+    fn figure_series(&self, figures: &Arc<Figures>) -> Arc<Rendered> {
         let mut rendered = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((of, text)) = rendered.as_ref()
             && Arc::ptr_eq(of, figures)
         {
             return Arc::clone(text);
         }
-        // About 60 bytes a series; the units dominate.
-        let mut x = Exposition::with_capacity(4096 + figures.units.len() * 800);
-        levels(&mut x, figures);
+        // About 60 bytes a series: 5 per unit and one per server here, the rest there.
+        let mut x = Expositions {
+            metrics: Exposition::with_capacity(4096 + figures.units.len() * 320),
+            detail: Exposition::with_capacity(
+                4096 + figures.units.len() * 480 + figures.hosts.len() * 1200,
+            ),
+        };
+        levels(x.on(Endpoint::Metrics), figures);
         units(&mut x, figures);
         hosts(&mut x, &figures.hosts);
-        let text: Arc<str> = x.finish().into();
+        let text = Arc::new(Rendered {
+            metrics: x.metrics.finish().into(),
+            detail: x.detail.finish().into(),
+        });
         *rendered = Some((Arc::clone(figures), Arc::clone(&text)));
         text
     }
@@ -287,8 +354,8 @@ fn levels(x: &mut Exposition, figures: &Figures) {
     }
 }
 
-fn units(x: &mut Exposition, figures: &Figures) {
-    let mut f = x.gauge(
+fn units(x: &mut Expositions, figures: &Figures) {
+    let mut f = x.on(Endpoint::Metrics).gauge(
         "hatang_unit_info",
         "Always 1; joins a unit code to its name, level and parent.",
     );
@@ -304,46 +371,66 @@ fn units(x: &mut Exposition, figures: &Figures) {
             1.0,
         );
     }
-    let per_unit: [Series<UnitFigures>; 6] = [
-        ("hatang_unit_staff", "Staff headcount of the unit.", |u| {
-            Some(f64::from(u.staff))
-        }),
+    // The coverage series stay with the contract's (active workstations make equipped staff, and
+    // move as slowly); the speed tests are connectivity detail.
+    let per_unit: [(Endpoint, Series<UnitFigures>); 6] = [
         (
-            "hatang_unit_equipped_staff",
-            "Staff of the unit with a working computer: min(staff, active workstations).",
-            |u| Some(f64::from(u.equipped_staff)),
+            Endpoint::Metrics,
+            ("hatang_unit_staff", "Staff headcount of the unit.", |u| {
+                Some(f64::from(u.staff))
+            }),
         ),
         (
-            "hatang_unit_active_workstations",
-            "Workstations of the unit that reported within the equipment window (may exceed staff).",
-            |u| Some(f64::from(u.active_workstations)),
+            Endpoint::Metrics,
+            (
+                "hatang_unit_equipped_staff",
+                "Staff of the unit with a working computer: min(staff, active workstations).",
+                |u| Some(f64::from(u.equipped_staff)),
+            ),
         ),
         (
-            "hatang_unit_lan_up",
-            "1 when an agent of the unit showed an up, non-loopback interface carrying the default route.",
-            |u| Some(f64::from(u8::from(u.lan))),
+            Endpoint::Metrics,
+            (
+                "hatang_unit_active_workstations",
+                "Workstations of the unit that reported within the equipment window (may exceed staff).",
+                |u| Some(f64::from(u.active_workstations)),
+            ),
         ),
         (
-            "hatang_unit_broadband_up",
-            "1 when an agent of the unit reached the internet within the broadband window, at broadband speed where a speed test ran.",
-            |u| Some(f64::from(u8::from(u.broadband))),
+            Endpoint::Metrics,
+            (
+                "hatang_unit_lan_up",
+                "1 when an agent of the unit showed an up, non-loopback interface carrying the default route.",
+                |u| Some(f64::from(u8::from(u.lan))),
+            ),
         ),
         (
-            "hatang_unit_download_bytes_per_second",
-            "Best download rate among the unit's agents' latest speed tests against the collector, bytes per second (Prometheus base unit; multiply by 8 for bit/s).",
-            // Speeds travel in bits per second (how links are sold); metrics use bytes.
-            |u| u.download_bps.map(|d| d / 8.0),
+            Endpoint::Metrics,
+            (
+                "hatang_unit_broadband_up",
+                "1 when an agent of the unit reached the internet within the broadband window, at broadband speed where a speed test ran.",
+                |u| Some(f64::from(u8::from(u.broadband))),
+            ),
+        ),
+        (
+            Endpoint::Detail,
+            (
+                "hatang_unit_download_bytes_per_second",
+                "Best download rate among the unit's agents' latest speed tests against the collector, bytes per second (Prometheus base unit; multiply by 8 for bit/s).",
+                // Speeds travel in bits per second (how links are sold); metrics use bytes.
+                |u| u.download_bps.map(|d| d / 8.0),
+            ),
         ),
     ];
-    for (name, help, value) in per_unit {
-        let mut f = x.gauge(name, help);
+    for (endpoint, (name, help, value)) in per_unit {
+        let mut f = x.on(endpoint).gauge(name, help);
         for u in &figures.units {
             if let Some(v) = value(u) {
                 f.sample(&[("level", &u.level), ("unit", &u.code)], v);
             }
         }
     }
-    let mut f = x.gauge(
+    let mut f = x.on(Endpoint::Detail).gauge(
         "hatang_unit_reachable",
         "1 when an agent of the unit reached a probe target of the class (internet, gov-wan, datacentre) within the broadband window.",
     );
@@ -375,7 +462,7 @@ fn units(x: &mut Exposition, figures: &Figures) {
         ),
     ];
     for (name, help, value) in live {
-        let mut f = x.gauge(name, help);
+        let mut f = x.on(Endpoint::Detail).gauge(name, help);
         for u in &figures.units {
             if let Some(v) = figures.unit_agents.get(&u.code).and_then(value) {
                 f.sample(&[("level", &u.level), ("unit", &u.code)], v);
@@ -384,13 +471,15 @@ fn units(x: &mut Exposition, figures: &Figures) {
     }
 }
 
-fn hosts(x: &mut Exposition, hosts: &[HostFigures]) {
-    let per_host: [Series<HostFigures>; 7] = [
-        (
-            "hatang_host_up",
-            "1 while the data-centre server's agent is online (reported within 3 intervals).",
-            |h| Some(f64::from(u8::from(h.state == AgentState::Online))),
-        ),
+fn hosts(x: &mut Expositions, hosts: &[HostFigures]) {
+    // Whether a server is up is the contract's, for the duty officer's alert; its resources are
+    // detail, some twenty series a server.
+    let up: Series<HostFigures> = (
+        "hatang_host_up",
+        "1 while the data-centre server's agent is online (reported within 3 intervals).",
+        |h| Some(f64::from(u8::from(h.state == AgentState::Online))),
+    );
+    let resources: [Series<HostFigures>; 6] = [
         (
             "hatang_host_last_report_timestamp_seconds",
             "When the server's latest report arrived, Unix seconds.",
@@ -418,14 +507,17 @@ fn hosts(x: &mut Exposition, hosts: &[HostFigures]) {
             h.sample.as_ref().map(|s| float(s.memory_used_bytes))
         }),
     ];
-    for (name, help, value) in per_host {
-        let mut f = x.gauge(name, help);
+    let per_host = std::iter::once((Endpoint::Metrics, up))
+        .chain(resources.map(|series| (Endpoint::Detail, series)));
+    for (endpoint, (name, help, value)) in per_host {
+        let mut f = x.on(endpoint).gauge(name, help);
         for h in hosts {
             if let Some(v) = value(h) {
                 f.sample(&[("host", &h.host), ("unit", &h.unit_code)], v);
             }
         }
     }
+    let x = x.on(Endpoint::Detail);
     let mut f = x.gauge(
         "hatang_host_filesystem_size_bytes",
         "Size of the server's filesystem.",
@@ -651,19 +743,50 @@ mod tests {
         }]
     }
 
+    /// Renders both endpoints of one figures value.
+    fn both(m: &Metrics, figures: &Arc<Figures>, services: &[ServiceResult]) -> [String; 2] {
+        [Endpoint::Metrics, Endpoint::Detail].map(|e| m.render(e, figures, services))
+    }
+
     #[test]
-    fn reference_lists_every_family() {
+    fn reference_lists_every_family_on_its_endpoint() {
         let reference = include_str!("../../../docs/metrics.md");
-        let documented: BTreeSet<String> = reference
-            .lines()
-            .filter_map(|l| l.strip_prefix("| `hatang_"))
-            .filter_map(|l| l.split('`').next())
-            .map(|name| format!("hatang_{name}"))
-            .collect();
+        // `| `hatang_x` | `/metrics` | gauge | …`
+        let documented = |path: &str| -> BTreeSet<String> {
+            reference
+                .lines()
+                .filter_map(|l| l.strip_prefix("| `hatang_"))
+                .filter_map(|l| {
+                    let mut cells = l.split(" | ");
+                    let name = cells.next()?.trim_end_matches('`');
+                    (cells.next()? == format!("`{path}`")).then(|| format!("hatang_{name}"))
+                })
+                .collect()
+        };
         let metrics = Metrics::new();
         metrics.tls_certificate_expiry(1_900_000_000);
-        let exposed = families(&metrics.render(&Arc::new(one_unit_figures()), &one_service()));
-        assert_eq!(documented, exposed);
+        let [main, detail] = both(&metrics, &Arc::new(one_unit_figures()), &one_service());
+        assert_eq!(documented("/metrics"), families(&main));
+        assert_eq!(documented("/metrics/detail"), families(&detail));
+    }
+
+    /// Which family goes where is the reference's (above) and the integration tests'; here, that
+    /// no family is on both and the detail is only per-unit and per-server series.
+    #[test]
+    fn every_family_is_served_once_and_the_detail_is_per_unit_or_per_server() {
+        let m = Metrics::new();
+        let [main, detail] = both(&m, &Arc::new(one_unit_figures()), &one_service());
+        let (main, detail) = (families(&main), families(&detail));
+        assert!(main.is_disjoint(&detail), "{main:?}\n{detail:?}");
+        assert!(
+            detail
+                .iter()
+                .all(|f| f.starts_with("hatang_unit_") || f.starts_with("hatang_host_")),
+            "{detail:?}"
+        );
+        for family in ["hatang_unit_info", "hatang_host_up", "hatang_service_up"] {
+            assert!(main.contains(family), "{family} left /metrics");
+        }
     }
 
     #[test]
@@ -671,7 +794,8 @@ mod tests {
         let m = Metrics::new();
         m.report(Outcome::Accepted);
         m.inventory_change("memory", ChangeKind::Changed);
-        let text = m.render(&Arc::new(one_unit_figures()), &one_service());
+        let [main, detail] = both(&m, &Arc::new(one_unit_figures()), &one_service());
+        let text = format!("{main}{detail}");
         for line in [
             "hatang_equipment_ratio{level=\"commune\"} 0.25",
             "hatang_equipment_target_ratio{level=\"commune\"} 0.88",
@@ -709,9 +833,17 @@ mod tests {
     fn cached_figure_series_come_with_fresh_counters() {
         let m = Metrics::new();
         let figures = Arc::new(one_unit_figures());
-        let first = m.render(&figures, &one_service());
+        let [first, first_detail] = both(&m, &figures, &one_service());
         m.report(Outcome::Accepted);
-        let second = m.render(&figures, &one_service());
+        let [second, second_detail] = both(&m, &figures, &one_service());
+        assert_eq!(
+            first_detail, second_detail,
+            "no counter on the detail endpoint"
+        );
+        assert!(
+            Arc::ptr_eq(&m.figure_series(&figures), &m.figure_series(&figures)),
+            "both endpoints' series are written once per figures value"
+        );
         let accepted = "hatang_reports_received_total{outcome=\"accepted\"}";
         assert!(first.contains(&format!("{accepted} 0\n")));
         assert!(second.contains(&format!("{accepted} 1\n")));
@@ -723,7 +855,7 @@ mod tests {
     #[test]
     fn a_second_render_forgets_units_that_are_gone() {
         let m = Metrics::new();
-        let _ = m.render(&Arc::new(one_unit_figures()), &one_service());
+        let _ = both(&m, &Arc::new(one_unit_figures()), &one_service());
         let empty = compute(
             &[],
             &[],
@@ -735,7 +867,8 @@ mod tests {
             },
             0,
         );
-        let text = m.render(&Arc::new(empty), &[]);
-        assert!(!text.contains("4351"), "{text}");
+        for text in both(&m, &Arc::new(empty), &[]) {
+            assert!(!text.contains("4351"), "{text}");
+        }
     }
 }

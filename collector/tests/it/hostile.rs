@@ -874,44 +874,60 @@ async fn assert_metrics_are_well_formed_with_injected_labels(h: &Harness) {
     r["sample"]["interfaces"][0]["name"] = json!(interface);
     h.report(key, &r).await.json(StatusCode::ACCEPTED);
 
-    let text = h.get("/metrics", None).await.text().to_string();
-    if let Some(out) = promtool_check(&text) {
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success() && said.trim().is_empty(),
-            "promtool check metrics: {said}\n{text}"
-        );
+    // The server's up series is on /metrics, its filesystems and interfaces on the detail
+    // endpoint: both must stay well-formed.
+    let mut texts = Vec::new();
+    for path in ["/metrics", "/metrics/detail"] {
+        let text = h.get(path, None).await.text().to_string();
+        if let Some(out) = promtool_check(&text) {
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.status.success() && said.trim().is_empty(),
+                "promtool check metrics {path}: {said}\n{text}"
+            );
+        }
+        for raw in [host, mount, interface] {
+            assert!(
+                !text.contains(raw),
+                "{raw:?} appears unescaped in {path}\n{text}"
+            );
+        }
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.starts_with("hatang_"), "stray line {line:?} in {path}");
+        }
+        texts.push(text);
     }
-    for raw in [host, mount, interface] {
-        assert!(!text.contains(raw), "{raw:?} appears unescaped\n{text}");
-    }
-    let m = crate::support::Exposition::parse(&text);
+    let [metrics, detail] = [&texts[0], &texts[1]].map(|t| crate::support::Exposition::parse(t));
     let id = [("host", host), ("unit", "4352")];
-    assert_eq!(m.value("hatang_host_up", &id), 1.0);
+    assert_eq!(metrics.value("hatang_host_up", &id), 1.0);
     assert!(
-        m.get(
-            "hatang_host_filesystem_used_bytes",
-            &[id[0], id[1], ("mountpoint", mount)]
-        )
-        .is_some(),
-        "{text}"
+        detail
+            .get(
+                "hatang_host_filesystem_used_bytes",
+                &[id[0], id[1], ("mountpoint", mount)]
+            )
+            .is_some(),
+        "{}",
+        texts[1]
     );
     assert!(
-        m.get(
-            "hatang_host_network_receive_bytes_total",
-            &[id[0], id[1], ("interface", interface)]
-        )
-        .is_some(),
-        "{text}"
+        detail
+            .get(
+                "hatang_host_network_receive_bytes_total",
+                &[id[0], id[1], ("interface", interface)]
+            )
+            .is_some(),
+        "{}",
+        texts[1]
     );
-    assert!(m.series("hatang_forged").is_empty(), "{text}");
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        assert!(line.starts_with("hatang_"), "stray line {line:?}");
-    }
+    assert!(
+        metrics.series("hatang_forged").is_empty() && detail.series("hatang_forged").is_empty(),
+        "{texts:?}"
+    );
 }
 
 /// Naming lints promtool reports on series this suite does not own, tolerated word for word

@@ -36,7 +36,8 @@ on_every_backend! {
             2,
             "no series for the workstation"
         );
-        // Values from the golden report's sample and inventory.
+        // Values from the golden report's sample and inventory, on the detail endpoint.
+        let m = h.metrics_detail().await;
         assert_eq!(m.value("hatang_host_cpu_usage_ratio", &host), 0.125);
         assert_eq!(m.value("hatang_host_load1", &host), 0.5);
         assert_eq!(

@@ -1,25 +1,32 @@
-//! `GET /metrics`: the figures as Prometheus series, always agreeing with the database.
+//! `GET /metrics` and `GET /metrics/detail`: the figures as Prometheus series, always agreeing
+//! with the database and the API.
 
 use axum::http::{StatusCode, header};
 
-use crate::support::{Harness, TREE_2, TREE_3, labels_of, on_every_backend, report};
+use crate::support::{Harness, Reply, TREE_2, TREE_3, labels_of, on_every_backend, report};
 
 fn owned(pairs: &[(&str, f64)]) -> Vec<(String, f64)> {
     pairs.iter().map(|(l, v)| (l.to_string(), *v)).collect()
 }
 
-#[tokio::test]
-async fn metrics_are_prometheus_text_without_authentication() {
-    let h = Harness::empty().await;
-    let reply = h.get("/metrics", None).await;
-    assert_eq!(reply.status, StatusCode::OK);
+/// `path` answers 200 with the Prometheus text format.
+async fn prometheus_text(h: &Harness, path: &str) -> Reply {
+    let reply = h.get(path, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{path}");
     assert!(
         reply
             .header(header::CONTENT_TYPE)
             .starts_with("text/plain; version=0.0.4"),
-        "{:?}",
+        "{path}: {:?}",
         reply.headers
     );
+    reply
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_without_authentication() {
+    let h = Harness::empty().await;
+    let reply = prometheus_text(&h, "/metrics").await;
     assert!(
         reply
             .text()
@@ -283,7 +290,7 @@ on_every_backend! {
         h.report(&b.key, &without_spool)
             .await
             .json(StatusCode::ACCEPTED);
-        let m = h.metrics().await;
+        let m = h.metrics_detail().await;
         assert_eq!(m.value("hatang_unit_agents_online", &unit), 2.0);
         assert_eq!(m.value("hatang_unit_spool_waiting_reports", &unit), 41.0);
         assert_eq!(m.value("hatang_unit_spool_dropped_reports", &unit), 3.0);
@@ -300,7 +307,7 @@ on_every_backend! {
         let mut b_now = report();
         b_now["spool"] = serde_json::json!({"dropped_reports": 5, "waiting_reports": 0});
         h.report(&b.key, &b_now).await.json(StatusCode::ACCEPTED);
-        let m = h.metrics().await;
+        let m = h.metrics_detail().await;
         assert_eq!(
             m.get("hatang_unit_spool_waiting_reports", &unit),
             None,
@@ -338,4 +345,172 @@ async fn the_refresher_keeps_figures_fresh_while_they_are_read() {
 async fn no_refresher_without_a_cache() {
     let h = Harness::with_config(|c| c.figures_cache_secs = 0).await;
     assert!(h.state.spawn_figures_refresher().is_none());
+}
+
+/// The families DESIGN.md's contract names: on `/metrics`, whatever else moves.
+/// (`hatang_service_up` needs a configured service; the unit tests place it.)
+const CONTRACT: [&str; 11] = [
+    "hatang_equipment_ratio",
+    "hatang_equipment_target_ratio",
+    "hatang_unit_info",
+    "hatang_unit_staff",
+    "hatang_unit_equipped_staff",
+    "hatang_unit_lan_up",
+    "hatang_unit_broadband_up",
+    "hatang_broadband_ratio",
+    "hatang_agents",
+    "hatang_host_up",
+    "hatang_reports_received_total",
+];
+
+/// The high-cardinality detail served on `/metrics/detail` only.
+const DETAIL: [&str; 19] = [
+    "hatang_unit_reachable",
+    "hatang_unit_download_bytes_per_second",
+    "hatang_unit_agents_online",
+    "hatang_unit_spool_waiting_reports",
+    "hatang_unit_spool_dropped_reports",
+    "hatang_host_last_report_timestamp_seconds",
+    "hatang_host_uptime_seconds",
+    "hatang_host_cpu_usage_ratio",
+    "hatang_host_load1",
+    "hatang_host_memory_total_bytes",
+    "hatang_host_memory_used_bytes",
+    "hatang_host_filesystem_size_bytes",
+    "hatang_host_filesystem_used_bytes",
+    "hatang_host_filesystem_available_bytes",
+    "hatang_host_temperature_celsius",
+    "hatang_host_network_receive_bytes_total",
+    "hatang_host_network_transmit_bytes_total",
+    "hatang_host_network_receive_errors_total",
+    "hatang_host_network_transmit_errors_total",
+];
+
+/// The families of an exposition, from its `# TYPE` lines.
+fn families(text: &str) -> std::collections::BTreeSet<&str> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect()
+}
+
+on_every_backend! {
+    #[tokio::test]
+    async fn each_family_is_served_on_one_endpoint(db) {
+        let h = Harness::with_tree_on(&db, TREE_3).await;
+        // The golden report has a speed test, spool figures, filesystems, interfaces and
+        // sensors: every family has a sample somewhere.
+        h.fleet().await;
+        let metrics = prometheus_text(&h, "/metrics").await;
+        let detail = prometheus_text(&h, "/metrics/detail").await;
+        let (on_metrics, on_detail) = (families(metrics.text()), families(detail.text()));
+        for family in CONTRACT {
+            assert!(on_metrics.contains(family), "{family} is not on /metrics");
+        }
+        for family in DETAIL {
+            assert!(on_detail.contains(family), "{family} is not on /metrics/detail");
+            assert!(!on_metrics.contains(family), "{family} is still on /metrics");
+        }
+        assert!(
+            on_metrics.is_disjoint(&on_detail),
+            "on both: {:?}",
+            on_metrics.intersection(&on_detail).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            on_detail,
+            DETAIL.into_iter().collect(),
+            "the detail endpoint has the detail and nothing else"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_detail_endpoint_takes_the_metrics_token_and_no_other() {
+    let h = Harness::with_config(|c| {
+        c.metrics_token = Some(hatang_collector::secret::digest("scrape-secret"))
+    })
+    .await;
+    h.import(TREE_3).await;
+    let admin = h.api_token("admin").await;
+    for path in ["/metrics", "/metrics/detail"] {
+        h.get(path, None)
+            .await
+            .error(StatusCode::UNAUTHORIZED, "unauthorized");
+        for wrong in ["scrape-secret2", admin.as_str()] {
+            h.get(path, Some(wrong))
+                .await
+                .error(StatusCode::UNAUTHORIZED, "unauthorized");
+        }
+        let reply = h.get(path, Some("scrape-secret")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.text());
+    }
+    let detail = h.get("/metrics/detail", Some("scrape-secret")).await;
+    assert!(
+        detail.text().contains("\nhatang_unit_reachable{"),
+        "{}",
+        detail.text()
+    );
+}
+
+on_every_backend! {
+    #[tokio::test]
+    async fn both_endpoints_agree_with_the_api(db) {
+        let h = Harness::with_tree_on(&db, TREE_3).await;
+        h.fleet().await;
+        let viewer = h.api_token("viewer").await;
+        let coverage = h
+            .get("/api/v1/coverage", Some(&viewer))
+            .await
+            .json(StatusCode::OK);
+        let agents = h
+            .get("/api/v1/agents", Some(&viewer))
+            .await
+            .json(StatusCode::OK);
+        let (m, detail) = (h.metrics().await, h.metrics_detail().await);
+        let units = coverage["units"].as_array().unwrap();
+        let mut classes = 0;
+        let mut speeds = 0;
+        for u in units {
+            let (code, level) = (u["code"].as_str().unwrap(), u["level"].as_str().unwrap());
+            let unit = [("unit", code), ("level", level)];
+            let number = |field: &str| u[field].as_f64().unwrap();
+            let flag = |field: &str| f64::from(u8::from(u[field].as_bool().unwrap()));
+            assert_eq!(m.value("hatang_unit_staff", &unit), number("staff"), "{code}");
+            assert_eq!(m.value("hatang_unit_equipped_staff", &unit), number("equipped_staff"), "{code}");
+            assert_eq!(
+                m.value("hatang_unit_active_workstations", &unit),
+                number("active_workstations"),
+                "{code}"
+            );
+            assert_eq!(m.value("hatang_unit_lan_up", &unit), flag("lan"), "{code}");
+            assert_eq!(m.value("hatang_unit_broadband_up", &unit), flag("broadband"), "{code}");
+            for (class, up) in u["reachable"].as_object().unwrap() {
+                classes += 1;
+                assert_eq!(
+                    detail.value("hatang_unit_reachable", &[unit[0], unit[1], ("class", class)]),
+                    f64::from(u8::from(up.as_bool().unwrap())),
+                    "{code} {class}"
+                );
+            }
+            let download = detail.get("hatang_unit_download_bytes_per_second", &unit);
+            assert_eq!(download, u["download_bps"].as_f64().map(|bps| bps / 8.0), "{code}");
+            speeds += usize::from(download.is_some());
+            // Online agents of the unit, as the agent list tells them.
+            let listed: Vec<&serde_json::Value> = agents["agents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["unit"] == code)
+                .collect();
+            let online = listed.iter().filter(|a| a["state"] == "online").count();
+            assert_eq!(
+                detail.get("hatang_unit_agents_online", &unit),
+                (!listed.is_empty()).then_some(online as f64),
+                "{code}"
+            );
+        }
+        assert!(classes > 0 && speeds > 0, "the fleet shows reachability and speeds");
+        assert_eq!(detail.series("hatang_unit_reachable").len(), classes, "none invented");
+        assert_eq!(detail.series("hatang_unit_download_bytes_per_second").len(), speeds);
+    }
 }

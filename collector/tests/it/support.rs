@@ -484,9 +484,19 @@ impl Harness {
         .await
     }
 
+    /// `GET /metrics`: the contract, the per-level figures and the per-unit coverage.
     pub async fn metrics(&self) -> Exposition {
-        let reply = self.get("/metrics", None).await;
-        assert_eq!(reply.status, StatusCode::OK);
+        self.exposition("/metrics").await
+    }
+
+    /// `GET /metrics/detail`: per-unit connectivity and agent series, per-server resources.
+    pub async fn metrics_detail(&self) -> Exposition {
+        self.exposition("/metrics/detail").await
+    }
+
+    async fn exposition(&self, path: &str) -> Exposition {
+        let reply = self.get(path, None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
         Exposition::parse(reply.text())
     }
 

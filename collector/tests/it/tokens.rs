@@ -382,7 +382,9 @@ async fn max_uses_and_roles_are_checked_when_a_token_is_made() {
 /// What each route needs; every route the collector serves must be here.
 fn auth_of(method: &str, path: &str) -> &'static str {
     match (method, path) {
-        (_, "/healthz" | "/readyz" | "/metrics" | "/api/v1/openapi.json") => "none",
+        (_, "/healthz" | "/readyz" | "/metrics" | "/metrics/detail" | "/api/v1/openapi.json") => {
+            "none"
+        }
         (_, "/api/v1/enroll") => "enrolment token",
         (_, "/api/v1/reports" | "/api/v1/speedtest/download" | "/api/v1/speedtest/upload") => {
             "agent key"
