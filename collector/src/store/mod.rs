@@ -151,7 +151,7 @@ pub struct Incoming {
     /// The digest of the key the report came with: the report is stored only while the agent
     /// still has that key, so a key replaced by a later enrolment of the same machine (on this
     /// collector or on another replica) stores nothing even if it was known good a moment ago.
-    /// `None` for reports the collector itself vouches for (tests, imports).
+    /// `None` where no key came with the report: [`Store::store_report`] and the tests.
     pub key_digest: Option<Vec<u8>>,
     pub report: Report,
     /// The report's JSON text as received, or empty when bodies are not kept
@@ -372,16 +372,10 @@ pub trait Store: Send + Sync + fmt::Debug {
         batch: &[Incoming],
     ) -> Result<Vec<Result<Stored, StoreError>>, StoreError>;
 
-    /// Commits one report, through the store's group commit where it has one (SQLite): the
-    /// answer comes once the transaction holding it committed. [`StoreError::Busy`] when the
-    /// queue in front of the writer is full.
-    async fn ingest(&self, incoming: Incoming) -> Result<Stored, StoreError> {
-        self.store_reports(std::slice::from_ref(&incoming))
-            .await?
-            .pop()
-            // One answer per report, so one here; the empty case is only the type's.
-            .unwrap_or_else(|| Err(StoreError::Conflict("the store gave no answer".into())))
-    }
+    /// Commits one report through the store's ingest writer (its group commit): the answer
+    /// comes once the transaction holding it committed. [`StoreError::Busy`] when the queue in
+    /// front of the writer is full.
+    async fn ingest(&self, incoming: Incoming) -> Result<Stored, StoreError>;
 
     /// Commits one validated report for `agent_id`, or recognises its `report_id` as stored:
     /// [`Store::ingest`] with borrowed parts.

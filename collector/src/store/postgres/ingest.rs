@@ -22,7 +22,7 @@
 //! (nothing of it was acknowledged) and the batch is stored one report per transaction, as
 //! before, so each report gets an answer of its own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::PgPool;
 use tokio::sync::mpsc;
@@ -157,7 +157,7 @@ async fn store_together(pool: &PgPool, batch: &[&Prepared]) -> Result<Vec<Answer
     )
     .fetch_all(&mut *tx)
     .await?;
-    let inserted: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
+    let inserted: HashSet<uuid::Uuid> = inserted.iter().filter_map(|id| id.parse().ok()).collect();
 
     // In the batch's order: each new report's changes against the inventory before it, and its
     // agent's row folded.
@@ -174,7 +174,7 @@ async fn store_together(pool: &PgPool, batch: &[&Prepared]) -> Result<Vec<Answer
             }
         } else if !enrolled(incoming) {
             Err(StoreError::Revoked(incoming.agent_id.clone()))
-        } else if !inserted.contains(incoming.report.report_id.to_string().as_str()) {
+        } else if !inserted.contains(&incoming.report.report_id) {
             Ok(Stored::Duplicate)
         } else {
             let agent = incoming.agent_id.as_str();
