@@ -10,6 +10,12 @@ use hatang_collector::config::{self, Overrides, RawConfig};
 use hatang_collector::http::AppState;
 use hatang_collector::tokens::TokenRequest;
 
+/// mimalloc rather than glibc's allocator: a report is parsed on one thread and freed on the
+/// ingest writer's, and glibc's arena locks and chunk consolidation were a tenth of the
+/// collector's CPU under load (see docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The hatang collector: enrolls agents, stores their reports and serves the coverage,
 /// connectivity and data-centre figures (HTTP API, Prometheus /metrics).
 #[derive(Debug, Parser)]
