@@ -45,8 +45,9 @@ pub(super) async fn ingest(
     };
     let now = crate::now();
     let decoded = decode(&state, &headers, body)
-        .and_then(|(report, text)| check_clock(&state, &report, now).map(|()| (report, text)));
-    let (report, text) = match decoded {
+        .and_then(|(report, raw)| check_clock(&state, &report, now).map(|()| (report, raw)))
+        .and_then(|(report, raw)| Ok((report, kept_body(&state, raw)?)));
+    let (report, body) = match decoded {
         Ok(r) => r,
         Err(e) => {
             state.metrics().report(Outcome::Rejected);
@@ -59,13 +60,7 @@ pub(super) async fn ingest(
         agent_id: agent.clone(),
         key_digest: Some(key_digest.clone()),
         report,
-        // Without the body the row still makes a resent report a duplicate; what the report
-        // says is applied to the agent's state either way.
-        body: if state.config().keep_report_bodies {
-            text
-        } else {
-            String::new()
-        },
+        body,
         received_at: now,
     };
     let stored = match state.store().ingest(incoming).await {
@@ -172,12 +167,25 @@ async fn agent_by_digest(state: &AppState, digest: &[u8]) -> Result<String, ApiE
     Ok(agent.id)
 }
 
-/// Body → (report, its JSON text), within the configured size before and after gzip.
+/// The report's text as stored: all of it with `keep_report_bodies`, else nothing. Without the
+/// body the row still makes a resent report a duplicate; what the report says is applied to the
+/// agent's state either way.
+fn kept_body(state: &AppState, raw: Vec<u8>) -> Result<String, ApiError> {
+    if !state.config().keep_report_bodies {
+        // The parser checked every string it kept; the bytes of unknown fields it skipped are
+        // not checked, and need not be when they are not stored.
+        return Ok(String::new());
+    }
+    String::from_utf8(raw)
+        .map_err(|_| ApiError::bad_request("invalid_json", "report is not UTF-8 text"))
+}
+
+/// Body → (report, its JSON bytes), within the configured size before and after gzip.
 fn decode(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(Report, String), ApiError> {
+) -> Result<(Report, Vec<u8>), ApiError> {
     let limit = state.config().max_report_bytes;
     super::json_content_type(headers)?;
     let body = super::body_bytes(body)?;
@@ -197,9 +205,7 @@ fn decode(
             ));
         }
     };
-    let text = String::from_utf8(raw)
-        .map_err(|_| ApiError::bad_request("invalid_json", "report is not UTF-8 text"))?;
-    let report: Report = super::json(text.as_bytes())?;
+    let report: Report = super::json(&raw)?;
     report.validate(&Limits::default()).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
         ApiError::new(
@@ -208,7 +214,7 @@ fn decode(
             list.join("; "),
         )
     })?;
-    Ok((report, text))
+    Ok((report, raw))
 }
 
 /// Decompresses at most `limit` bytes; a larger result (a gzip bomb) is refused, not buffered.

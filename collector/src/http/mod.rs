@@ -425,19 +425,24 @@ const MAX_JSON_DEPTH: usize = 32;
 /// Whether `bytes`, read as JSON, nests arrays and objects deeper than `max`. Brackets inside
 /// strings do not count; a body that is not JSON at all is left to the parser to refuse.
 fn nested_deeper_than(bytes: &[u8], max: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in bytes {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        i += 1;
         match b {
-            b'"' => in_string = true,
+            // A string: on to the quote that closes it, skipping escaped characters. Strings
+            // are most of a report's bytes, and memchr crosses them many bytes at a time.
+            b'"' => loop {
+                let Some(at) = memchr::memchr2(b'"', b'\\', bytes.get(i..).unwrap_or_default())
+                else {
+                    return false;
+                };
+                i += at + 1;
+                if bytes[i - 1] == b'"' {
+                    break;
+                }
+                i += 1;
+            },
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
@@ -480,7 +485,50 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Ap
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::nested_deeper_than;
+
+    /// The definition, a byte at a time.
+    fn nested_deeper_than_model(bytes: &[u8], max: usize) -> bool {
+        let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+        for &b in bytes {
+            if in_string {
+                match b {
+                    _ if escaped => escaped = false,
+                    b'\\' => escaped = true,
+                    b'"' => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > max {
+                        return true;
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        false
+    }
+
+    proptest! {
+        #[test]
+        fn nesting_agrees_with_its_definition(
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(b'"'), Just(b'\\'), Just(b'['), Just(b']'), Just(b'{'), Just(b'}'), any::<u8>()],
+                0..64,
+            ),
+            max in 0usize..6,
+        ) {
+            prop_assert_eq!(nested_deeper_than(&bytes, max), nested_deeper_than_model(&bytes, max));
+        }
+    }
 
     #[test]
     fn nesting_is_measured_outside_strings() {
