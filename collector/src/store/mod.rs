@@ -51,6 +51,10 @@ pub enum StoreError {
     /// report of its batch).
     #[error("the batch holding this report was not committed")]
     Batch(#[source] std::sync::Arc<StoreError>),
+    /// The batch committed but could not be made durable (the SQLite store's sync of its WAL
+    /// failed, now or earlier): it is not acknowledged, and the agent resends it.
+    #[error("{0}")]
+    NotDurable(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -641,6 +645,8 @@ pub(crate) struct AgentUpdate {
     pub(crate) speed: Option<(i64, f64, Option<f64>)>,
     pub(crate) spool_waiting: Option<i64>,
     pub(crate) spool_dropped: Option<i64>,
+    /// Reports this update stands for, added to the agent's `reports_stored`.
+    pub(crate) reports: i64,
 }
 
 impl AgentUpdate {
@@ -667,6 +673,7 @@ impl AgentUpdate {
             speed: links.speed.map(|s| (s.at, s.download_bps, s.upload_bps)),
             spool_waiting,
             spool_dropped,
+            reports: 1,
         }
     }
 
@@ -684,6 +691,7 @@ impl AgentUpdate {
             speed: later.speed.or(self.speed),
             spool_waiting: later.spool_waiting.or(self.spool_waiting),
             spool_dropped: later.spool_dropped.or(self.spool_dropped),
+            reports: self.reports + later.reports,
             ..later
         }
     }
@@ -1180,6 +1188,7 @@ mod tests {
             speed: None,
             spool_waiting: None,
             spool_dropped: None,
+            reports: 1,
         }
     }
 
@@ -1221,6 +1230,7 @@ mod tests {
                 speed: Some((100, 1e6, None)),
                 spool_waiting: Some(3),
                 spool_dropped: Some(1),
+                reports: 2,
             }
         );
     }

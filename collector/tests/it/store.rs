@@ -463,26 +463,110 @@ on_every_backend! {
         let h = Harness::with_tree_on(&db, TREE_3).await;
         let token = h.enrol_token("17-SYT", Some("workstation")).await;
         let agent = h.enrolled(&token, "pruned").await;
+        let other = h.enrolled(&token, "pruned-too").await;
         for _ in 0..5 {
             h.report(&agent.key, &report()).await.json(StatusCode::ACCEPTED);
         }
+        for _ in 0..2 {
+            h.report(&other.key, &report()).await.json(StatusCode::ACCEPTED);
+        }
+        // Each agent's count (kept with its row) adds up to the reports really stored.
+        let counts = async || {
+            let store = h.store();
+            let (a, b) = (store.report_count(Some(&agent.id)), store.report_count(Some(&other.id)));
+            let (a, b, all) = (a.await.unwrap(), b.await.unwrap(), store.report_count(None).await.unwrap());
+            assert_eq!(a + b, all, "per-agent counts {a} + {b} against {all} stored");
+            (a, b)
+        };
+        assert_eq!(counts().await, (5, 2));
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         // Nothing arrived before an hour ago.
         assert_eq!(
             hatang_collector::retention::prune(h.store(), now - 3600).await.unwrap(),
             0
         );
-        assert_eq!(h.store().report_count(None).await.unwrap(), 5);
-        // Batches: 2 + 2 + 1, and the last one says it is done.
-        assert_eq!(h.store().prune_reports(now + 1, 2).await.unwrap(), 2);
-        assert_eq!(h.store().report_count(None).await.unwrap(), 3);
+        assert_eq!(h.store().report_count(None).await.unwrap(), 7);
+        // Batches: 3 + 3 + 1, and the last one says it is done.
+        assert_eq!(h.store().prune_reports(now + 1, 3).await.unwrap(), 3);
+        assert_eq!(h.store().report_count(None).await.unwrap(), 4);
+        counts().await;
         assert_eq!(
             hatang_collector::retention::prune(h.store(), now + 1).await.unwrap(),
-            3
+            4
         );
-        assert_eq!(h.store().report_count(None).await.unwrap(), 0);
+        assert_eq!(counts().await, (0, 0));
         // The agent's latest state outlives its reports.
         let (record, evidence) = h.store().agent(&agent.id).await.unwrap().unwrap();
         assert!(record.last_report_at.is_some() && evidence.sample.is_some());
+    }
+}
+
+on_every_backend! {
+    #[tokio::test]
+    async fn an_upgraded_database_keeps_inventories_and_report_counts(db) {
+        // A database as the migrations before 0008 left it: an agent with an inventory in its
+        // row and three reports, and one without either.
+        let dir = tempfile::tempdir().unwrap();
+        let test_db = db.database(dir.path()).await;
+        let (dialect, key) = match db {
+            crate::support::Backend::Sqlite => ("sqlite", "X'01'"),
+            crate::support::Backend::Postgres(_) => ("postgres", "'\\x01'::bytea"),
+        };
+        let before = dir.path().join("before-0008");
+        std::fs::create_dir(&before).unwrap();
+        let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations").join(dialect);
+        for entry in std::fs::read_dir(&all).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            if name.as_str() < "0008" {
+                std::fs::copy(&path, before.join(name)).unwrap();
+            }
+        }
+        let old = sqlx::migrate::Migrator::new(before.as_path()).await.unwrap();
+        let setup = [
+            "INSERT INTO units (code, name, level, parent_code, staff, depth, position, imported_at)
+             VALUES ('17', 'Tỉnh', 'province', NULL, 10, 0, 0, 0)".to_owned(),
+            format!(
+                "INSERT INTO agents (id, machine_id, unit_code, role, hostname, key_hash, enrolled_at, inventory)
+                 VALUES ('a', 'm-a', '17', 'workstation', 'pc-a', {key}, 0, '{{\"disks\":[]}}')"
+            ),
+            format!(
+                "INSERT INTO agents (id, machine_id, unit_code, role, hostname, key_hash, enrolled_at)
+                 VALUES ('b', 'm-b', '17', 'workstation', 'pc-b', {}, 0)",
+                key.replace("01", "02")
+            ),
+            "INSERT INTO reports (report_id, agent_id, received_at, agent_time, body)
+             VALUES ('r1', 'a', 1, 1, ''), ('r2', 'a', 2, 2, ''), ('r3', 'a', 3, 3, '')".to_owned(),
+        ];
+        match db {
+            crate::support::Backend::Sqlite => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(dir.path().join("t.db"))
+                    .create_if_missing(true);
+                let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+                old.run(&pool).await.unwrap();
+                for sql in setup {
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+                }
+                pool.close().await;
+            }
+            crate::support::Backend::Postgres(_) => {
+                let pool = sqlx::PgPool::connect(&test_db.url).await.unwrap();
+                old.run(&pool).await.unwrap();
+                for sql in setup {
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+                }
+                pool.close().await;
+            }
+        }
+
+        let store = store::open(&test_db.url).await.unwrap();
+        let (_, evidence) = store.agent("a").await.unwrap().unwrap();
+        assert_eq!(evidence.inventory.as_deref(), Some(r#"{"disks":[]}"#));
+        assert_eq!(store.report_count(Some("a")).await.unwrap(), 3);
+        let (_, evidence) = store.agent("b").await.unwrap().unwrap();
+        assert_eq!(evidence.inventory, None);
+        assert_eq!(store.report_count(Some("b")).await.unwrap(), 0);
+        assert_eq!(store.report_count(None).await.unwrap(), 3);
     }
 }

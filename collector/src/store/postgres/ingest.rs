@@ -257,14 +257,15 @@ async fn update_agents(
            download_bps = CASE WHEN v.speed THEN v.download_bps ELSE a.download_bps END,
            upload_bps = CASE WHEN v.speed THEN v.upload_bps ELSE a.upload_bps END,
            spool_waiting = COALESCE(v.spool_waiting, a.spool_waiting),
-           spool_dropped = COALESCE(v.spool_dropped, a.spool_dropped)
+           spool_dropped = COALESCE(v.spool_dropped, a.spool_dropped),
+           reports_stored = a.reports_stored + v.reports
          FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
                      $7::text[], $8::bool[], $9::bigint[], $10::bigint[], $11::bigint[],
                      $12::bool[], $13::bigint[], $14::float8[], $15::float8[], $16::bigint[],
-                     $17::bigint[])
+                     $17::bigint[], $18::bigint[])
            AS v(id, last_report_at, interval_secs, agent_version, inventory, sample, probes,
                 lan_up, internet_ok_at, gov_wan_ok_at, datacentre_ok_at, speed, speed_at,
-                download_bps, upload_bps, spool_waiting, spool_dropped)
+                download_bps, upload_bps, spool_waiting, spool_dropped, reports)
          WHERE a.id = v.id",
     )
     .bind(updates.iter().map(|(id, _)| *id).collect::<Vec<_>>())
@@ -284,6 +285,7 @@ async fn update_agents(
     .bind(column(updates, |u| u.speed.and_then(|s| s.2)))
     .bind(column(updates, |u| u.spool_waiting))
     .bind(column(updates, |u| u.spool_dropped))
+    .bind(column(updates, |u| u.reports))
     .execute(&mut *tx)
     .await?;
     Ok(())

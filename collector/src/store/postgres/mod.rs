@@ -433,25 +433,35 @@ impl Store for PostgresStore {
     }
 
     async fn report_count(&self, agent_id: Option<&str>) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM reports WHERE $1::text IS NULL OR agent_id = $1",
-        )
-        .bind(agent_id)
-        .fetch_one(&self.pool)
-        .await?)
+        let count = match agent_id {
+            None => sqlx::query_scalar("SELECT COUNT(*) FROM reports"),
+            Some(id) => {
+                sqlx::query_scalar("SELECT reports_stored FROM agents WHERE id = $1").bind(id)
+            }
+        };
+        Ok(count.fetch_optional(&self.pool).await?.unwrap_or(0))
     }
 
     async fn prune_reports(&self, received_before: i64, limit: u32) -> Result<u64, StoreError> {
         // ctid: the row's physical address, the cheapest way to name the rows the subquery found.
-        Ok(sqlx::query(
-            "DELETE FROM reports WHERE ctid IN
-               (SELECT ctid FROM reports WHERE received_at < $1 LIMIT $2)",
+        // The agents' counts go down by what was deleted, in the same statement.
+        Ok(sqlx::query_scalar::<_, i64>(
+            "WITH gone AS (
+               DELETE FROM reports WHERE ctid IN
+                 (SELECT ctid FROM reports WHERE received_at < $1 LIMIT $2)
+               RETURNING agent_id),
+             counted AS (SELECT agent_id, COUNT(*) AS n FROM gone GROUP BY agent_id),
+             updated AS (
+               UPDATE agents a SET reports_stored = a.reports_stored - c.n
+               FROM counted c WHERE a.id = c.agent_id)
+             SELECT COALESCE(SUM(n), 0)::bigint FROM counted",
         )
         .bind(received_before)
         .bind(i64::from(limit))
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await?
-        .rows_affected())
+        .try_into()
+        .unwrap_or(0))
     }
 
     async fn servers(&self) -> Result<Vec<(AgentRecord, AgentEvidence)>, StoreError> {

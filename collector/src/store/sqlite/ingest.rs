@@ -1,5 +1,6 @@
 //! The ingest writer: one OS thread that owns a write connection of its own and commits queued
-//! reports in batches (the group commit the parent module describes).
+//! reports in batches (the group commit the parent module describes), and a second thread that
+//! makes the commits durable before they are answered.
 //!
 //! The writer runs every statement itself, through SQLite's C API (rusqlite) with prepared
 //! statements kept across batches. Through sqlx each statement was a hand-off to sqlx's SQLite
@@ -7,12 +8,34 @@
 //! the ingest's CPU went.
 //!
 //! The thread blocks on its queue, takes whatever is queued (at most [`MAX_BATCH`](batch::MAX_BATCH) reports),
-//! writes it in one `BEGIN IMMEDIATE … COMMIT`, answers every request, and waits again; it ends
-//! when every sender (every clone of the store) is gone. Each report is written inside its own
-//! `SAVEPOINT`, rolled back to if that report fails, so one failing report leaves the rest of its
-//! batch alone; here a savepoint costs two statement steps and no I/O.
+//! writes it in one `BEGIN IMMEDIATE … COMMIT`, hands the batch to the syncer and takes the next;
+//! it ends when every sender (every clone of the store) is gone. Each report is written inside
+//! its own `SAVEPOINT`, rolled back to if that report fails, so one failing report leaves the
+//! rest of its batch alone; here a savepoint costs two statement steps and no I/O.
+//!
+//! # Durable before answered, without the writer waiting
+//!
+//! With `synchronous = FULL` SQLite syncs the WAL inside every `COMMIT`, and the writer, which is
+//! one, waited for the disk while the next batch queued behind it: the machine sat a quarter
+//! idle at full load. The writer's connection runs with `synchronous = NORMAL` instead, under
+//! which SQLite keeps the database consistent across power loss (it syncs the WAL before every
+//! checkpoint and the WAL header whenever it starts the log over) but a commit is not yet durable
+//! when `COMMIT` returns. The syncer thread makes it so: it takes every batch committed so far,
+//! `fdatasync`s the WAL file, and only then answers their requests. A committed batch whose
+//! sync has not returned is answered by nobody, exactly like one lost in a crash before its
+//! `COMMIT`: the agents resend, and a report that did reach the disk is answered "duplicate".
+//! One sync covers every batch committed before it began, so at full load the writer commits
+//! the next batch while the disk syncs the last.
+//!
+//! A failed `fdatasync` is not retried: after one, Linux may have dropped the dirty pages it could
+//! not write, so a later sync that succeeds proves nothing about them. Nothing is acknowledged
+//! from then on (every answer is an error, logged) until the collector is restarted and SQLite
+//! recovers from what is really on disk.
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -32,9 +55,18 @@ const CHECKPOINT_PAGES: u32 = 16_384;
 pub(super) fn start(path: &Path) -> Result<mpsc::Sender<Job>, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    // The same settings as the sqlx connections: durable across power loss at each COMMIT.
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    let journal: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !journal.eq_ignore_ascii_case("wal") {
+        // The syncer below syncs the WAL file, which only exists in WAL mode.
+        return Err(StoreError::Conflict(format!(
+            "{}: SQLite could not use its WAL journal here (journal_mode is {journal}); \
+             put the database on a local file system",
+            path.display()
+        )));
+    }
+    // Consistent across power loss; durable once the syncer has synced the WAL (module docs).
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
     // Every report rewrites its agent's row: keep the agents' pages and the indexes' right edges
     // in the writer's own cache rather than reading them back from the file (SQLite's default
@@ -45,21 +77,75 @@ pub(super) fn start(path: &Path) -> Result<mpsc::Sender<Job>, StoreError> {
     // every batch or two at full load; an agent's row rewritten by many batches in between is
     // copied once per checkpoint, not once per batch.
     conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
+    let mut wal = OsString::from(path);
+    wal.push("-wal");
+    let wal = PathBuf::from(wal);
     let (queue, jobs) = batch::queue();
-    std::thread::Builder::new()
-        .name("hatang-ingest".into())
-        .spawn(move || run(conn, jobs))
-        .map_err(|e| StoreError::Conflict(format!("cannot start the ingest writer: {e}")))?;
+    let (committed, to_sync) = std_mpsc::channel();
+    spawn("hatang-ingest", move || run(conn, jobs, committed))?;
+    spawn("hatang-sync", move || sync(&wal, to_sync))?;
     Ok(queue)
 }
 
-/// The writer's loop: a batch of whatever is queued, committed, answered; until the queue closes.
-fn run(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
+fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), StoreError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(work)
+        .map(drop)
+        .map_err(|e| StoreError::Conflict(format!("cannot start the {name} thread: {e}")))
+}
+
+/// A committed batch and its answers, waiting for the WAL to be synced.
+type Committed = (Batch, Vec<Answer>);
+
+/// The writer's loop: a batch of whatever is queued, committed and passed on to the syncer (or
+/// answered with the error that kept it from committing); until the queue closes.
+fn run(mut conn: Connection, mut queue: mpsc::Receiver<Job>, synced: std_mpsc::Sender<Committed>) {
     while let Some(first) = queue.blocking_recv() {
         let batch = Batch::gather(first, &mut queue);
-        let result = write_batch(&mut conn, &batch.reports());
-        batch.reply(result);
+        match write_batch(&mut conn, &batch.reports()) {
+            Ok(answers) => {
+                if let Err(std_mpsc::SendError((batch, _))) = synced.send((batch, answers)) {
+                    batch.reply(Err(StoreError::NotDurable(
+                        "the WAL sync thread is gone".into(),
+                    )));
+                }
+            }
+            Err(e) => batch.reply(Err(e)),
+        }
     }
+}
+
+/// The syncer's loop: every batch committed so far, the WAL synced once, each batch answered;
+/// until the writer is gone.
+fn sync(wal: &Path, committed: std_mpsc::Receiver<Committed>) {
+    let mut file: Option<File> = None;
+    let mut failed: Option<String> = None;
+    while let Ok(first) = committed.recv() {
+        let batches: Vec<Committed> = std::iter::once(first).chain(committed.try_iter()).collect();
+        if failed.is_none()
+            && let Err(e) = sync_wal(wal, &mut file)
+        {
+            let why = format!("syncing {} failed: {e}", wal.display());
+            tracing::error!(error = %why, "reports committed but not durable; nothing more is acknowledged until the collector restarts");
+            failed = Some(why);
+        }
+        for (batch, answers) in batches {
+            match &failed {
+                None => batch.reply(Ok(answers)),
+                Some(why) => batch.reply(Err(StoreError::NotDurable(why.clone()))),
+            }
+        }
+    }
+}
+
+/// `fdatasync` of the WAL file, opened on first use (it exists once the writer has committed).
+fn sync_wal(wal: &Path, file: &mut Option<File>) -> std::io::Result<()> {
+    let file = match file {
+        Some(file) => file,
+        None => file.insert(File::open(wal)?),
+    };
+    file.sync_data()
 }
 
 /// Writes `batch` in one transaction, each report inside its own savepoint; the outer error is
@@ -104,13 +190,64 @@ fn write_report(conn: &Connection, prepared: &Prepared) -> Result<Stored, StoreE
     }
     let changes = if report.inventory.is_some() {
         let stored: Option<Option<String>> = conn
-            .prepare_cached("SELECT inventory FROM agents WHERE id = ?")?
+            .prepare_cached("SELECT inventory FROM agent_inventory WHERE agent_id = ?")?
             .query_row([agent_id], |row| row.get(0))
             .optional()?;
         inventory_changes_of(stored.flatten().as_deref(), report)
     } else {
         Vec::new()
     };
+    // COALESCE(MAX(col, ?), ?, col): the later of the stored and the new success time,
+    // whichever exists (SQLite's two-argument MAX is NULL if either argument is). The speed
+    // test's columns are set only when the report has one (CASE keeps them otherwise), so this
+    // is one statement either way. `revoked_at IS NULL` and the key: a key revoked or replaced
+    // after the request was authenticated stores nothing more.
+    let updated = conn
+        .prepare_cached(
+            "UPDATE agents SET last_report_at = ?1, interval_secs = ?2, agent_version = ?3,
+               sample = COALESCE(?4, sample), probes = COALESCE(?5, probes),
+               lan_up = COALESCE(?6, lan_up),
+               internet_ok_at = COALESCE(MAX(internet_ok_at, ?7), ?7, internet_ok_at),
+               gov_wan_ok_at = COALESCE(MAX(gov_wan_ok_at, ?8), ?8, gov_wan_ok_at),
+               datacentre_ok_at = COALESCE(MAX(datacentre_ok_at, ?9), ?9, datacentre_ok_at),
+               speed_at = CASE WHEN ?10 THEN ?11 ELSE speed_at END,
+               download_bps = CASE WHEN ?10 THEN ?12 ELSE download_bps END,
+               upload_bps = CASE WHEN ?10 THEN ?13 ELSE upload_bps END,
+               spool_waiting = COALESCE(?14, spool_waiting),
+               spool_dropped = COALESCE(?15, spool_dropped),
+               reports_stored = reports_stored + ?16
+             WHERE id = ?17 AND revoked_at IS NULL AND (?18 IS NULL OR key_hash = ?18)",
+        )?
+        .execute(params![
+            update.last_report_at,
+            update.interval_secs,
+            update.agent_version,
+            update.sample,
+            update.probes,
+            update.lan_up,
+            update.internet_ok_at,
+            update.gov_wan_ok_at,
+            update.datacentre_ok_at,
+            update.speed.is_some(),
+            update.speed.map(|s| s.0),
+            update.speed.map(|s| s.1),
+            update.speed.and_then(|s| s.2),
+            update.spool_waiting,
+            update.spool_dropped,
+            update.reports,
+            agent_id,
+            incoming.key_digest
+        ])?;
+    if updated == 0 {
+        return Err(StoreError::Revoked(agent_id.clone()));
+    }
+    if let Some(inventory) = &update.inventory {
+        conn.prepare_cached(
+            "INSERT INTO agent_inventory (agent_id, inventory) VALUES (?, ?)
+             ON CONFLICT (agent_id) DO UPDATE SET inventory = excluded.inventory",
+        )?
+        .execute(params![agent_id, inventory])?;
+    }
     for change in &changes {
         conn.prepare_cached(
             "INSERT INTO inventory_changes (agent_id, report_id, at, component, key, kind, before, after)
@@ -126,49 +263,6 @@ fn write_report(conn: &Connection, prepared: &Prepared) -> Result<Stored, StoreE
             change.before,
             change.after
         ])?;
-    }
-    // COALESCE(MAX(col, ?), ?, col): the later of the stored and the new success time,
-    // whichever exists (SQLite's two-argument MAX is NULL if either argument is). The speed
-    // test's columns are set only when the report has one (CASE keeps them otherwise), so this
-    // is one statement either way. `revoked_at IS NULL` and the key: a key revoked or replaced
-    // after the request was authenticated stores nothing more.
-    let updated = conn
-        .prepare_cached(
-            "UPDATE agents SET last_report_at = ?1, interval_secs = ?2, agent_version = ?3,
-               inventory = COALESCE(?4, inventory), sample = COALESCE(?5, sample),
-               probes = COALESCE(?6, probes), lan_up = COALESCE(?7, lan_up),
-               internet_ok_at = COALESCE(MAX(internet_ok_at, ?8), ?8, internet_ok_at),
-               gov_wan_ok_at = COALESCE(MAX(gov_wan_ok_at, ?9), ?9, gov_wan_ok_at),
-               datacentre_ok_at = COALESCE(MAX(datacentre_ok_at, ?10), ?10, datacentre_ok_at),
-               speed_at = CASE WHEN ?11 THEN ?12 ELSE speed_at END,
-               download_bps = CASE WHEN ?11 THEN ?13 ELSE download_bps END,
-               upload_bps = CASE WHEN ?11 THEN ?14 ELSE upload_bps END,
-               spool_waiting = COALESCE(?15, spool_waiting),
-               spool_dropped = COALESCE(?16, spool_dropped)
-             WHERE id = ?17 AND revoked_at IS NULL AND (?18 IS NULL OR key_hash = ?18)",
-        )?
-        .execute(params![
-            update.last_report_at,
-            update.interval_secs,
-            update.agent_version,
-            update.inventory,
-            update.sample,
-            update.probes,
-            update.lan_up,
-            update.internet_ok_at,
-            update.gov_wan_ok_at,
-            update.datacentre_ok_at,
-            update.speed.is_some(),
-            update.speed.map(|s| s.0),
-            update.speed.map(|s| s.1),
-            update.speed.and_then(|s| s.2),
-            update.spool_waiting,
-            update.spool_dropped,
-            agent_id,
-            incoming.key_digest
-        ])?;
-    if updated == 0 {
-        return Err(StoreError::Revoked(agent_id.clone()));
     }
     Ok(accepted(&changes))
 }
