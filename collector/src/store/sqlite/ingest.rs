@@ -9,9 +9,8 @@
 //!
 //! The thread blocks on its queue, takes whatever is queued (at most [`MAX_BATCH`](batch::MAX_BATCH) reports),
 //! writes it in one `BEGIN IMMEDIATE … COMMIT`, hands the batch to the syncer and takes the next;
-//! it ends when every sender (every clone of the store) is gone. Each report is written inside
-//! its own `SAVEPOINT`, rolled back to if that report fails, so one failing report leaves the
-//! rest of its batch alone; here a savepoint costs two statement steps and no I/O.
+//! it ends when every sender (every clone of the store) is gone. One failing report leaves the
+//! rest of its batch alone (see [`write_batch`]).
 //!
 //! # Durable before answered, without the writer waiting
 //!
@@ -148,9 +147,43 @@ fn sync_wal(wal: &Path, file: &mut Option<File>) -> std::io::Result<()> {
     file.sync_data()
 }
 
-/// Writes `batch` in one transaction, each report inside its own savepoint; the outer error is
-/// a transaction that did not commit (then nothing of it is stored).
+/// Writes `batch` in one transaction; the outer error is a transaction that did not commit
+/// (then nothing of it is stored).
+///
+/// The batch is written straight through first. If any report of it fails (its agent revoked
+/// while it waited, a constraint), that transaction is rolled back and the batch written again
+/// with each report inside its own savepoint, rolled back to when that report fails, so the
+/// failure stays the report's own. Savepoints on every batch cost the writer a statement pair
+/// per report and a copy of every page a report changes first (`perf`: the sub-journal's
+/// `memcpy`), for failures that almost never happen.
 fn write_batch(conn: &mut Connection, batch: &[&Prepared]) -> Result<Vec<Answer>, StoreError> {
+    match write_straight(conn, batch)? {
+        Some(answers) => Ok(answers),
+        None => write_isolated(conn, batch),
+    }
+}
+
+/// `batch` in one transaction without savepoints; `None` (and nothing stored) when a report
+/// failed.
+fn write_straight(
+    conn: &mut Connection,
+    batch: &[&Prepared],
+) -> Result<Option<Vec<Answer>>, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut answers = Vec::with_capacity(batch.len());
+    for prepared in batch {
+        match write_report(&tx, prepared) {
+            Ok(stored) => answers.push(Ok(stored)),
+            // Dropped without commit, the transaction rolls back.
+            Err(_) => return Ok(None),
+        }
+    }
+    tx.commit()?;
+    Ok(Some(answers))
+}
+
+/// `batch` in one transaction, each report inside its own savepoint.
+fn write_isolated(conn: &mut Connection, batch: &[&Prepared]) -> Result<Vec<Answer>, StoreError> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut answers = Vec::with_capacity(batch.len());
     for incoming in batch {

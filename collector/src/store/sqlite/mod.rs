@@ -29,10 +29,10 @@
 //!   nothing was written. A duplicate answered in a batch that then fails to commit gets the
 //!   batch's error instead, since the copy it matched was not committed either.
 //! - An error of its own (the agent's key revoked since its request was authenticated, a
-//!   constraint): only that report is undone, the rest of the batch commits. Each report is
-//!   written inside its own `SAVEPOINT`, rolled back to when it fails. Savepoints were chosen
-//!   over checking every report for trouble beforehand, because a pre-check covers only the
-//!   failures it knows of; they cost no I/O (a mark in the same transaction).
+//!   constraint): only that report is undone, the rest of the batch commits. A batch in which
+//!   a report fails is rolled back and written again with each report inside its own
+//!   `SAVEPOINT`, rolled back to when it fails. Savepoints were chosen over checking every
+//!   report for trouble beforehand, because a pre-check covers only the failures it knows of.
 //! - [`StoreError::Busy`]: the queue ([`QUEUE`](super::batch::QUEUE) reports) was full; nothing was taken and
 //!   the HTTP layer answers 503 with `Retry-After`, the report stays in the agent's spool.
 //!
