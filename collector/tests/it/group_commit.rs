@@ -41,6 +41,20 @@ fn inventory_variant(n: u64) -> Value {
     r
 }
 
+/// A report without an inventory whose spool and CPU figures are set by `n`, and without a
+/// speed test when `n` is odd: what each leaves on its agent's row differs.
+fn plain_variant(n: u64) -> Value {
+    let mut r = report();
+    let fields = r.as_object_mut().unwrap();
+    fields.remove("inventory");
+    if n % 2 == 1 {
+        fields.remove("speed");
+    }
+    r["spool"] = json!({"waiting_reports": n, "dropped_reports": n / 2});
+    r["sample"]["cpu_usage_ratio"] = json!(n as f64 / 10.0);
+    r
+}
+
 on_every_backend! {
     #[tokio::test]
     async fn a_batch_stores_a_duplicate_pair_once(db) {
@@ -159,6 +173,58 @@ on_every_backend! {
             (a.internet_ok_at.is_some(), a.speed_at.is_some(), a.download_bps, a.lan_up),
             (b.internet_ok_at.is_some(), b.speed_at.is_some(), b.download_bps, b.lan_up)
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_without_inventories_leaves_what_one_report_at_a_time_would(db) {
+        // PostgreSQL stores such a batch in one statement; a duplicate of a stored report or a
+        // revoked agent sends it back to the locked path, and the answers must not tell.
+        let h = Harness::with_tree_on(&db, TREE_3).await;
+        let token = h.enrol_token("4351", None).await;
+        let alone = h.enrolled(&token, "alone").await;
+        let batched = h.enrolled(&token, "batched").await;
+        let other = h.enrolled(&token, "other").await;
+        let reports: Vec<Value> = [3, 1, 4, 1, 5].into_iter().map(plain_variant).collect();
+        for r in &reports {
+            let i = incoming(&alone.id, r);
+            let answer = h.store().store_report(&alone.id, &i.report, &i.body, i.received_at).await;
+            assert!(matches!(answer, Ok(Stored::Accepted { .. })), "{answer:?}");
+        }
+        // the same reports (new ids) for one agent, another agent's between them, and the third
+        // report twice in the batch
+        let mut batch: Vec<Incoming> = reports
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r["report_id"] = json!(uuid::Uuid::now_v7().to_string());
+                incoming(&batched.id, &r)
+            })
+            .collect();
+        batch.insert(2, incoming(&other.id, &plain_variant(9)));
+        let again = batch[3].report.clone();
+        batch.push(Incoming { report: again, ..incoming(&batched.id, &report()) });
+        let answers = h.store().store_reports(&batch).await.unwrap();
+        assert_eq!(
+            answers.iter().map(outcome).collect::<Vec<_>>(),
+            ["Accepted { changes: [] }"; 6].into_iter().chain(["Duplicate"]).collect::<Vec<_>>()
+        );
+        let (a, ea) = h.store().agent(&alone.id).await.unwrap().unwrap();
+        let (b, eb) = h.store().agent(&batched.id).await.unwrap().unwrap();
+        assert_eq!(ea, eb);
+        assert_eq!(
+            (a.speed_at.is_some(), a.download_bps, a.lan_up, a.spool_waiting, a.spool_dropped),
+            (b.speed_at.is_some(), b.download_bps, b.lan_up, b.spool_waiting, b.spool_dropped)
+        );
+        assert_eq!(b.spool_waiting, Some(5));
+        assert_eq!(h.store().report_count(Some(&batched.id)).await.unwrap(), 5);
+        assert_eq!(h.store().report_count(Some(&other.id)).await.unwrap(), 1);
+        assert_eq!(h.store().report_count(None).await.unwrap(), 11);
+
+        // the whole batch again: every report is a duplicate now, nothing changes
+        let answers = h.store().store_reports(&batch).await.unwrap();
+        assert!(answers.iter().all(|a| matches!(a, Ok(Stored::Duplicate))), "{answers:?}");
+        assert_eq!(h.store().report_count(Some(&batched.id)).await.unwrap(), 5);
+        assert_eq!(h.store().report_count(None).await.unwrap(), 11);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -2,7 +2,13 @@
 //! fixed handful of statements per batch whatever its size.
 //!
 //! One transaction per report cost five or six round trips and as many statements each, and
-//! PostgreSQL's per-statement work was most of the machine. A batch now takes:
+//! PostgreSQL's per-statement work was most of the machine. A batch is first tried in one
+//! statement ([`store_at_once`]): an `INSERT … ON CONFLICT DO NOTHING` of its reports and an
+//! `UPDATE agents … FROM UNNEST` of its agents' rows (each agent's reports folded in order into
+//! the values one `UPDATE` per report would have left, [`AgentUpdate::then`]) as two parts of
+//! one `WITH`, which counts what each did. When every report was new and every agent still
+//! enrolled under its key, that is the batch; otherwise it is rolled back and the batch takes
+//! the careful way ([`store_together`]):
 //!
 //! 1. `SELECT … FOR NO KEY UPDATE` of the batch's agents, in id order: whether each is still
 //!    enrolled under the key its report came with, and (for reports carrying an inventory) the
@@ -14,8 +20,7 @@
 //!    for that replica's transaction and then inserts nothing).
 //! 3. One `INSERT … FROM UNNEST` of the inventory changes, compared in the batch's order (an
 //!    agent's second inventory in a batch against its first).
-//! 4. One `UPDATE agents … FROM UNNEST` with each agent's reports folded, in order, into the
-//!    values one `UPDATE` per report would have left ([`AgentUpdate::then`]).
+//! 4. One `UPDATE agents … FROM UNNEST` of the folded rows.
 //!
 //! A report whose `report_id` occurs earlier in the same batch gets the earlier one's answer, or
 //! "duplicate" when that one was stored. If any statement fails, the transaction is rolled back
@@ -45,8 +50,30 @@ pub(super) fn start(pool: PgPool) -> mpsc::Sender<Job> {
     queue
 }
 
-/// Stores `batch` together, or one report at a time when that fails.
+/// Where each report's `report_id` occurs earlier in `batch`, if it does: that one is the one
+/// stored, and this one gets its answer.
+fn earlier_occurrences(batch: &[&Prepared]) -> Vec<Option<usize>> {
+    let mut first_of: HashMap<uuid::Uuid, usize> = HashMap::with_capacity(batch.len());
+    batch
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let first = *first_of.entry(p.incoming.report.report_id).or_insert(i);
+            (first != i).then_some(first)
+        })
+        .collect()
+}
+
+/// Stores `batch` in one statement when it can ([`store_at_once`]), else with its agents locked
+/// first, else one report at a time.
 async fn store_batch(pool: &PgPool, batch: &[&Prepared]) -> Result<Vec<Answer>, StoreError> {
+    match store_at_once(pool, batch).await {
+        Ok(Some(answers)) => return Ok(answers),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::debug!(reports = batch.len(), error = %e, "ingest batch not stored in one statement; storing it with its agents locked");
+        }
+    }
     match store_together(pool, batch).await {
         Ok(answers) => Ok(answers),
         Err(e) => {
@@ -66,6 +93,130 @@ async fn store_batch(pool: &PgPool, batch: &[&Prepared]) -> Result<Vec<Answer>, 
     }
 }
 
+/// The batch in one statement, `INSERT` and `UPDATE` together, on the bet that every report in
+/// it is new and every agent still enrolled under the key its report came with, as nearly all
+/// are. Both counts come back with the statement; a lost bet rolls it back (`None`, nothing
+/// stored) and [`store_together`] stores the batch. Three round trips (`BEGIN`, the statement,
+/// `COMMIT`) instead of five: with the database on the same two cores, each round trip is a
+/// wake-up of the other side, and those, not CPU, bounded the batches.
+///
+/// Reports that bring an inventory are compared with the inventory on record, which is read
+/// under its row's lock first (the agents with one, in id order: one more round trip, and one
+/// for the changes found). Not when one agent's reports came with two keys (re-enrolled while
+/// they waited).
+async fn store_at_once(
+    pool: &PgPool,
+    batch: &[&Prepared],
+) -> Result<Option<Vec<Answer>>, StoreError> {
+    let earlier = earlier_occurrences(batch);
+    let new: Vec<&Prepared> = (0..batch.len())
+        .filter(|&i| earlier[i].is_none())
+        .map(|i| batch[i])
+        .collect();
+    let mut updates: Vec<Folded> = Vec::new();
+    let mut update_of: HashMap<&str, usize> = HashMap::new();
+    for prepared in &new {
+        fold(&mut updates, &mut update_of, prepared);
+    }
+    if new.iter().any(|p| {
+        updates[update_of[p.incoming.agent_id.as_str()]].key != p.incoming.key_digest.as_deref()
+    }) {
+        return Ok(None);
+    }
+    // Rows locked in id order on every replica, as store_together's lock does.
+    updates.sort_unstable_by(|a, b| a.agent.cmp(b.agent));
+    let report_ids: Vec<String> = new
+        .iter()
+        .map(|p| p.incoming.report.report_id.to_string())
+        .collect();
+    let sql = format!(
+        "WITH ins AS (
+           INSERT INTO reports (report_id, agent_id, received_at, agent_time, body)
+           SELECT * FROM UNNEST($20::text[], $21::text[], $22::bigint[], $23::bigint[], $24::text[])
+           ON CONFLICT (report_id) DO NOTHING RETURNING 1),
+         upd AS (
+           UPDATE agents a SET {AGENT_SET} FROM {AGENT_VALUES}
+           WHERE a.id = v.id AND a.revoked_at IS NULL AND (v.key IS NULL OR a.key_hash = v.key)
+           RETURNING 1)
+         SELECT (SELECT COUNT(*) FROM ins), (SELECT COUNT(*) FROM upd)"
+    );
+    let mut with_inventory: Vec<&str> = new
+        .iter()
+        .filter(|p| p.incoming.report.inventory.is_some())
+        .map(|p| p.incoming.agent_id.as_str())
+        .collect();
+    with_inventory.sort_unstable();
+    with_inventory.dedup();
+    let mut tx = pool.begin().await?;
+    let on_record: HashMap<String, Option<String>> = if with_inventory.is_empty() {
+        HashMap::new()
+    } else {
+        sqlx::query_as(
+            "SELECT id, inventory FROM agents WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+        )
+        .bind(&with_inventory)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    let (inserted, updated): (i64, i64) =
+        bind_updates(sqlx::query(sqlx::AssertSqlSafe(sql)), &updates)
+            .bind(&report_ids)
+            .bind(
+                new.iter()
+                    .map(|p| p.incoming.agent_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                new.iter()
+                    .map(|p| p.incoming.received_at)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                new.iter()
+                    .map(|p| p.incoming.report.agent_time.unix_timestamp())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                new.iter()
+                    .map(|p| p.incoming.body.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .try_map(|row: sqlx::postgres::PgRow| {
+                use sqlx::Row;
+                Ok((row.try_get(0)?, row.try_get(1)?))
+            })
+            .fetch_one(&mut *tx)
+            .await?;
+    if usize::try_from(inserted).ok() != Some(new.len())
+        || usize::try_from(updated).ok() != Some(updates.len())
+    {
+        // Dropped without commit, the transaction rolls back.
+        return Ok(None);
+    }
+    // Every first occurrence was stored; a later one of the same report_id is its duplicate.
+    let mut inventories: HashMap<&str, Option<String>> = HashMap::new();
+    let mut changes: Vec<(usize, Change)> = Vec::new();
+    let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
+    for (i, first) in earlier.iter().enumerate() {
+        answers.push(Ok(match first {
+            None => {
+                let mine = changes_in_turn(&mut inventories, batch[i], |agent| {
+                    on_record.get(agent).cloned().flatten()
+                });
+                let answer = accepted(&mine);
+                changes.extend(mine.into_iter().map(|c| (i, c)));
+                answer
+            }
+            Some(_) => Stored::Duplicate,
+        }));
+    }
+    insert_changes(&mut tx, batch, &changes).await?;
+    tx.commit().await?;
+    Ok(Some(answers))
+}
+
 /// An agent as the batch found it, locked.
 #[derive(sqlx::FromRow)]
 struct Locked {
@@ -78,17 +229,7 @@ struct Locked {
 
 /// The batch in one transaction; an error means nothing of it was stored.
 async fn store_together(pool: &PgPool, batch: &[&Prepared]) -> Result<Vec<Answer>, StoreError> {
-    // Where a report_id occurs earlier in the batch: that one is the one stored.
-    let mut first_of: HashMap<uuid::Uuid, usize> = HashMap::with_capacity(batch.len());
-    let earlier: Vec<Option<usize>> = batch
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let first = *first_of.entry(p.incoming.report.report_id).or_insert(i);
-            (first != i).then_some(first)
-        })
-        .collect();
-
+    let earlier = earlier_occurrences(batch);
     let mut tx = pool.begin().await?;
     let mut ids: Vec<&str> = batch.iter().map(|p| p.incoming.agent_id.as_str()).collect();
     ids.sort_unstable();
@@ -163,10 +304,10 @@ async fn store_together(pool: &PgPool, batch: &[&Prepared]) -> Result<Vec<Answer
     // agent's row folded.
     let mut inventories: HashMap<&str, Option<String>> = HashMap::new();
     let mut changes: Vec<(usize, Change)> = Vec::new();
-    let mut updates: Vec<(&str, AgentUpdate)> = Vec::new();
+    let mut updates: Vec<Folded> = Vec::new();
     let mut update_of: HashMap<&str, usize> = HashMap::new();
     let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
-    for (i, Prepared { incoming, update }) in batch.iter().copied().enumerate() {
+    for (i, Prepared { incoming, .. }) in batch.iter().copied().enumerate() {
         let answer = if let Some(first) = earlier[i] {
             match &answers[first] {
                 Ok(_) => Ok(Stored::Duplicate),
@@ -177,54 +318,18 @@ async fn store_together(pool: &PgPool, batch: &[&Prepared]) -> Result<Vec<Answer
         } else if !inserted.contains(&incoming.report.report_id) {
             Ok(Stored::Duplicate)
         } else {
-            let agent = incoming.agent_id.as_str();
-            let update = update.clone();
-            let mine = if incoming.report.inventory.is_some() {
-                let on_record = inventories
-                    .entry(agent)
-                    .or_insert_with(|| agents.get(agent).and_then(|a| a.inventory.clone()));
-                let found = inventory_changes_of(on_record.as_deref(), &incoming.report);
-                on_record.clone_from(&update.inventory);
-                found
-            } else {
-                Vec::new()
-            };
+            let mine = changes_in_turn(&mut inventories, batch[i], |agent| {
+                agents.get(agent).and_then(|a| a.inventory.clone())
+            });
             let answer = accepted(&mine);
             changes.extend(mine.into_iter().map(|c| (i, c)));
-            match update_of.get(agent) {
-                Some(&u) => updates[u].1 = updates[u].1.clone().then(update),
-                None => {
-                    update_of.insert(agent, updates.len());
-                    updates.push((agent, update));
-                }
-            }
+            fold(&mut updates, &mut update_of, batch[i]);
             Ok(answer)
         };
         answers.push(answer);
     }
 
-    if !changes.is_empty() {
-        sqlx::query(
-            "INSERT INTO inventory_changes (agent_id, report_id, at, component, key, kind, before, after)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-                                  $6::text[], $7::text[], $8::text[])",
-        )
-        .bind(changes.iter().map(|(i, _)| batch[*i].incoming.agent_id.as_str()).collect::<Vec<_>>())
-        .bind(
-            changes
-                .iter()
-                .map(|(i, _)| batch[*i].incoming.report.report_id.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .bind(changes.iter().map(|(i, _)| batch[*i].incoming.received_at).collect::<Vec<_>>())
-        .bind(changes.iter().map(|(_, c)| c.component).collect::<Vec<_>>())
-        .bind(changes.iter().map(|(_, c)| c.key.as_str()).collect::<Vec<_>>())
-        .bind(changes.iter().map(|(_, c)| c.kind.as_str()).collect::<Vec<_>>())
-        .bind(changes.iter().map(|(_, c)| c.before.as_deref()).collect::<Vec<_>>())
-        .bind(changes.iter().map(|(_, c)| c.after.as_deref()).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
-    }
+    insert_changes(&mut tx, batch, &changes).await?;
     if !updates.is_empty() {
         update_agents(&mut tx, &updates).await?;
     }
@@ -232,21 +337,60 @@ async fn store_together(pool: &PgPool, batch: &[&Prepared]) -> Result<Vec<Answer
     Ok(answers)
 }
 
-/// One `UPDATE` for every agent of the batch, each row to what its reports leave.
-async fn update_agents(
-    tx: &mut sqlx::PgConnection,
-    updates: &[(&str, AgentUpdate)],
-) -> Result<(), StoreError> {
-    fn column<'a, T>(
-        updates: &'a [(&str, AgentUpdate)],
-        f: impl Fn(&'a AgentUpdate) -> T,
-    ) -> Vec<T> {
-        updates.iter().map(|(_, u)| f(u)).collect()
+/// The inventory changes `prepared` brings, against the inventory its agent had just before it:
+/// the one in `inventories` (an earlier report of the batch left it) or else `stored(agent)`,
+/// the one on record. Leaves the report's inventory in `inventories` for the agent's next.
+fn changes_in_turn<'a>(
+    inventories: &mut HashMap<&'a str, Option<String>>,
+    prepared: &'a Prepared,
+    stored: impl FnOnce(&str) -> Option<String>,
+) -> Vec<Change> {
+    if prepared.incoming.report.inventory.is_none() {
+        return Vec::new();
     }
-    // GREATEST ignores NULLs: the later of the stored and the new success time, whichever
-    // exists. The speed test's three columns change only where a report had one.
+    let agent = prepared.incoming.agent_id.as_str();
+    let before = inventories.entry(agent).or_insert_with(|| stored(agent));
+    let found = inventory_changes_of(before.as_deref(), &prepared.incoming.report);
+    before.clone_from(&prepared.update.inventory);
+    found
+}
+
+/// One `INSERT` of `changes` (each with the index in `batch` of the report that brought it).
+async fn insert_changes(
+    tx: &mut sqlx::PgConnection,
+    batch: &[&Prepared],
+    changes: &[(usize, Change)],
+) -> Result<(), StoreError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
-        "UPDATE agents a SET last_report_at = v.last_report_at, interval_secs = v.interval_secs,
+        "INSERT INTO inventory_changes (agent_id, report_id, at, component, key, kind, before, after)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                              $6::text[], $7::text[], $8::text[])",
+    )
+    .bind(changes.iter().map(|(i, _)| batch[*i].incoming.agent_id.as_str()).collect::<Vec<_>>())
+    .bind(
+        changes
+            .iter()
+            .map(|(i, _)| batch[*i].incoming.report.report_id.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .bind(changes.iter().map(|(i, _)| batch[*i].incoming.received_at).collect::<Vec<_>>())
+    .bind(changes.iter().map(|(_, c)| c.component).collect::<Vec<_>>())
+    .bind(changes.iter().map(|(_, c)| c.key.as_str()).collect::<Vec<_>>())
+    .bind(changes.iter().map(|(_, c)| c.kind.as_str()).collect::<Vec<_>>())
+    .bind(changes.iter().map(|(_, c)| c.before.as_deref()).collect::<Vec<_>>())
+    .bind(changes.iter().map(|(_, c)| c.after.as_deref()).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// What an agent's row becomes under its folded update `v` (the values of [`AGENT_VALUES`]).
+/// GREATEST ignores NULLs: the later of the stored and the new success time, whichever exists.
+/// The speed test's three columns change only where a report had one.
+const AGENT_SET: &str = "last_report_at = v.last_report_at, interval_secs = v.interval_secs,
            agent_version = v.agent_version,
            inventory = COALESCE(v.inventory, a.inventory), sample = COALESCE(v.sample, a.sample),
            probes = COALESCE(v.probes, a.probes), lan_up = COALESCE(v.lan_up, a.lan_up),
@@ -258,35 +402,84 @@ async fn update_agents(
            upload_bps = CASE WHEN v.speed THEN v.upload_bps ELSE a.upload_bps END,
            spool_waiting = COALESCE(v.spool_waiting, a.spool_waiting),
            spool_dropped = COALESCE(v.spool_dropped, a.spool_dropped),
-           reports_stored = a.reports_stored + v.reports
-         FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::bool[], $9::bigint[], $10::bigint[], $11::bigint[],
+           reports_stored = a.reports_stored + v.reports";
+
+/// The folded updates as rows `v`, parameters `$1` to `$19` ([`bind_updates`]).
+const AGENT_VALUES: &str = "UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
+                     $6::text[], $7::text[], $8::bool[], $9::bigint[], $10::bigint[], $11::bigint[],
                      $12::bool[], $13::bigint[], $14::float8[], $15::float8[], $16::bigint[],
-                     $17::bigint[], $18::bigint[])
+                     $17::bigint[], $18::bigint[], $19::bytea[])
            AS v(id, last_report_at, interval_secs, agent_version, inventory, sample, probes,
                 lan_up, internet_ok_at, gov_wan_ok_at, datacentre_ok_at, speed, speed_at,
-                download_bps, upload_bps, spool_waiting, spool_dropped, reports)
-         WHERE a.id = v.id",
-    )
-    .bind(updates.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-    .bind(column(updates, |u| u.last_report_at))
-    .bind(column(updates, |u| u.interval_secs))
-    .bind(column(updates, |u| u.agent_version.as_str()))
-    .bind(column(updates, |u| u.inventory.as_deref()))
-    .bind(column(updates, |u| u.sample.as_deref()))
-    .bind(column(updates, |u| u.probes.as_deref()))
-    .bind(column(updates, |u| u.lan_up))
-    .bind(column(updates, |u| u.internet_ok_at))
-    .bind(column(updates, |u| u.gov_wan_ok_at))
-    .bind(column(updates, |u| u.datacentre_ok_at))
-    .bind(column(updates, |u| u.speed.is_some()))
-    .bind(column(updates, |u| u.speed.map(|s| s.0)))
-    .bind(column(updates, |u| u.speed.map(|s| s.1)))
-    .bind(column(updates, |u| u.speed.and_then(|s| s.2)))
-    .bind(column(updates, |u| u.spool_waiting))
-    .bind(column(updates, |u| u.spool_dropped))
-    .bind(column(updates, |u| u.reports))
-    .execute(&mut *tx)
-    .await?;
+                download_bps, upload_bps, spool_waiting, spool_dropped, reports, key)";
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds `$1` to `$19` of [`AGENT_VALUES`]: each agent's folded update and the key its reports
+/// came with.
+fn bind_updates<'q>(query: PgQuery<'q>, updates: &'q [Folded<'q>]) -> PgQuery<'q> {
+    fn column<'a, T>(updates: &'a [Folded<'a>], f: impl Fn(&'a AgentUpdate) -> T) -> Vec<T> {
+        updates.iter().map(|u| f(&u.update)).collect()
+    }
+    query
+        .bind(updates.iter().map(|u| u.agent).collect::<Vec<_>>())
+        .bind(column(updates, |u| u.last_report_at))
+        .bind(column(updates, |u| u.interval_secs))
+        .bind(column(updates, |u| u.agent_version.as_str()))
+        .bind(column(updates, |u| u.inventory.as_deref()))
+        .bind(column(updates, |u| u.sample.as_deref()))
+        .bind(column(updates, |u| u.probes.as_deref()))
+        .bind(column(updates, |u| u.lan_up))
+        .bind(column(updates, |u| u.internet_ok_at))
+        .bind(column(updates, |u| u.gov_wan_ok_at))
+        .bind(column(updates, |u| u.datacentre_ok_at))
+        .bind(column(updates, |u| u.speed.is_some()))
+        .bind(column(updates, |u| u.speed.map(|s| s.0)))
+        .bind(column(updates, |u| u.speed.map(|s| s.1)))
+        .bind(column(updates, |u| u.speed.and_then(|s| s.2)))
+        .bind(column(updates, |u| u.spool_waiting))
+        .bind(column(updates, |u| u.spool_dropped))
+        .bind(column(updates, |u| u.reports))
+        .bind(updates.iter().map(|u| u.key).collect::<Vec<_>>())
+}
+
+/// One `UPDATE` for every agent of the batch, each row to what its reports leave.
+async fn update_agents(
+    tx: &mut sqlx::PgConnection,
+    updates: &[Folded<'_>],
+) -> Result<(), StoreError> {
+    let sql = format!("UPDATE agents a SET {AGENT_SET} FROM {AGENT_VALUES} WHERE a.id = v.id");
+    bind_updates(sqlx::query(sqlx::AssertSqlSafe(sql)), updates)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
+}
+
+/// An agent's reports in a batch folded into one update of its row, in the batch's order.
+struct Folded<'a> {
+    agent: &'a str,
+    /// The key the agent's reports came with (the first's, where they differ).
+    key: Option<&'a [u8]>,
+    update: AgentUpdate,
+}
+
+/// Adds the report `prepared` to its agent's update in `updates` (`index`: where each agent's is).
+fn fold<'a>(
+    updates: &mut Vec<Folded<'a>>,
+    index: &mut HashMap<&'a str, usize>,
+    prepared: &'a Prepared,
+) {
+    let agent = prepared.incoming.agent_id.as_str();
+    let update = prepared.update.clone();
+    match index.get(agent) {
+        Some(&u) => updates[u].update = updates[u].update.clone().then(update),
+        None => {
+            index.insert(agent, updates.len());
+            updates.push(Folded {
+                agent,
+                key: prepared.incoming.key_digest.as_deref(),
+                update,
+            });
+        }
+    }
 }
