@@ -64,6 +64,9 @@ fn earlier_occurrences(batch: &[&Prepared]) -> Vec<Option<usize>> {
         .collect()
 }
 
+/// The SQLSTATE of `hatang_batch_check` (migration 0009): the bet of [`store_at_once`] was lost.
+const LOST_BET: &str = "HTB01";
+
 /// Stores `batch` in one statement when it can ([`store_at_once`]), else with its agents locked
 /// first, else one report at a time.
 async fn store_batch(pool: &PgPool, batch: &[&Prepared]) -> Result<Vec<Answer>, StoreError> {
@@ -95,15 +98,16 @@ async fn store_batch(pool: &PgPool, batch: &[&Prepared]) -> Result<Vec<Answer>, 
 
 /// The batch in one statement, `INSERT` and `UPDATE` together, on the bet that every report in
 /// it is new and every agent still enrolled under the key its report came with, as nearly all
-/// are. Both counts come back with the statement; a lost bet rolls it back (`None`, nothing
-/// stored) and [`store_together`] stores the batch. Three round trips (`BEGIN`, the statement,
-/// `COMMIT`) instead of five: with the database on the same two cores, each round trip is a
-/// wake-up of the other side, and those, not CPU, bounded the batches.
+/// are. The statement ends by checking what both did (`hatang_batch_check`, migration 0009); a
+/// lost bet is an error that undoes it (`None`, nothing stored) and [`store_together`] stores
+/// the batch. Without inventories the statement is its own transaction: one round trip instead
+/// of five. With the database on the same two cores each round trip is a wake-up of the other
+/// side, and those, not CPU, bounded the batches.
 ///
 /// Reports that bring an inventory are compared with the inventory on record, which is read
-/// under its row's lock first (the agents with one, in id order: one more round trip, and one
-/// for the changes found). Not when one agent's reports came with two keys (re-enrolled while
-/// they waited).
+/// under its row's lock first: `BEGIN`, the lock of those agents in id order, the statement,
+/// the changes found, `COMMIT`. Not when one agent's reports came with two keys (re-enrolled
+/// while they waited).
 async fn store_at_once(
     pool: &PgPool,
     batch: &[&Prepared],
@@ -138,7 +142,7 @@ async fn store_at_once(
            UPDATE agents a SET {AGENT_SET} FROM {AGENT_VALUES}
            WHERE a.id = v.id AND a.revoked_at IS NULL AND (v.key IS NULL OR a.key_hash = v.key)
            RETURNING 1)
-         SELECT (SELECT COUNT(*) FROM ins), (SELECT COUNT(*) FROM upd)"
+         SELECT hatang_batch_check((SELECT COUNT(*) FROM ins) = $25 AND (SELECT COUNT(*) FROM upd) = $26)"
     );
     let mut with_inventory: Vec<&str> = new
         .iter()
@@ -147,53 +151,57 @@ async fn store_at_once(
         .collect();
     with_inventory.sort_unstable();
     with_inventory.dedup();
-    let mut tx = pool.begin().await?;
-    let on_record: HashMap<String, Option<String>> = if with_inventory.is_empty() {
-        HashMap::new()
+    // Without inventories the statement is the whole transaction: no BEGIN or COMMIT to wait
+    // for, and a lost bet is an error that undoes it.
+    let mut tx = if with_inventory.is_empty() {
+        None
     } else {
-        sqlx::query_as(
+        Some(pool.begin().await?)
+    };
+    let on_record: HashMap<String, Option<String>> = match &mut tx {
+        None => HashMap::new(),
+        Some(tx) => sqlx::query_as(
             "SELECT id, inventory FROM agents WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
         )
         .bind(&with_inventory)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?
         .into_iter()
-        .collect()
+        .collect(),
     };
-    let (inserted, updated): (i64, i64) =
-        bind_updates(sqlx::query(sqlx::AssertSqlSafe(sql)), &updates)
-            .bind(&report_ids)
-            .bind(
-                new.iter()
-                    .map(|p| p.incoming.agent_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                new.iter()
-                    .map(|p| p.incoming.received_at)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                new.iter()
-                    .map(|p| p.incoming.report.agent_time.unix_timestamp())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                new.iter()
-                    .map(|p| p.incoming.body.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .try_map(|row: sqlx::postgres::PgRow| {
-                use sqlx::Row;
-                Ok((row.try_get(0)?, row.try_get(1)?))
-            })
-            .fetch_one(&mut *tx)
-            .await?;
-    if usize::try_from(inserted).ok() != Some(new.len())
-        || usize::try_from(updated).ok() != Some(updates.len())
-    {
-        // Dropped without commit, the transaction rolls back.
-        return Ok(None);
+    let statement = bind_updates(sqlx::query(sqlx::AssertSqlSafe(sql)), &updates)
+        .bind(&report_ids)
+        .bind(
+            new.iter()
+                .map(|p| p.incoming.agent_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            new.iter()
+                .map(|p| p.incoming.received_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            new.iter()
+                .map(|p| p.incoming.report.agent_time.unix_timestamp())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            new.iter()
+                .map(|p| p.incoming.body.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(i64::try_from(new.len()).unwrap_or(i64::MAX))
+        .bind(i64::try_from(updates.len()).unwrap_or(i64::MAX));
+    let stored = match &mut tx {
+        None => statement.execute(pool).await,
+        Some(tx) => statement.execute(&mut **tx).await,
+    };
+    match stored {
+        Ok(_) => {}
+        // Rolled back (a transaction dropped without commit, or the statement undone).
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(LOST_BET) => return Ok(None),
+        Err(e) => return Err(e.into()),
     }
     // Every first occurrence was stored; a later one of the same report_id is its duplicate.
     let mut inventories: HashMap<&str, Option<String>> = HashMap::new();
@@ -212,8 +220,10 @@ async fn store_at_once(
             Some(_) => Stored::Duplicate,
         }));
     }
-    insert_changes(&mut tx, batch, &changes).await?;
-    tx.commit().await?;
+    if let Some(mut tx) = tx {
+        insert_changes(&mut tx, batch, &changes).await?;
+        tx.commit().await?;
+    }
     Ok(Some(answers))
 }
 
