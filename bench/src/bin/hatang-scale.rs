@@ -205,48 +205,68 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 }
 
 /// Multi-row INSERT statements of at most `batch` agents. Values are inlined (all generated
-/// here, strings quoted) so one text serves both databases; only the blob literal differs.
+/// here, strings quoted) so one text serves both databases; only the blob literal differs, and
+/// where the inventory is kept (a column of `agents` on PostgreSQL, a table of its own on SQLite).
 fn inserts(rows: &[Row], now: i64, postgres: bool, batch: usize) -> Vec<String> {
-    rows.chunks(batch)
-        .enumerate()
-        .map(|(c, chunk)| {
-            let mut sql = String::from(
-                "INSERT INTO agents (id, machine_id, unit_code, role, hostname, key_hash, enrolled_at, \
-                 last_report_at, interval_secs, agent_version, lan_up, internet_ok_at, gov_wan_ok_at, \
-                 datacentre_ok_at, speed_at, download_bps, upload_bps, inventory, sample, probes) VALUES ",
+    let mut statements = Vec::new();
+    for (c, chunk) in rows.chunks(batch).enumerate() {
+        let mut sql = format!(
+            "INSERT INTO agents (id, machine_id, unit_code, role, hostname, key_hash, enrolled_at, \
+             last_report_at, interval_secs, agent_version, lan_up, internet_ok_at, gov_wan_ok_at, \
+             datacentre_ok_at, speed_at, download_bps, upload_bps, sample, probes{}) VALUES ",
+            if postgres { ", inventory" } else { "" }
+        );
+        let mut inventories = Vec::new();
+        for (i, r) in chunk.iter().enumerate() {
+            let n = c * batch + i;
+            // A unique 32-byte digest per agent; nobody will present its key.
+            let key = format!("{:016x}{:016x}{:032x}", n, 0x5ca1e, n);
+            let key = if postgres {
+                format!("'\\x{key}'::bytea")
+            } else {
+                format!("X'{key}'")
+            };
+            let docs = r.documents.as_ref();
+            let inventory = docs.map_or("NULL".into(), |d| quote(&d.0));
+            let _ = write!(
+                sql,
+                "{}({}, {}, {}, {}, {}, {key}, {}, {}, 60, '0.1.0', {}, {}, {}, {}, {}, {}, {}, {}, {}{})",
+                if i == 0 { "" } else { ", " },
+                quote(&r.id),
+                quote(&format!("scale-{n:06}")),
+                quote(&r.unit),
+                quote(if r.server { "server" } else { "workstation" }),
+                quote(&r.hostname),
+                now - 90 * DAY,
+                opt(r.last_report_at),
+                if r.lan_up { "TRUE" } else { "FALSE" },
+                opt(r.ok_at[0]),
+                opt(r.ok_at[1]),
+                opt(r.ok_at[2]),
+                opt(r.speed.map(|s| s.0)),
+                opt(r.speed.map(|s| s.1)),
+                opt(r.speed.map(|s| s.2)),
+                docs.map_or("NULL".into(), |d| quote(&d.1)),
+                docs.map_or("NULL".into(), |d| quote(&d.2)),
+                if postgres {
+                    format!(", {inventory}")
+                } else {
+                    String::new()
+                },
             );
-            for (i, r) in chunk.iter().enumerate() {
-                let n = c * batch + i;
-                // A unique 32-byte digest per agent; nobody will present its key.
-                let key = format!("{:016x}{:016x}{:032x}", n, 0x5ca1e, n);
-                let key = if postgres { format!("'\\x{key}'::bytea") } else { format!("X'{key}'") };
-                let docs = r.documents.as_ref();
-                let _ = write!(
-                    sql,
-                    "{}({}, {}, {}, {}, {}, {key}, {}, {}, 60, '0.1.0', {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
-                    if i == 0 { "" } else { ", " },
-                    quote(&r.id),
-                    quote(&format!("scale-{n:06}")),
-                    quote(&r.unit),
-                    quote(if r.server { "server" } else { "workstation" }),
-                    quote(&r.hostname),
-                    now - 90 * DAY,
-                    opt(r.last_report_at),
-                    if r.lan_up { "TRUE" } else { "FALSE" },
-                    opt(r.ok_at[0]),
-                    opt(r.ok_at[1]),
-                    opt(r.ok_at[2]),
-                    opt(r.speed.map(|s| s.0)),
-                    opt(r.speed.map(|s| s.1)),
-                    opt(r.speed.map(|s| s.2)),
-                    docs.map_or("NULL".into(), |d| quote(&d.0)),
-                    docs.map_or("NULL".into(), |d| quote(&d.1)),
-                    docs.map_or("NULL".into(), |d| quote(&d.2)),
-                );
+            if !postgres && docs.is_some() {
+                inventories.push(format!("({}, {inventory})", quote(&r.id)));
             }
-            sql
-        })
-        .collect()
+        }
+        statements.push(sql);
+        if !inventories.is_empty() {
+            statements.push(format!(
+                "INSERT INTO agent_inventory (agent_id, inventory) VALUES {}",
+                inventories.join(", ")
+            ));
+        }
+    }
+    statements
 }
 
 /// The level's equipment figure counted in SQL, straight from the definition: Σ min(staff,
