@@ -443,17 +443,26 @@ fn nested_deeper_than(bytes: &[u8], max: usize) -> bool {
                 }
                 i += 1;
             },
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > max {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ if deeper(&mut depth, b, max) => return true,
             _ => {}
         }
     }
     false
+}
+
+/// The nesting `depth` after the byte `b` read outside strings; whether it is now over `max`.
+fn deeper(depth: &mut usize, b: u8, max: usize) -> bool {
+    match b {
+        b'[' | b'{' => {
+            *depth += 1;
+            *depth > max
+        }
+        b']' | b'}' => {
+            *depth = depth.saturating_sub(1);
+            false
+        }
+        _ => false,
+    }
 }
 
 /// Decodes a JSON body into `T` with a 400 that says where it went wrong.
@@ -487,7 +496,7 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Ap
 mod tests {
     use proptest::prelude::*;
 
-    use super::nested_deeper_than;
+    use super::{deeper, nested_deeper_than};
 
     /// The definition, a byte at a time.
     fn nested_deeper_than_model(bytes: &[u8], max: usize) -> bool {
@@ -502,16 +511,10 @@ mod tests {
                 }
                 continue;
             }
-            match b {
-                b'"' => in_string = true,
-                b'[' | b'{' => {
-                    depth += 1;
-                    if depth > max {
-                        return true;
-                    }
-                }
-                b']' | b'}' => depth = depth.saturating_sub(1),
-                _ => {}
+            if b == b'"' {
+                in_string = true;
+            } else if deeper(&mut depth, b, max) {
+                return true;
             }
         }
         false
