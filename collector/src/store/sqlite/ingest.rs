@@ -46,7 +46,8 @@ use super::super::{StoreError, Stored, accepted, inventory_changes_of};
 /// The writer's page cache, KiB.
 const CACHE_KIB: u32 = 32 * 1024;
 
-/// WAL pages after which a commit checkpoints (64 MiB with 4 KiB pages).
+/// WAL pages after which a commit checkpoints (32 MiB with the 2 KiB pages of a new file, 64 MiB
+/// with the 4 KiB pages of one made before migration 0008).
 const CHECKPOINT_PAGES: u32 = 16_384;
 
 /// Opens the writer's connection to the database file at `path` (already migrated) and starts
@@ -86,6 +87,7 @@ pub(super) fn start(path: &Path) -> Result<mpsc::Sender<Job>, StoreError> {
     Ok(queue)
 }
 
+/// Starts `work` on a thread called `name`.
 fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), StoreError> {
     std::thread::Builder::new()
         .name(name.into())
