@@ -8,17 +8,15 @@
 //! copy. The agent is the one its key names; nothing in the body can claim to be another agent,
 //! and a key revoked while its report waited to be committed gets `401`, nothing stored.
 
-use std::io::Read;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
-use flate2::read::MultiGzDecoder;
 use hatang_protocol::{Limits, Report};
 use serde_json::{Value, json};
 
+use super::gzip::GunzipError;
 use super::{ApiError, AppState, ClientAddr};
 use crate::metrics::Outcome;
 use crate::store::{Incoming, StoreError, Stored};
@@ -218,19 +216,16 @@ fn decode(
 }
 
 /// Decompresses at most `limit` bytes; a larger result (a gzip bomb) is refused, not buffered.
+/// Every member of a multi-member stream, not just the first: nothing is silently cut off.
 fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
-    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
-    // Every member of a multi-member stream, not just the first: nothing is silently cut off.
-    let read = MultiGzDecoder::new(body)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| ApiError::bad_request("invalid_gzip", format!("gzip body: {e}")))?;
-    if read > limit {
-        return Err(ApiError::new(
+    super::gzip::gunzip(body, limit).map_err(|e| match e {
+        GunzipError::Invalid(why) => {
+            ApiError::bad_request("invalid_gzip", format!("gzip body: {why}"))
+        }
+        GunzipError::TooLarge => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!("decompressed report is larger than {limit} bytes"),
-        ));
-    }
-    Ok(out)
+        ),
+    })
 }

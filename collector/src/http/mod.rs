@@ -8,6 +8,7 @@ mod admin;
 mod api;
 mod enroll;
 mod error;
+mod gzip;
 mod history;
 mod ingest;
 mod keys;
