@@ -38,12 +38,13 @@ const FIRST_GUESS: usize = 4;
 /// The concatenation of every member of `body`, at most `limit` bytes of it: a larger result
 /// (a gzip bomb) is refused once `limit + 1` bytes have come out, never buffered whole.
 pub(super) fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, GunzipError> {
-    let mut out = Vec::with_capacity(body.len().saturating_mul(FIRST_GUESS).min(limit + 1));
+    let most = limit.saturating_add(1);
+    let mut out = Vec::with_capacity(body.len().saturating_mul(FIRST_GUESS).min(most));
     let mut rest = body;
     loop {
         let deflate = skip_header(rest)?;
         let start = out.len();
-        let used = INFLATE.with_borrow_mut(|state| inflate(state, deflate, &mut out, limit))?;
+        let used = INFLATE.with_borrow_mut(|state| inflate(state, deflate, &mut out, most))?;
         let Some((trailer, next)) = deflate[used..].split_first_chunk::<8>() else {
             return Err(GunzipError::Invalid("truncated trailer"));
         };
@@ -108,21 +109,22 @@ fn skip_header(member: &[u8]) -> Result<&[u8], GunzipError> {
     member.get(at..).ok_or(TRUNCATED)
 }
 
-/// One member's deflate data inflated onto `out`; how many bytes of `data` it took.
+/// One member's deflate data inflated onto `out`, which must stay shorter than `most` bytes;
+/// how many bytes of `data` it took.
 fn inflate(
     state: &mut Decompress,
     data: &[u8],
     out: &mut Vec<u8>,
-    limit: usize,
+    most: usize,
 ) -> Result<usize, GunzipError> {
     state.reset(false);
     loop {
-        if out.len() > limit {
+        if out.len() >= most {
             return Err(GunzipError::TooLarge);
         }
         if out.len() == out.capacity() {
-            // Double, but never past one byte over the limit: that byte tells a bomb.
-            let more = out.capacity().max(1024).min(limit + 1 - out.len());
+            // Double, but never past `most`: the byte that reaches it tells a bomb.
+            let more = out.capacity().max(1024).min(most - out.len());
             out.reserve_exact(more);
         }
         let (took, made) = (state.total_in(), out.len());
@@ -130,7 +132,7 @@ fn inflate(
             .decompress_vec(&data[took as usize..], out, FlushDecompress::None)
             .map_err(|_| GunzipError::Invalid("corrupt deflate stream"))?;
         match status {
-            Status::StreamEnd if out.len() > limit => return Err(GunzipError::TooLarge),
+            Status::StreamEnd if out.len() >= most => return Err(GunzipError::TooLarge),
             Status::StreamEnd => return Ok(state.total_in() as usize),
             // Neither input taken nor output made, with room left: the data stops mid-stream.
             _ if state.total_in() == took && out.len() == made && out.len() < out.capacity() => {
@@ -243,6 +245,8 @@ mod tests {
         let data = vec![b'x'; 10_000];
         let body = gzip(&data);
         assert_eq!(gunzip(&body, 10_000).unwrap(), data);
+        // No limit at all: nothing overflows.
+        assert_eq!(gunzip(&body, usize::MAX).unwrap(), data);
         assert_eq!(gunzip(&body, 9_999), Err(GunzipError::TooLarge));
         // Two members whose sum, not either alone, is over the limit.
         let two = [body.as_slice(), body.as_slice()].concat();
