@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use hatang_collector::http::WEB_ROUTES;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::support::{Harness, Reply, TREE_3};
+use crate::support::{Harness, Reply, TREE_3, report};
 
 /// The value of `name` in the reply's `Set-Cookie` headers, with the whole header.
 fn set_cookie(reply: &Reply, name: &str) -> Option<(String, String)> {
@@ -491,6 +491,59 @@ async fn the_web_routes_are_listed_and_served() {
             reply.status != StatusCode::METHOD_NOT_ALLOWED && reply.status != StatusCode::NOT_FOUND,
             "{method} {path}: {}",
             reply.status
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_machine_page_shows_what_the_asset_register_asks() {
+    let h = Harness::with_tree(TREE_3).await;
+    let fleet = h.fleet().await;
+    let viewer = h.api_token("viewer").await;
+    let cookie = session(&h, &viewer).await;
+    let server = &fleet.server;
+    let mut r = report();
+    r["inventory"]["monitors"][0]["model"] = json!("P24<b>H");
+    assert_eq!(h.report(&server.key, &r).await.status, StatusCode::ACCEPTED);
+    let page = get(&h, &format!("/machines/{}?lang=en", server.id), &cookie).await;
+    let text = page.text();
+    // The golden report's inventory, as the page words it.
+    for row in [
+        "<dt>Make and model</dt><dd>Dell Inc. OptiPlex 3080</dd>",
+        "<dt>Serial number</dt><dd>7XK2LD3</dd>",
+        "<dt>Memory modules</dt><dd>DIMM1 8 GiB DDR4 3200 MT/s, SK Hynix HMA81GU6DJR8N-XN, S/N 3A1B2C4D</dd>",
+        "<dt>Monitors</dt><dd>P24&lt;b&gt;H 23.8″, DEL, S/N CFV9N97G0ABL</dd>",
+        "<dt>Graphics</dt><dd>Intel 8086:9bc8 (i915)</dd>",
+        "<dt>Software</dt><dd>2 packages</dd>",
+    ] {
+        assert!(text.contains(row), "{row} not in {text}");
+    }
+
+    // A machine that reports none of these has no rows for them.
+    let commune = &fleet.commune[0];
+    let mut bare = report();
+    for list in ["memory_modules", "monitors", "gpus"] {
+        bare["inventory"][list] = json!([]);
+    }
+    bare["inventory"]["dmi"] = Value::Null;
+    bare["inventory"]["software"] = Value::Null;
+    assert_eq!(
+        h.report(&commune.key, &bare).await.status,
+        StatusCode::ACCEPTED
+    );
+    let page = get(&h, &format!("/machines/{}?lang=en", commune.id), &cookie).await;
+    assert!(page.text().contains("<dt>Disks</dt>"));
+    for heading in [
+        "Make and model",
+        "Serial number",
+        "Memory modules",
+        "Monitors",
+        "Graphics",
+        "Software",
+    ] {
+        assert!(
+            !page.text().contains(&format!("<dt>{heading}</dt>")),
+            "{heading}"
         );
     }
 }

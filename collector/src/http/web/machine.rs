@@ -8,12 +8,142 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use hatang_protocol::{Inventory, ProbeResult};
 
+use super::i18n::Lang;
 use super::{Ctx, E, badge, csv_download, failed, heading, not_found, page, url};
 use crate::figures::agent_state;
 use crate::http::AppState;
 
 fn gib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0 * 1024.0)
+}
+
+/// The inventory as (heading, text) rows: what the machine is, then its parts. The asset
+/// register's questions (make, model, serial number; which RAM, which monitor) come first after
+/// the basics; a list the agent did not report (no firmware tables, no monitor) has no row.
+fn inventory_facts(lang: Lang, inv: &Inventory) -> Vec<(&'static str, String)> {
+    let t = lang.t();
+    let os = [
+        inv.os.name.clone().unwrap_or(inv.os.family.clone()),
+        inv.os.version.clone().unwrap_or_default(),
+        inv.os.arch.clone(),
+    ]
+    .join(" ");
+    let cpu = format!(
+        "{} · {} / {}",
+        inv.cpu.model.clone().unwrap_or_default(),
+        inv.cpu.cores.map(|c| c.to_string()).unwrap_or("?".into()),
+        inv.cpu.threads
+    );
+    let mut rows = vec![(t.os, os), (t.cpu, cpu)];
+    if let Some(dmi) = &inv.dmi {
+        let model: Vec<&str> = [&dmi.sys_vendor, &dmi.product_name]
+            .into_iter()
+            .filter_map(|v| v.as_deref())
+            .collect();
+        if !model.is_empty() {
+            rows.push((t.model, model.join(" ")));
+        }
+        if let Some(serial) = &dmi.product_serial {
+            rows.push((t.serial, serial.clone()));
+        }
+    }
+    rows.push((
+        t.memory,
+        format!("{} GiB", lang.dec(gib(inv.memory.total_bytes), 1)),
+    ));
+    let parts = |list: Vec<String>| list.join("; ");
+    let modules: Vec<String> = inv
+        .memory_modules
+        .iter()
+        .map(|m| {
+            let mut text = format!("{} {} GiB", m.locator, lang.dec(gib(m.size_bytes), 0));
+            let kind = [
+                m.memory_type.clone(),
+                m.speed_mts.map(|s| format!("{s} MT/s")),
+            ];
+            for part in kind.into_iter().flatten() {
+                let _ = write!(text, " {part}");
+            }
+            described(&mut text, [&m.manufacturer, &m.part_number], &m.serial);
+            text
+        })
+        .collect();
+    if !modules.is_empty() {
+        rows.push((t.memory_modules, parts(modules)));
+    }
+    let disks = inv
+        .disks
+        .iter()
+        .map(|d| format!("{} {} GiB", d.name, lang.dec(gib(d.size_bytes), 0)))
+        .collect();
+    rows.push((t.disks, parts(disks)));
+    let nics = inv
+        .interfaces
+        .iter()
+        .filter(|i| !i.loopback)
+        .map(|i| format!("{} {}", i.name, i.addresses.join(", ")))
+        .collect();
+    rows.push((t.interfaces, parts(nics)));
+    let monitors: Vec<String> = inv
+        .monitors
+        .iter()
+        .map(|m| {
+            let mut text = m.model.clone().unwrap_or_else(|| m.connector.clone());
+            if let Some(d) = m.diagonal_inches {
+                let _ = write!(text, " {}″", lang.dec(d, 1));
+            }
+            described(&mut text, [&m.manufacturer, &None], &m.serial);
+            text
+        })
+        .collect();
+    if !monitors.is_empty() {
+        rows.push((t.monitors, parts(monitors)));
+    }
+    let gpus: Vec<String> = inv
+        .gpus
+        .iter()
+        .map(|g| {
+            let mut text = format!("{}:{}", g.vendor_id, g.device_id);
+            if let Some(vendor) = &g.vendor {
+                text = format!("{vendor} {text}");
+            }
+            if let Some(driver) = &g.driver {
+                let _ = write!(text, " ({driver})");
+            }
+            text
+        })
+        .collect();
+    if !gpus.is_empty() {
+        rows.push((t.gpus, parts(gpus)));
+    }
+    if let Some(software) = &inv.software {
+        rows.push((
+            t.software,
+            format!("{} {}", lang.int(software.len() as u64), t.packages),
+        ));
+    }
+    rows
+}
+
+/// Appends `, maker part, S/N serial` for whichever of them are known.
+fn described(text: &mut String, maker: [&Option<String>; 2], serial: &Option<String>) {
+    let maker: Vec<&str> = maker.into_iter().filter_map(|v| v.as_deref()).collect();
+    if !maker.is_empty() {
+        let _ = write!(text, ", {}", maker.join(" "));
+    }
+    if let Some(serial) = serial {
+        let _ = write!(text, ", S/N {serial}");
+    }
+}
+
+/// A `<dl class="facts">` of escaped rows.
+fn facts(rows: &[(&'static str, String)]) -> String {
+    let mut out = String::from("<dl class=\"facts\">");
+    for (heading, text) in rows {
+        let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", E(heading), E(text));
+    }
+    out.push_str("</dl>");
+    out
 }
 
 pub(super) async fn show(
@@ -76,46 +206,7 @@ pub(super) async fn show(
         None => {
             let _ = write!(body, "<p class=\"muted\">{}</p>", E(t.no_inventory));
         }
-        Some(inv) => {
-            let os = [
-                inv.os.name.clone().unwrap_or(inv.os.family.clone()),
-                inv.os.version.clone().unwrap_or_default(),
-                inv.os.arch.clone(),
-            ]
-            .join(" ");
-            let cpu = format!(
-                "{} · {} / {}",
-                inv.cpu.model.clone().unwrap_or_default(),
-                inv.cpu.cores.map(|c| c.to_string()).unwrap_or("?".into()),
-                inv.cpu.threads
-            );
-            let disks: Vec<String> = inv
-                .disks
-                .iter()
-                .map(|d| format!("{} {} GiB", d.name, lang.dec(gib(d.size_bytes), 0)))
-                .collect();
-            let nics: Vec<String> = inv
-                .interfaces
-                .iter()
-                .filter(|i| !i.loopback)
-                .map(|i| format!("{} {}", i.name, i.addresses.join(", ")))
-                .collect();
-            let _ = write!(
-                body,
-                "<dl class=\"facts\"><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{} GiB</dd>\
-                 <dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd></dl>",
-                E(t.os),
-                E(&os),
-                E(t.cpu),
-                E(&cpu),
-                E(t.memory),
-                lang.dec(gib(inv.memory.total_bytes), 1),
-                E(t.disks),
-                E(&disks.join("; ")),
-                E(t.interfaces),
-                E(&nics.join("; ")),
-            );
-        }
+        Some(inv) => body.push_str(&facts(&inventory_facts(lang, &inv))),
     }
     body.push_str("</section><section class=\"card\">");
     body.push_str(&heading(lang, t.connectivity, None));
