@@ -43,8 +43,8 @@ pub(super) async fn ingest(
     };
     let now = crate::now();
     let decoded = decode(&state, &headers, body)
-        .and_then(|(report, raw)| check_clock(&state, &report, now).map(|()| (report, raw)))
-        .and_then(|(report, raw)| Ok((report, kept_body(&state, raw)?)));
+        .and_then(|(report, text)| check_clock(&state, &report, now).map(|()| (report, text)))
+        .map(|(report, text)| (report, kept_body(&state, text)));
     let (report, body) = match decoded {
         Ok(r) => r,
         Err(e) => {
@@ -168,22 +168,20 @@ async fn agent_by_digest(state: &AppState, digest: &[u8]) -> Result<String, ApiE
 /// The report's text as stored: all of it with `keep_report_bodies`, else nothing. Without the
 /// body the row still makes a resent report a duplicate; what the report says is applied to the
 /// agent's state either way.
-fn kept_body(state: &AppState, raw: Vec<u8>) -> Result<String, ApiError> {
-    if !state.config().keep_report_bodies {
-        // The parser checked every string it kept; the bytes of unknown fields it skipped are
-        // not checked, and need not be when they are not stored.
-        return Ok(String::new());
+fn kept_body(state: &AppState, text: String) -> String {
+    if state.config().keep_report_bodies {
+        text
+    } else {
+        String::new()
     }
-    String::from_utf8(raw)
-        .map_err(|_| ApiError::bad_request("invalid_json", "report is not UTF-8 text"))
 }
 
-/// Body → (report, its JSON bytes), within the configured size before and after gzip.
+/// Body → (report, its JSON text), within the configured size before and after gzip.
 fn decode(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(Report, Vec<u8>), ApiError> {
+) -> Result<(Report, String), ApiError> {
     let limit = state.config().max_report_bytes;
     super::json_content_type(headers)?;
     let body = super::body_bytes(body)?;
@@ -203,7 +201,8 @@ fn decode(
             ));
         }
     };
-    let report: Report = super::json(&raw)?;
+    let text = String::from_utf8(raw).map_err(|e| super::not_utf8(e.utf8_error()))?;
+    let report: Report = super::json_text(&text)?;
     report.validate(&Limits::default()).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
         ApiError::new(
@@ -212,7 +211,7 @@ fn decode(
             list.join("; "),
         )
     })?;
-    Ok((report, raw))
+    Ok((report, text))
 }
 
 /// Decompresses at most `limit` bytes; a larger result (a gzip bomb) is refused, not buffered.

@@ -468,13 +468,30 @@ fn deeper(depth: &mut usize, b: u8, max: usize) -> bool {
 
 /// Decodes a JSON body into `T` with a 400 that says where it went wrong.
 pub(crate) fn json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    json_text(std::str::from_utf8(bytes).map_err(not_utf8)?)
+}
+
+/// The 400 for a body that is not text. JSON is UTF-8 (RFC 8259), and a body that is not is
+/// refused whole, even where the bytes sit in a field the parser would skip. Checked once for
+/// the whole body, the parser takes every string as it is instead of checking each one again
+/// (`perf`: `from_utf8` on each string was 1.3 % of the collector's CPU at full ingest load).
+pub(crate) fn not_utf8(e: std::str::Utf8Error) -> ApiError {
+    ApiError::bad_request(
+        "invalid_json",
+        format!("request body: not UTF-8 text (at byte {})", e.valid_up_to()),
+    )
+}
+
+/// [`json`] of a body already known to be text.
+pub(crate) fn json_text<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ApiError> {
+    let bytes = text.as_bytes();
     if nested_deeper_than(bytes, MAX_JSON_DEPTH) {
         return Err(ApiError::bad_request(
             "invalid_json",
             format!("request body: nested deeper than {MAX_JSON_DEPTH} levels"),
         ));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
+    serde_json::from_str(text).map_err(|e| {
         // serde quotes the offending value whole; a megabyte string is not echoed (or logged) back
         let mut said = e.to_string();
         if said.len() > 300 {
