@@ -36,12 +36,8 @@ fn inventory_facts(lang: Lang, inv: &Inventory) -> Vec<(&'static str, String)> {
     );
     let mut rows = vec![(t.os, os), (t.cpu, cpu)];
     if let Some(dmi) = &inv.dmi {
-        let model: Vec<&str> = [&dmi.sys_vendor, &dmi.product_name]
-            .into_iter()
-            .filter_map(|v| v.as_deref())
-            .collect();
-        if !model.is_empty() {
-            rows.push((t.model, model.join(" ")));
+        if let Some(model) = words(&[&dmi.sys_vendor, &dmi.product_name]) {
+            rows.push((t.model, model));
         }
         if let Some(serial) = &dmi.product_serial {
             rows.push((t.serial, serial.clone()));
@@ -51,7 +47,6 @@ fn inventory_facts(lang: Lang, inv: &Inventory) -> Vec<(&'static str, String)> {
         t.memory,
         format!("{} GiB", lang.dec(gib(inv.memory.total_bytes), 1)),
     ));
-    let parts = |list: Vec<String>| list.join("; ");
     let modules: Vec<String> = inv
         .memory_modules
         .iter()
@@ -64,26 +59,24 @@ fn inventory_facts(lang: Lang, inv: &Inventory) -> Vec<(&'static str, String)> {
             for part in kind.into_iter().flatten() {
                 let _ = write!(text, " {part}");
             }
-            described(&mut text, [&m.manufacturer, &m.part_number], &m.serial);
+            described(&mut text, &[&m.manufacturer, &m.part_number], &m.serial);
             text
         })
         .collect();
-    if !modules.is_empty() {
-        rows.push((t.memory_modules, parts(modules)));
-    }
-    let disks = inv
+    listed(&mut rows, t.memory_modules, modules);
+    let disks: Vec<String> = inv
         .disks
         .iter()
         .map(|d| format!("{} {} GiB", d.name, lang.dec(gib(d.size_bytes), 0)))
         .collect();
-    rows.push((t.disks, parts(disks)));
-    let nics = inv
+    rows.push((t.disks, disks.join("; ")));
+    let nics: Vec<String> = inv
         .interfaces
         .iter()
         .filter(|i| !i.loopback)
         .map(|i| format!("{} {}", i.name, i.addresses.join(", ")))
         .collect();
-    rows.push((t.interfaces, parts(nics)));
+    rows.push((t.interfaces, nics.join("; ")));
     let monitors: Vec<String> = inv
         .monitors
         .iter()
@@ -92,13 +85,11 @@ fn inventory_facts(lang: Lang, inv: &Inventory) -> Vec<(&'static str, String)> {
             if let Some(d) = m.diagonal_inches {
                 let _ = write!(text, " {}″", lang.dec(d, 1));
             }
-            described(&mut text, [&m.manufacturer, &None], &m.serial);
+            described(&mut text, &[&m.manufacturer], &m.serial);
             text
         })
         .collect();
-    if !monitors.is_empty() {
-        rows.push((t.monitors, parts(monitors)));
-    }
+    listed(&mut rows, t.monitors, monitors);
     let gpus: Vec<String> = inv
         .gpus
         .iter()
@@ -113,9 +104,7 @@ fn inventory_facts(lang: Lang, inv: &Inventory) -> Vec<(&'static str, String)> {
             text
         })
         .collect();
-    if !gpus.is_empty() {
-        rows.push((t.gpus, parts(gpus)));
-    }
+    listed(&mut rows, t.gpus, gpus);
     if let Some(software) = &inv.software {
         rows.push((
             t.software,
@@ -125,11 +114,23 @@ fn inventory_facts(lang: Lang, inv: &Inventory) -> Vec<(&'static str, String)> {
     rows
 }
 
+/// A row of `items` joined, unless there are none: a list the agent did not report has no row.
+fn listed(rows: &mut Vec<(&'static str, String)>, heading: &'static str, items: Vec<String>) {
+    if !items.is_empty() {
+        rows.push((heading, items.join("; ")));
+    }
+}
+
+/// The known ones of `parts`, joined by spaces; `None` when none is known.
+fn words(parts: &[&Option<String>]) -> Option<String> {
+    let known: Vec<&str> = parts.iter().filter_map(|v| v.as_deref()).collect();
+    (!known.is_empty()).then(|| known.join(" "))
+}
+
 /// Appends `, maker part, S/N serial` for whichever of them are known.
-fn described(text: &mut String, maker: [&Option<String>; 2], serial: &Option<String>) {
-    let maker: Vec<&str> = maker.into_iter().filter_map(|v| v.as_deref()).collect();
-    if !maker.is_empty() {
-        let _ = write!(text, ", {}", maker.join(" "));
+fn described(text: &mut String, maker: &[&Option<String>], serial: &Option<String>) {
+    if let Some(maker) = words(maker) {
+        let _ = write!(text, ", {maker}");
     }
     if let Some(serial) = serial {
         let _ = write!(text, ", S/N {serial}");
