@@ -464,12 +464,19 @@ on_every_backend! {
         let token = h.enrol_token("17-SYT", Some("workstation")).await;
         let agent = h.enrolled(&token, "pruned").await;
         let other = h.enrolled(&token, "pruned-too").await;
-        for _ in 0..5 {
-            h.report(&agent.key, &report()).await.json(StatusCode::ACCEPTED);
+        // The last of the agent's reports renames the machine: a change logged against it.
+        for i in 0..5 {
+            let mut r = report();
+            if i == 4 {
+                r["inventory"]["hostname"] = serde_json::json!("pruned-renamed");
+            }
+            h.report(&agent.key, &r).await.json(StatusCode::ACCEPTED);
         }
         for _ in 0..2 {
             h.report(&other.key, &report()).await.json(StatusCode::ACCEPTED);
         }
+        let logged = h.store().inventory_changes(&agent.id, None, 100).await.unwrap();
+        assert_eq!(logged.len(), 1, "{logged:?}");
         // Each agent's count (kept with its row) adds up to the reports really stored.
         let counts = async || {
             let store = h.store();
@@ -495,7 +502,8 @@ on_every_backend! {
             4
         );
         assert_eq!(counts().await, (0, 0));
-        // The agent's latest state outlives its reports.
+        // The change log outlives the reports it names, and so does the agent's latest state.
+        assert_eq!(h.store().inventory_changes(&agent.id, None, 100).await.unwrap(), logged);
         let (record, evidence) = h.store().agent(&agent.id).await.unwrap().unwrap();
         assert!(record.last_report_at.is_some() && evidence.sample.is_some());
     }
@@ -503,14 +511,14 @@ on_every_backend! {
 
 on_every_backend! {
     #[tokio::test]
-    async fn an_upgraded_database_keeps_inventories_and_report_counts(db) {
+    async fn an_upgraded_database_keeps_inventories_report_counts_and_changes(db) {
         // A database as the migrations before 0008 left it: an agent with an inventory in its
-        // row and three reports, and one without either.
+        // row, three reports and a change logged against the last, and one without any of it.
         let dir = tempfile::tempdir().unwrap();
         let test_db = db.database(dir.path()).await;
-        let (dialect, key) = match db {
-            crate::support::Backend::Sqlite => ("sqlite", "X'01'"),
-            crate::support::Backend::Postgres(_) => ("postgres", "'\\x01'::bytea"),
+        let (dialect, key, own_id) = match db {
+            crate::support::Backend::Sqlite => ("sqlite", "X'01'", ""),
+            crate::support::Backend::Postgres(_) => ("postgres", "'\\x01'::bytea", "OVERRIDING SYSTEM VALUE"),
         };
         let before = dir.path().join("before-0008");
         std::fs::create_dir(&before).unwrap();
@@ -537,6 +545,10 @@ on_every_backend! {
             ),
             "INSERT INTO reports (report_id, agent_id, received_at, agent_time, body)
              VALUES ('r1', 'a', 1, 1, ''), ('r2', 'a', 2, 2, ''), ('r3', 'a', 3, 3, '')".to_owned(),
+            format!(
+                "INSERT INTO inventory_changes (id, agent_id, report_id, at, component, key, kind, before, after)
+                 {own_id} VALUES (7, 'a', 'r3', 3, 'system', 'hostname', 'changed', 'pc-a', 'pc-a2')"
+            ),
         ];
         match db {
             crate::support::Backend::Sqlite => {
@@ -568,5 +580,13 @@ on_every_backend! {
         assert_eq!(evidence.inventory, None);
         assert_eq!(store.report_count(Some("b")).await.unwrap(), 0);
         assert_eq!(store.report_count(None).await.unwrap(), 3);
+        // The change keeps its id (the log's order and cursor) and outlives the report it names.
+        let log = store.inventory_changes("a", None, 10).await.unwrap();
+        assert_eq!(
+            log.iter().map(|c| (c.id, c.report_id.as_str(), c.after.as_deref())).collect::<Vec<_>>(),
+            [(7, "r3", Some("pc-a2"))]
+        );
+        assert_eq!(hatang_collector::retention::prune(&*store, 4).await.unwrap(), 3);
+        assert_eq!(store.inventory_changes("a", None, 10).await.unwrap(), log);
     }
 }
