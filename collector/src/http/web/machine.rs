@@ -17,6 +17,20 @@ fn gib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0 * 1024.0)
 }
 
+/// A module's or a disk's size as the register writes it: whole GiB ("8 GiB"), one decimal
+/// where that is not whole below 100 GiB ("1.5 GiB"), and MiB below one GiB ("512 MiB"), which
+/// whole GiB alone would show as "0 GiB".
+fn size(lang: Lang, bytes: u64) -> String {
+    let g = gib(bytes);
+    if g < 1.0 {
+        format!("{} MiB", lang.dec(g * 1024.0, 0))
+    } else if g < 100.0 && (g * 10.0).round() % 10.0 != 0.0 {
+        format!("{} GiB", lang.dec(g, 1))
+    } else {
+        format!("{} GiB", lang.dec(g, 0))
+    }
+}
+
 /// The inventory as (heading, text) rows: what the machine is, then its parts. The asset
 /// register's questions (make, model, serial number; which RAM, which monitor) come first after
 /// the basics; a list the agent did not report (no firmware tables, no monitor) has no row.
@@ -51,7 +65,7 @@ fn inventory_facts(lang: Lang, inv: &Inventory) -> Vec<(&'static str, String)> {
         .memory_modules
         .iter()
         .map(|m| {
-            let mut text = format!("{} {} GiB", m.locator, lang.dec(gib(m.size_bytes), 0));
+            let mut text = format!("{} {}", m.locator, size(lang, m.size_bytes));
             let kind = [
                 m.memory_type.clone(),
                 m.speed_mts.map(|s| format!("{s} MT/s")),
@@ -67,7 +81,7 @@ fn inventory_facts(lang: Lang, inv: &Inventory) -> Vec<(&'static str, String)> {
     let disks: Vec<String> = inv
         .disks
         .iter()
-        .map(|d| format!("{} {} GiB", d.name, lang.dec(gib(d.size_bytes), 0)))
+        .map(|d| format!("{} {}", d.name, size(lang, d.size_bytes)))
         .collect();
     rows.push((t.disks, disks.join("; ")));
     let nics: Vec<String> = inv
@@ -338,4 +352,26 @@ pub(super) async fn changes_csv(
         }),
     );
     csv_download("hatang-changes.csv", text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Lang, size};
+
+    #[test]
+    fn sizes_below_a_gib_are_in_mib_and_fractions_are_kept() {
+        const MIB: u64 = 1024 * 1024;
+        let cases = [
+            (8192 * MIB, "8 GiB"),
+            (512 * MIB, "512 MiB"),
+            (768 * MIB, "768 MiB"),
+            (1536 * MIB, "1.5 GiB"),
+            (500_107_862_016, "466 GiB"),
+            (0, "0 MiB"),
+        ];
+        for (bytes, shown) in cases {
+            assert_eq!(size(Lang::En, bytes), shown, "{bytes} bytes");
+        }
+        assert_eq!(size(Lang::Vi, 1536 * MIB), "1,5 GiB");
+    }
 }
