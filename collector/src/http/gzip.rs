@@ -42,7 +42,14 @@ pub(super) fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, GunzipError> 
     let mut out = Vec::with_capacity(body.len().saturating_mul(FIRST_GUESS).min(most));
     let mut rest = body;
     loop {
-        let deflate = skip_header(rest)?;
+        let deflate = skip_header(rest).map_err(|e| match e {
+            // Something that is not gzip after a whole member: say so, not that the body's
+            // header (which was fine) is wrong.
+            GunzipError::Invalid("invalid gzip header") if rest.len() < body.len() => {
+                GunzipError::Invalid("data after the last gzip member")
+            }
+            e => e,
+        })?;
         let start = out.len();
         let used = INFLATE.with_borrow_mut(|state| inflate(state, deflate, &mut out, most))?;
         let Some((trailer, next)) = deflate[used..].split_first_chunk::<8>() else {
@@ -193,7 +200,7 @@ mod tests {
     #[test]
     fn damage_is_named() {
         let body = gzip(b"{\"agent_version\":\"0.1.0\"}");
-        let cases: [(&str, Vec<u8>, GunzipError); 6] = [
+        let cases: [(&str, Vec<u8>, GunzipError); 7] = [
             (
                 "plain text",
                 b"{}".to_vec(),
@@ -227,7 +234,12 @@ mod tests {
             (
                 "garbage after the member",
                 [body.as_slice(), b"junk"].concat(),
-                GunzipError::Invalid("invalid gzip header"),
+                GunzipError::Invalid("data after the last gzip member"),
+            ),
+            (
+                "zero padding after the member",
+                [body.as_slice(), &[0; 16]].concat(),
+                GunzipError::Invalid("data after the last gzip member"),
             ),
         ];
         for (what, damaged, expected) in cases {

@@ -188,6 +188,7 @@ fn decode(
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    let gzipped = encoding.as_deref() == Some("gzip");
     let raw = match encoding.as_deref() {
         None | Some("identity") => body.to_vec(),
         Some("gzip") => gunzip(&body, limit)?,
@@ -201,7 +202,7 @@ fn decode(
             ));
         }
     };
-    let text = String::from_utf8(raw).map_err(|e| super::not_utf8(e.utf8_error()))?;
+    let text = String::from_utf8(raw).map_err(|e| super::not_utf8(e.utf8_error(), gzipped))?;
     let report: Report = super::json_text(&text)?;
     report.validate(&Limits::default()).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();

@@ -476,16 +476,23 @@ async fn a_body_that_is_not_utf8_is_refused_whether_or_not_it_would_be_stored() 
         body.pop(); // the closing brace
         let at = body.len() + 17;
         body.extend_from_slice(b",\"future_field\":\"\xff\xfe\"}");
-        let error = h
-            .post_report(Some(&format!("Bearer {}", agent.key)), None, body)
-            .await
-            .json(StatusCode::BAD_REQUEST);
-        assert_eq!(error["error"]["code"], "invalid_json", "{error}");
-        assert_eq!(
-            error["error"]["message"],
-            format!("request body: not UTF-8 text (at byte {at})"),
-            "keep_report_bodies = {keep}"
-        );
+        // Gzipped, the byte is counted in the inflated text, the one the parser saw.
+        let gzipped = gzip(&body);
+        for (encoding, sent, of) in [
+            (None, body, ""),
+            (Some("gzip"), gzipped, " of the body inflated from gzip"),
+        ] {
+            let error = h
+                .post_report(Some(&format!("Bearer {}", agent.key)), encoding, sent)
+                .await
+                .json(StatusCode::BAD_REQUEST);
+            assert_eq!(error["error"]["code"], "invalid_json", "{error}");
+            assert_eq!(
+                error["error"]["message"],
+                format!("request body: not UTF-8 text (at byte {at}{of})"),
+                "keep_report_bodies = {keep}, {encoding:?}"
+            );
+        }
         assert!(stored_bodies(&h).await.is_empty(), "nothing stored");
     }
 }
