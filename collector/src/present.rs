@@ -12,16 +12,32 @@ pub fn when(t: i64) -> String {
 }
 
 /// `header` and `rows` as CSV starting with a UTF-8 byte-order mark, so spreadsheet programs
-/// show Vietnamese names intact instead of guessing a legacy code page.
+/// show Vietnamese names intact instead of guessing a legacy code page. Every field is
+/// [`inert`]: the names in these files come from agents and unit files, and the planners who
+/// read them open them in a spreadsheet.
 pub fn spreadsheet_csv(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     // Writing to a Vec cannot fail.
     let _ = w.write_record(header);
     for row in rows {
-        let _ = w.write_record(&row);
+        let fields: Vec<_> = row.iter().map(|field| inert(field)).collect();
+        let _ = w.write_record(fields.iter().map(|field| field.as_bytes()));
     }
     let bytes = w.into_inner().unwrap_or_default();
     format!("\u{feff}{}", String::from_utf8_lossy(&bytes))
+}
+
+/// `field` as a spreadsheet will take it as text, never as a formula: one that starts with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'` (OWASP's advice against
+/// CSV injection), so a machine named `=HYPERLINK(…)` cannot put a live link, or worse, into a
+/// planner's workbook. A number (`-3`, `+0.5`) stays a number.
+fn inert(field: &str) -> std::borrow::Cow<'_, str> {
+    let risky = field.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && field.parse::<f64>().is_err() {
+        format!("'{field}").into()
+    } else {
+        field.into()
+    }
 }
 
 #[cfg(test)]
@@ -34,5 +50,31 @@ mod tests {
         assert_eq!(when(i64::MAX), i64::MAX.to_string());
         let text = spreadsheet_csv(&["a", "b"], [vec!["Xã Hòa Bình".into(), "1,2".into()]]);
         assert_eq!(text, "\u{feff}a,b\nXã Hòa Bình,\"1,2\"\n");
+    }
+
+    #[test]
+    fn a_field_a_spreadsheet_would_run_is_written_as_text() {
+        let fields = [
+            (
+                "=HYPERLINK(\"http://x.example/\",\"y\")",
+                "\"'=HYPERLINK(\"\"http://x.example/\"\",\"\"y\"\")\"",
+            ),
+            ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(1+1)", "'@SUM(1+1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "\"'\r=1\""),
+            // numbers and ordinary names are left as they are
+            ("-3", "-3"),
+            ("+0.5", "+0.5"),
+            ("pc-01", "pc-01"),
+            ("a=b", "a=b"),
+            // (the csv crate quotes a lone empty field, so the row is not an empty line)
+            ("", "\"\""),
+        ];
+        for (field, written) in fields {
+            let text = spreadsheet_csv(&["f"], [vec![field.to_owned()]]);
+            assert_eq!(text, format!("\u{feff}f\n{written}\n"), "{field:?}");
+        }
     }
 }

