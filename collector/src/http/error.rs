@@ -93,6 +93,10 @@ impl From<StoreError> for ApiError {
             StoreError::Revoked(_) => {
                 ApiError::unauthorized("unknown or revoked agent key; enrol this machine again")
             }
+            e if e.is_nul_in_text() => ApiError::bad_request(
+                "invalid_text",
+                "a value in this request holds a NUL character (%00 or \\u0000), which no name or id can",
+            ),
             other => {
                 tracing::error!(error = %other, cause = ?std::error::Error::source(&other), "storage failure");
                 ApiError::new(

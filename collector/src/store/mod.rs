@@ -63,6 +63,16 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+impl StoreError {
+    /// PostgreSQL refused a text value holding a NUL character (SQLSTATE 22021), which no
+    /// `TEXT` column there can hold (SQLite stores it). Such a value can only have come from the
+    /// request (a `%00` in a path or query, a `\u0000` in a JSON body; reports are refused one
+    /// at validation): the caller's mistake, not a failing database.
+    pub fn is_nul_in_text(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.code().as_deref() == Some("22021"))
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         StoreError::Database(e)

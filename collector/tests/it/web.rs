@@ -547,3 +547,46 @@ async fn the_machine_page_shows_what_the_asset_register_asks() {
         );
     }
 }
+
+crate::support::on_every_backend! {
+    #[tokio::test]
+    async fn a_nul_character_in_a_request_is_the_callers_mistake_on_every_backend(db) {
+        // PostgreSQL refuses text holding NUL outright, where SQLite finds nothing: either way a
+        // 4xx (or an empty answer), never a 5xx with "storage failure" in the log.
+        let h = Harness::with_tree_on(&db, TREE_3).await;
+        let viewer = h.api_token("viewer").await;
+        let admin = h.api_token("admin").await;
+        for path in [
+            "/api/v1/agents/%00",
+            "/api/v1/agents/%00/changes",
+            "/api/v1/agents?unit=%00",
+            "/api/v1/agents?q=a%00",
+            "/api/v1/agents?after=%00",
+            "/api/v1/coverage/history?level=%00",
+        ] {
+            let reply = h.get(path, Some(&viewer)).await;
+            assert!(
+                reply.status == StatusCode::OK || reply.status.is_client_error(),
+                "{path}: {} {}",
+                reply.status,
+                reply.text()
+            );
+            if reply.status.is_client_error() {
+                let body: Value = serde_json::from_str(reply.text()).unwrap();
+                assert!(body["error"]["code"].is_string(), "{path}: {body}");
+            }
+        }
+        let token = h
+            .post(
+                "/api/v1/tokens",
+                &[("content-type", "application/json"), ("authorization", &format!("Bearer {admin}"))],
+                json!({"unit": "17-SYT\u{0}"}).to_string().into_bytes(),
+            )
+            .await;
+        assert!(token.status.is_client_error(), "{} {}", token.status, token.text());
+        let cookie = session(&h, &viewer).await;
+        for page in ["/machines/%00", "/machines/%00/changes.csv"] {
+            assert_eq!(get(&h, page, &cookie).await.status, StatusCode::NOT_FOUND, "{page}");
+        }
+    }
+}

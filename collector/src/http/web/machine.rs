@@ -12,6 +12,7 @@ use super::i18n::Lang;
 use super::{Ctx, E, badge, csv_download, failed, heading, not_found, page, url};
 use crate::figures::agent_state;
 use crate::http::AppState;
+use crate::store::{AgentEvidence, AgentRecord};
 
 fn gib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0 * 1024.0)
@@ -171,10 +172,9 @@ pub(super) async fn show(
     let Ok(Path(id)) = id else {
         return not_found(&ctx, &state, t.machine_title);
     };
-    let (record, evidence) = match state.store().agent(&id).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return not_found(&ctx, &state, &format!("{} {id}", t.machine_title)),
-        Err(e) => return failed(lang, e),
+    let (record, evidence) = match machine(&ctx, &state, &id).await {
+        Ok(found) => found,
+        Err(page) => return page,
     };
     let changes = match state.store().inventory_changes(&id, None, 100).await {
         Ok(c) => c,
@@ -305,6 +305,23 @@ pub(super) async fn show(
     page(&ctx, &state, &record.hostname, "units", &body)
 }
 
+/// The machine `id` names, or the page that says there is none (or that the store failed).
+async fn machine(
+    ctx: &Ctx,
+    state: &AppState,
+    id: &str,
+) -> Result<(AgentRecord, AgentEvidence), Response> {
+    match state.store().agent(id).await {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(not_found(
+            ctx,
+            state,
+            &format!("{} {id}", ctx.lang.t().machine_title),
+        )),
+        Err(e) => Err(failed(ctx.lang, e)),
+    }
+}
+
 /// `GET /machines/{id}/changes.csv`: the machine's whole inventory change log, newest first.
 pub(super) async fn changes_csv(
     State(state): State<AppState>,
@@ -314,6 +331,9 @@ pub(super) async fn changes_csv(
     let Ok(Path(id)) = id else {
         return not_found(&ctx, &state, ctx.lang.t().machine_title);
     };
+    if let Err(page) = machine(&ctx, &state, &id).await {
+        return page;
+    }
     let mut rows = Vec::new();
     let mut before = None;
     loop {

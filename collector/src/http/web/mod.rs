@@ -398,10 +398,21 @@ fn not_found(ctx: &Ctx, state: &AppState, what: &str) -> Response {
     page_with_status(ctx, state, StatusCode::NOT_FOUND, t.not_found, "", &body)
 }
 
-/// The 500 page: the cause is logged, the page says nothing internal.
+/// The 500 page: the cause is logged, the page says nothing internal. A NUL character in the
+/// address (`/machines/%00`), which PostgreSQL refuses to compare, names nothing: 404.
 fn failed(lang: Lang, e: StoreError) -> Response {
-    tracing::error!(error = %e, "web page: store error");
     let t = lang.t();
+    if e.is_nul_in_text() {
+        let body = format!(
+            "<section class=\"card\"><h1>{}</h1></section>",
+            E(t.not_found)
+        );
+        return html_response(
+            StatusCode::NOT_FOUND,
+            document(lang, t.not_found, None, &body),
+        );
+    }
+    tracing::error!(error = %e, "web page: store error");
     let body = format!("<section class=\"card\"><p>{}</p></section>", E(t.failed));
     html_response(
         StatusCode::INTERNAL_SERVER_ERROR,
