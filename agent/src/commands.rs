@@ -79,6 +79,7 @@ fn spool_report(spool: &Spool, report: &mut Report) -> anyhow::Result<()> {
         .stats()
         .inspect_err(|e| tracing::warn!(error = %e, "spool figures unreadable; sent without them"))
         .ok();
+    report::sound(report);
     let body = report::encode(report)?;
     spool
         .push(report.report_id, &body, SystemTime::now())

@@ -2,11 +2,13 @@
 //!
 //! A report must fit the collector's [`Limits`]: one it refuses is refused for good (a 4xx), so
 //! the agent would drop it and every later one like it. [`build`] therefore cuts what exceeds
-//! them (lists to `max_items`, strings to `max_string_bytes`, NUL characters removed) and says so
-//! in the log, rather than sending a report that can never be stored.
+//! them (lists to `max_items`, strings to `max_string_bytes`, NUL characters removed, control
+//! characters in names replaced, counts over `i64::MAX` and ratios over 1 brought into range)
+//! and says so in the log, rather than sending a report that can never be stored; [`sound`],
+//! just before a report is spooled, leaves out whatever part would still be refused.
 
-use std::collections::BTreeMap;
 use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use hatang_protocol::{Interface, Inventory, Limits, ProbeResult, Report, SCHEMA_VERSION, Sample};
+use hatang_protocol::{
+    Interface, Inventory, Limits, ProbeResult, Report, SCHEMA_VERSION, Sample, ValidationError,
+};
 use uuid::Uuid;
 
 /// The inventory is resent at least this often even when nothing changed, so a collector that
@@ -44,17 +48,107 @@ pub fn build(
     };
     let cuts = fit(&mut report, &Limits::default());
     if !cuts.is_empty() {
-        // The same machine exceeds the same limits every cycle: say it once at warn level, not
-        // every minute.
-        static WARNED: AtomicBool = AtomicBool::new(false);
-        let cut = cuts.describe();
-        if WARNED.swap(true, Ordering::Relaxed) {
-            tracing::debug!(%cut, "report cut to the collector's limits");
-        } else {
-            tracing::warn!(%cut, "report cut to the collector's limits (said once)");
-        }
+        static SAID: AtomicBool = AtomicBool::new(false);
+        say_once(
+            &SAID,
+            "report cut to the collector's limits",
+            cuts.describe(),
+        );
     }
     report
+}
+
+/// `message` with its `detail` at warn level the first time, at debug level after: the same
+/// machine trips the same limit every cycle, and the log should say so once, not every minute.
+fn say_once(said: &AtomicBool, message: &'static str, detail: String) {
+    if said.swap(true, Ordering::Relaxed) {
+        tracing::debug!(%detail, "{message}");
+    } else {
+        tracing::warn!(%detail, "{message} (said once)");
+    }
+}
+
+/// Leaves out of `report` whatever part the collector would still refuse, so that the rest
+/// arrives, above all the fact that the machine is alive: one refused report is refused for
+/// good, and a machine whose every report is refused drops out of the figures. An item of a
+/// list (a probe, a filesystem, a disk) goes alone when the problem is in it; otherwise its
+/// section (the inventory, the sample, the gateway, the speed test, the spool figures) goes.
+/// [`build`] has cut what it knows how to already; this catches what no rule of [`fit`] covers
+/// and the parts set after it. Returns the problems that were found, for the log.
+pub fn sound(report: &mut Report) -> Vec<ValidationError> {
+    let Err(problems) = report.validate(&Limits::default()) else {
+        return Vec::new();
+    };
+    static SAID: AtomicBool = AtomicBool::new(false);
+    let detail: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    say_once(
+        &SAID,
+        "left out of the report what the collector would refuse",
+        detail.join("; "),
+    );
+    let mut items: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
+    let mut sections = BTreeSet::new();
+    for p in &problems {
+        let field = p.field.as_str();
+        let section = field.split(['.', '[']).next().unwrap_or(field);
+        match item_of(field) {
+            Some((list, i)) => {
+                items.entry(list).or_default().insert(i);
+            }
+            None => {
+                sections.insert(section);
+            }
+        }
+    }
+    let gone = |list: &str| items.get(list);
+    keep_others(&mut report.probes, gone("probes"));
+    if let Some(s) = &mut report.sample {
+        keep_others(&mut s.filesystems, gone("sample.filesystems"));
+        keep_others(&mut s.interfaces, gone("sample.interfaces"));
+        keep_others(&mut s.temperatures, gone("sample.temperatures"));
+    }
+    if let Some(inv) = &mut report.inventory {
+        keep_others(&mut inv.disks, gone("inventory.disks"));
+        keep_others(&mut inv.filesystems, gone("inventory.filesystems"));
+        keep_others(&mut inv.interfaces, gone("inventory.interfaces"));
+        keep_others(&mut inv.memory_modules, gone("inventory.memory_modules"));
+        keep_others(&mut inv.monitors, gone("inventory.monitors"));
+        keep_others(&mut inv.gpus, gone("inventory.gpus"));
+        if let Some(software) = &mut inv.software {
+            keep_others(software, gone("inventory.software"));
+        }
+    }
+    for section in sections {
+        match section {
+            "inventory" => report.inventory = None,
+            "sample" => report.sample = None,
+            "probes" => report.probes.clear(),
+            "gateway" => report.gateway = None,
+            "speed" => report.speed = None,
+            "spool" => report.spool = None,
+            // The report's own fields (version, id, interval) are the agent's, not the machine's.
+            _ => {}
+        }
+    }
+    problems
+}
+
+/// `("sample.filesystems", 2)` for `sample.filesystems[2].used_bytes`: the list item a problem
+/// is in, if it is in one.
+fn item_of(field: &str) -> Option<(&str, usize)> {
+    let (list, rest) = field.split_once('[')?;
+    let (index, _) = rest.split_once(']')?;
+    Some((list, index.parse().ok()?))
+}
+
+/// `list` without the items at the indices in `gone`.
+fn keep_others<T>(list: &mut Vec<T>, gone: Option<&BTreeSet<usize>>) {
+    let Some(gone) = gone else { return };
+    let mut i = 0;
+    list.retain(|_| {
+        i += 1;
+        !gone.contains(&(i - 1))
+    });
 }
 
 /// What [`fit`] removed, per field (list indices left out).
@@ -62,13 +156,17 @@ pub fn build(
 pub(crate) struct Cuts {
     /// Items dropped from each list.
     pub(crate) items: BTreeMap<&'static str, usize>,
-    /// Strings shortened (or cleared of NUL characters) in each field.
+    /// Strings shortened or cleared of characters the collector refuses (NUL anywhere, control
+    /// characters in names), in each field.
     pub(crate) strings: BTreeMap<&'static str, usize>,
+    /// Numbers brought within the collector's range (counts over `i64::MAX`, a CPU ratio a
+    /// rounding above 1), in each field.
+    pub(crate) numbers: BTreeMap<&'static str, usize>,
 }
 
 impl Cuts {
     pub(crate) fn is_empty(&self) -> bool {
-        self.items.is_empty() && self.strings.is_empty()
+        self.items.is_empty() && self.strings.is_empty() && self.numbers.is_empty()
     }
 
     /// One line for the log, e.g. `inventory.interfaces: 88 items dropped; ...`.
@@ -80,8 +178,16 @@ impl Cuts {
         let strings = self
             .strings
             .iter()
-            .map(|(field, n)| format!("{field}: {n} strings shortened"));
-        items.chain(strings).collect::<Vec<_>>().join("; ")
+            .map(|(field, n)| format!("{field}: {n} strings shortened or cleaned"));
+        let numbers = self
+            .numbers
+            .iter()
+            .map(|(field, n)| format!("{field}: {n} numbers brought into range"));
+        items
+            .chain(strings)
+            .chain(numbers)
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
@@ -100,22 +206,11 @@ pub(crate) fn fit(report: &mut Report, limits: &Limits) -> Cuts {
         f.inventory(inv);
     }
     if let Some(sample) = &mut report.sample {
-        f.list("sample.filesystems", &mut sample.filesystems);
-        for fs in &mut sample.filesystems {
-            f.string("sample.filesystems.mount_point", &mut fs.mount_point);
-        }
-        f.list("sample.interfaces", &mut sample.interfaces);
-        for n in &mut sample.interfaces {
-            f.string("sample.interfaces.name", &mut n.name);
-        }
-        f.list("sample.temperatures", &mut sample.temperatures);
-        for t in &mut sample.temperatures {
-            f.string("sample.temperatures.sensor", &mut t.sensor);
-        }
+        f.sample(sample);
     }
     f.list("probes", &mut report.probes);
     for p in &mut report.probes {
-        f.string("probes.name", &mut p.name);
+        f.label("probes.name", &mut p.name);
         f.string("probes.target", &mut p.target);
         f.opt("probes.error", &mut p.error);
     }
@@ -158,8 +253,96 @@ impl Fitter {
         }
     }
 
+    /// A name that becomes a label value: a string, and no control characters (a mount point
+    /// can hold a tab or a line break: `/proc/mounts` escapes them and the kernel allows them).
+    /// Each becomes U+FFFD, which shows that something was there.
+    fn label(&mut self, field: &'static str, s: &mut String) {
+        self.string(field, s);
+        if s.chars().any(char::is_control) {
+            *s = s
+                .chars()
+                .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+                .collect();
+            *self.cuts.strings.entry(field).or_default() += 1;
+        }
+    }
+
+    /// A count, size or number of seconds: at most `i64::MAX`, what a signed 64-bit column
+    /// holds (a filesystem the kernel reports absurd block counts for saturates at `u64::MAX`).
+    fn count(&mut self, field: &'static str, n: &mut u64) {
+        const MAX: u64 = i64::MAX as u64;
+        if *n > MAX {
+            *n = MAX;
+            *self.cuts.numbers.entry(field).or_default() += 1;
+        }
+    }
+
+    fn opt_count(&mut self, field: &'static str, n: &mut Option<u64>) {
+        if let Some(n) = n {
+            self.count(field, n);
+        }
+    }
+
+    /// `x` within `range`; one that is not a number at all is dropped.
+    fn within(&mut self, field: &'static str, x: &mut Option<f64>, range: (f64, f64)) {
+        let Some(v) = *x else { return };
+        let fitted = (!v.is_nan()).then(|| v.clamp(range.0, range.1));
+        if fitted != Some(v) {
+            *x = fitted;
+            *self.cuts.numbers.entry(field).or_default() += 1;
+        }
+    }
+
+    fn sample(&mut self, sample: &mut Sample) {
+        self.within(
+            "sample.cpu_usage_ratio",
+            &mut sample.cpu_usage_ratio,
+            (0.0, 1.0),
+        );
+        if let Some(load) = &mut sample.load {
+            for l in load.iter_mut() {
+                let mut v = Some(*l);
+                self.within("sample.load", &mut v, (0.0, 1e6));
+                *l = v.unwrap_or(0.0);
+            }
+        }
+        self.count("sample.uptime_secs", &mut sample.uptime_secs);
+        self.count("sample.memory_used_bytes", &mut sample.memory_used_bytes);
+        self.opt_count(
+            "sample.memory_available_bytes",
+            &mut sample.memory_available_bytes,
+        );
+        self.count("sample.swap_used_bytes", &mut sample.swap_used_bytes);
+        self.list("sample.filesystems", &mut sample.filesystems);
+        for fs in &mut sample.filesystems {
+            self.label("sample.filesystems.mount_point", &mut fs.mount_point);
+            self.count("sample.filesystems.used_bytes", &mut fs.used_bytes);
+            self.count("sample.filesystems.free_bytes", &mut fs.free_bytes);
+            self.opt_count(
+                "sample.filesystems.available_bytes",
+                &mut fs.available_bytes,
+            );
+        }
+        self.list("sample.interfaces", &mut sample.interfaces);
+        for n in &mut sample.interfaces {
+            self.label("sample.interfaces.name", &mut n.name);
+            for (field, v) in [
+                ("sample.interfaces.rx_bytes", &mut n.rx_bytes),
+                ("sample.interfaces.tx_bytes", &mut n.tx_bytes),
+                ("sample.interfaces.rx_errors", &mut n.rx_errors),
+                ("sample.interfaces.tx_errors", &mut n.tx_errors),
+            ] {
+                self.count(field, v);
+            }
+        }
+        self.list("sample.temperatures", &mut sample.temperatures);
+        for t in &mut sample.temperatures {
+            self.label("sample.temperatures.sensor", &mut t.sensor);
+        }
+    }
+
     fn inventory(&mut self, inv: &mut Inventory) {
-        self.string("inventory.hostname", &mut inv.hostname);
+        self.label("inventory.hostname", &mut inv.hostname);
         self.string("inventory.os.family", &mut inv.os.family);
         self.string("inventory.os.arch", &mut inv.os.arch);
         self.opt("inventory.os.name", &mut inv.os.name);
@@ -168,15 +351,23 @@ impl Fitter {
         self.opt("inventory.cpu.model", &mut inv.cpu.model);
         self.opt("inventory.cpu.vendor", &mut inv.cpu.vendor);
         self.opt("inventory.virtualization", &mut inv.virtualization);
+        self.opt_count("inventory.cpu.frequency_hz", &mut inv.cpu.frequency_hz);
+        self.count("inventory.memory.total_bytes", &mut inv.memory.total_bytes);
+        self.count(
+            "inventory.memory.swap_total_bytes",
+            &mut inv.memory.swap_total_bytes,
+        );
         self.list("inventory.disks", &mut inv.disks);
         for d in &mut inv.disks {
             self.string("inventory.disks.name", &mut d.name);
+            self.count("inventory.disks.size_bytes", &mut d.size_bytes);
             self.opt("inventory.disks.model", &mut d.model);
             self.opt("inventory.disks.serial", &mut d.serial);
         }
         self.list("inventory.filesystems", &mut inv.filesystems);
         for fs in &mut inv.filesystems {
-            self.string("inventory.filesystems.mount_point", &mut fs.mount_point);
+            self.label("inventory.filesystems.mount_point", &mut fs.mount_point);
+            self.count("inventory.filesystems.total_bytes", &mut fs.total_bytes);
             self.string("inventory.filesystems.device", &mut fs.device);
             self.string("inventory.filesystems.fs_type", &mut fs.fs_type);
         }
@@ -187,7 +378,8 @@ impl Fitter {
             inv.interfaces.sort_by(|a, b| a.name.cmp(&b.name));
         }
         for n in &mut inv.interfaces {
-            self.string("inventory.interfaces.name", &mut n.name);
+            self.label("inventory.interfaces.name", &mut n.name);
+            self.opt_count("inventory.interfaces.speed_bps", &mut n.speed_bps);
             self.opt("inventory.interfaces.mac", &mut n.mac);
             self.list("inventory.interfaces.addresses", &mut n.addresses);
             for a in &mut n.addresses {
@@ -217,6 +409,7 @@ impl Fitter {
         self.list("inventory.memory_modules", &mut inv.memory_modules);
         for m in &mut inv.memory_modules {
             self.string("inventory.memory_modules.locator", &mut m.locator);
+            self.count("inventory.memory_modules.size_bytes", &mut m.size_bytes);
             for (field, v) in [
                 ("inventory.memory_modules.bank", &mut m.bank),
                 ("inventory.memory_modules.memory_type", &mut m.memory_type),
@@ -374,6 +567,74 @@ mod tests {
         assert_eq!(report.sample.as_ref().unwrap().interfaces.len(), 512);
     }
 
+    fn golden() -> Report {
+        serde_json::from_str(include_str!("../../protocol/tests/golden/report-v1.json")).unwrap()
+    }
+
+    #[test]
+    fn control_characters_and_huge_counts_are_fitted_not_refused() {
+        // A mount point with a tab (the kernel allows it, /proc/mounts escapes it as \011), a
+        // filesystem whose block counts saturate, a CPU ratio a rounding over 1: each alone
+        // made the collector refuse the report, and so every report of that machine.
+        let mut report = golden();
+        let sample = report.sample.as_mut().unwrap();
+        sample.filesystems[0].mount_point = "/media/USB\tDISK".into();
+        sample.filesystems[0].used_bytes = u64::MAX;
+        sample.interfaces[0].name = "eth\n0".into();
+        sample.cpu_usage_ratio = Some(1.000_000_1);
+        sample.load = Some([f64::NAN, 0.5, 0.25]);
+        report.inventory.as_mut().unwrap().hostname = "pc\u{7}".into();
+        let limits = Limits::default();
+        assert!(report.validate(&limits).is_err());
+
+        let cuts = fit(&mut report, &limits);
+        report.validate(&limits).unwrap();
+        let sample = report.sample.as_ref().unwrap();
+        assert_eq!(sample.filesystems[0].mount_point, "/media/USB\u{fffd}DISK");
+        assert_eq!(sample.filesystems[0].used_bytes, i64::MAX as u64);
+        assert_eq!(sample.interfaces[0].name, "eth\u{fffd}0");
+        assert_eq!(sample.cpu_usage_ratio, Some(1.0));
+        assert_eq!(sample.load, Some([0.0, 0.5, 0.25]));
+        assert_eq!(report.inventory.as_ref().unwrap().hostname, "pc\u{fffd}");
+        assert_eq!(
+            cuts.describe(),
+            "inventory.hostname: 1 strings shortened or cleaned; \
+             sample.filesystems.mount_point: 1 strings shortened or cleaned; \
+             sample.interfaces.name: 1 strings shortened or cleaned; \
+             sample.cpu_usage_ratio: 1 numbers brought into range; \
+             sample.filesystems.used_bytes: 1 numbers brought into range; \
+             sample.load: 1 numbers brought into range"
+        );
+    }
+
+    #[test]
+    fn what_would_still_be_refused_is_left_out_and_the_rest_is_sent() {
+        let mut report = golden();
+        let probes = report.probes.clone();
+        report.probes[0].successes = report.probes[0].attempts + 1;
+        report.sample.as_mut().unwrap().temperatures[1].celsius = 900.0;
+        report.gateway.as_mut().unwrap().rtt_avg_seconds = Some(-1.0);
+        let problems = sound(&mut report);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        report.validate(&Limits::default()).unwrap();
+        // The bad probe and the bad temperature alone; the gateway check, which is not a list
+        // item, whole; everything else as it was.
+        assert_eq!(report.probes, probes[1..]);
+        let golden = golden();
+        let temperatures = &report.sample.as_ref().unwrap().temperatures;
+        assert_eq!(
+            temperatures,
+            &golden.sample.as_ref().unwrap().temperatures[..1]
+        );
+        assert_eq!(report.gateway, None);
+        assert_eq!(report.inventory, golden.inventory);
+        assert_eq!(report.speed, golden.speed);
+        // A sound report is left alone.
+        let mut fine = golden.clone();
+        assert!(sound(&mut fine).is_empty());
+        assert_eq!(fine, golden);
+    }
+
     #[test]
     fn fit_reports_every_cut_and_keeps_what_fits() {
         let limits = Limits {
@@ -427,7 +688,7 @@ mod tests {
         assert_eq!(
             cuts.describe(),
             "inventory.disks: 1 items dropped; probes: 1 items dropped; \
-             inventory.hostname: 1 strings shortened; probes.error: 2 strings shortened"
+             inventory.hostname: 1 strings shortened or cleaned; probes.error: 2 strings shortened or cleaned"
         );
         assert!(fit(&mut report, &limits).is_empty());
     }
