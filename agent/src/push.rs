@@ -1,12 +1,17 @@
 //! Talking to the collector: enrolment and report delivery over one reused HTTP client.
 //!
-//! Whether to try a failed delivery again is decided in one place, [`classify`]: connection
-//! failures, 408, 429 and 5xx (except 501) are worth retrying later and keep the report spooled;
-//! 401 means this agent's key is no longer accepted and sending stops until it is enrolled again;
-//! any other 4xx means the collector will never take this report, so it is logged and dropped
-//! rather than blocking every report behind it. Two exceptions keep reports: a redirect (3xx) and
-//! 404/405 say the configured URL does not lead to a collector's report endpoint, which no report
-//! can fix and dropping would turn a typo in a deployment into lost evidence on every machine.
+//! What an answer means is decided in one place, [`classify`], and only the collector's own
+//! answers are believed. A report is forgotten when the collector said it stored it (202
+//! `{"status":"accepted"}`) or already had it (200 `{"status":"duplicate"}`); any other 2xx comes
+//! from something in between (a captive portal, a proxy's login page) and keeps the report. A
+//! report is dropped, logged and counted, only when the collector refused it for what it is (a
+//! 4xx carrying its JSON error: the report is invalid) or when it is too large for whatever
+//! answered 413, since neither will ever take it and it must not block every report behind it.
+//! 401 means this agent's key is no longer accepted: sending stops until it is enrolled again.
+//! Everything else keeps the report for later: connection failures, 408, 429, 5xx, redirects,
+//! 404/405 (the configured URL does not lead to a report endpoint), and any 4xx without the
+//! collector's error body (a proxy asking to log in, a firewall, plain HTTP sent to an HTTPS
+//! port). A mistake in a deployment must not turn into lost evidence on every machine.
 //! How long to wait before trying again is [`Backoff`]'s: doubling waits with jitter.
 
 use std::time::Duration;
@@ -30,15 +35,34 @@ pub enum Disposition {
     Drop,
 }
 
-pub fn classify(status: StatusCode) -> Disposition {
+/// What the answer `status` with `body` to a report means (see the module's documentation).
+pub fn classify(status: StatusCode, body: &[u8]) -> Disposition {
+    let said = |expected: &str| {
+        serde_json::from_slice::<serde_json::Value>(body)
+            .is_ok_and(|v| v["status"].as_str() == Some(expected))
+    };
     match status.as_u16() {
-        200..=299 => Disposition::Delivered,
+        202 if said("accepted") => Disposition::Delivered,
+        200 if said("duplicate") => Disposition::Delivered,
         401 => Disposition::Unauthorized,
-        300..=399 | 404 | 405 | 408 | 429 => Disposition::Retry,
-        501 => Disposition::Drop,
-        500..=599 => Disposition::Retry,
-        _ => Disposition::Drop,
+        413 => Disposition::Drop,
+        404 | 405 | 408 | 429 => Disposition::Retry,
+        400..=499 if collectors_error(body).is_some() => Disposition::Drop,
+        _ => Disposition::Retry,
     }
+}
+
+/// The message of the collector's JSON error body (`{"error": {"code", "message"}}`), if `body`
+/// is one.
+fn collectors_error(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v["error"]["code"].as_str()?;
+    Some(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
 }
 
 /// When to try delivering again after failures: exponential backoff with jitter.
@@ -129,11 +153,14 @@ pub fn client(timeout: Duration, tls: &TlsFiles) -> Result<reqwest::Client, TlsE
 
 /// The collector's error message from a JSON error body, or the raw text.
 async fn error_message(response: reqwest::Response) -> String {
-    let text = response.text().await.unwrap_or_default();
-    serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| text.chars().take(200).collect())
+    message(&response.bytes().await.unwrap_or_default())
+}
+
+/// What an answer's `body` says went wrong: the collector's message, or the start of whatever
+/// else answered.
+fn message(body: &[u8]) -> String {
+    collectors_error(body)
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect())
 }
 
 /// A failed exchange as the agent reports it, certificate problems told apart.
@@ -226,11 +253,17 @@ pub async fn send(
         .await
         .map_err(|e| unreachable(&e))?;
     let status = response.status();
-    let disposition = classify(status);
-    let message = if disposition == Disposition::Delivered {
-        String::new()
-    } else {
-        error_message(response).await
+    // The collector's answers are a few dozen bytes; a portal's page is read whole, but it is
+    // one page.
+    let body = response.bytes().await.map_err(|e| unreachable(&e))?;
+    let disposition = classify(status, &body);
+    let message = match disposition {
+        Disposition::Delivered => String::new(),
+        _ if status.is_success() => format!(
+            "answered {status} but not as the collector does (a proxy or a captive portal?): {}",
+            message(&body)
+        ),
+        _ => message(&body),
     };
     Ok((disposition, status, message))
 }
@@ -373,15 +406,34 @@ mod tests {
 
     #[test]
     fn retry_rules() {
-        let d = |code: u16| classify(StatusCode::from_u16(code).unwrap());
-        assert_eq!(d(202), Disposition::Delivered);
-        assert_eq!(d(200), Disposition::Delivered);
-        assert_eq!(d(401), Disposition::Unauthorized);
-        for code in [301, 308, 404, 405, 408, 429, 500, 502, 503, 504, 599] {
-            assert_eq!(d(code), Disposition::Retry, "{code}");
+        let d =
+            |code: u16, body: &str| classify(StatusCode::from_u16(code).unwrap(), body.as_bytes());
+        let refused = r#"{"error":{"code":"invalid_report","message":"probes[0].name: too long"}}"#;
+        let page = "<html><body>Please log in to use the Internet</body></html>";
+        assert_eq!(d(202, r#"{"status":"accepted"}"#), Disposition::Delivered);
+        assert_eq!(d(200, r#"{"status":"duplicate"}"#), Disposition::Delivered);
+        assert_eq!(d(401, refused), Disposition::Unauthorized);
+        // The collector's refusal of the report itself, and a body too large for anyone.
+        for code in [400, 403, 409, 415, 422] {
+            assert_eq!(d(code, refused), Disposition::Drop, "{code}");
         }
-        for code in [400, 403, 409, 413, 415, 422, 501] {
-            assert_eq!(d(code), Disposition::Drop, "{code}");
+        assert_eq!(d(413, page), Disposition::Drop);
+        // Whatever else answered: keep the report.
+        for (code, body) in [
+            (200, page),
+            (200, r#"{"status":"accepted"}"#),
+            (202, ""),
+            (204, ""),
+            (400, page),
+            (403, page),
+            (407, page),
+            (422, ""),
+            (501, refused),
+        ] {
+            assert_eq!(d(code, body), Disposition::Retry, "{code} {body}");
+        }
+        for code in [301, 308, 404, 405, 408, 429, 500, 502, 503, 504, 599] {
+            assert_eq!(d(code, refused), Disposition::Retry, "{code}");
         }
     }
 }

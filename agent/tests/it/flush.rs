@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use hatang_agent::push::{self, Flushed, PushError};
 
-use crate::support::{AGENT_KEY, FakeCollector, closed_port_url, pending_ids, spooled};
+use crate::support::{AGENT_KEY, Answer, FakeCollector, closed_port_url, pending_ids, spooled};
 
 fn client() -> reqwest::Client {
     push::client(Duration::from_secs(5), &Default::default()).unwrap()
@@ -154,6 +154,36 @@ async fn a_422_drops_only_that_report_and_goes_on() {
         1,
         "counted for the next report"
     );
+}
+
+#[tokio::test]
+async fn answers_that_are_not_the_collectors_keep_every_report() {
+    // A captive portal's page with 200, a proxy asking to log in, a firewall's 403 page: none
+    // of them stored anything, and none of them says anything about the report.
+    let page = serde_json::json!("<html><body>Log in to use the Internet</body></html>");
+    for (status, body) in [(200, page.clone()), (407, page.clone()), (403, page)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, ids) = spooled(dir.path(), 2);
+        let server = FakeCollector::answering(vec![Answer::json(status, body)]).await;
+
+        let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool, 100).await;
+
+        assert!(
+            matches!(&result, Err(PushError::Refused { status: s, .. }) if *s == status),
+            "{status}: {result:?}"
+        );
+        assert_eq!(
+            flushed,
+            Flushed {
+                delivered: 0,
+                dropped: 0,
+                waiting: 2
+            },
+            "{status}"
+        );
+        assert_eq!(pending_ids(&spool), ids, "{status}");
+        assert_eq!(spool.drops().unwrap().refused, 0, "{status}");
+    }
 }
 
 #[tokio::test]
