@@ -322,11 +322,24 @@ impl Spool {
         Ok((dropped.full + dropped.expired) as usize)
     }
 
-    /// Reads and checks one record; one that fails is set aside, counted and logged here.
+    /// Reads and checks one record; one that fails is set aside, counted and logged here. So is
+    /// one this process may not read, or a directory by a record's name (an operator's `sudo
+    /// hatang-agent once` beside the service can leave a root-only record): as an error it
+    /// stopped the whole spool at that file, and the agent's start with it. Other errors (out of
+    /// file handles, say) say nothing about the record and stay errors.
     fn load(&self, entry: &Entry) -> io::Result<Option<Record>> {
         let bytes = match fs::read(&entry.path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::PermissionDenied | io::ErrorKind::IsADirectory
+                ) =>
+            {
+                self.set_aside(entry, &format!("cannot be read: {e}"))?;
+                return Ok(None);
+            }
             Err(e) => return Err(e),
         };
         match decode(bytes, entry.report_id) {
@@ -570,6 +583,34 @@ mod tests {
         assert_eq!(spool.drops().unwrap().damaged, 1);
         let aside = dir.path().join("spool").join(DAMAGED_DIR);
         assert_eq!(fs::read_dir(aside).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_read_is_set_aside_and_blocks_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), BOUNDS, clock(0)).unwrap();
+        for i in 1..=3 {
+            spool.push(Uuid::from_u128(i), b"report", clock(0)).unwrap();
+        }
+        // A directory by the second record's name: unreadable as a file whoever reads it (a
+        // file without read permission would be read anyway by root, who runs the tests).
+        let second = spool.pending().unwrap()[1].path.clone();
+        fs::remove_file(&second).unwrap();
+        fs::create_dir(&second).unwrap();
+
+        let reopened = Spool::open(dir.path(), BOUNDS, clock(0)).unwrap();
+
+        assert_eq!(ids(&reopened), [Uuid::from_u128(1), Uuid::from_u128(3)]);
+        let pending = reopened.pending().unwrap();
+        assert_eq!(reopened.read(&pending[1]).unwrap().unwrap(), b"report");
+        assert_eq!(reopened.drops().unwrap().damaged, 1);
+        assert!(
+            dir.path()
+                .join("spool")
+                .join(DAMAGED_DIR)
+                .join(second.file_name().unwrap())
+                .is_dir()
+        );
     }
 
     #[test]
