@@ -58,6 +58,12 @@ pub async fn create(
     if request.max_uses == Some(0) {
         return Err(invalid("max_uses must be at least 1"));
     }
+    if request.expires_days == Some(0) {
+        // A token that is expired the moment it is shown is a typo, not a request.
+        return Err(invalid(
+            "expires_days must be at least 1 (leave it out for a token that does not expire)",
+        ));
+    }
     let (secret, kind, unit, role) = match request.unit.as_deref() {
         Some(unit) => {
             if unit.is_empty() || unit.chars().count() > MAX_UNIT_LEN {

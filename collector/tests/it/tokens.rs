@@ -260,6 +260,11 @@ async fn max_uses_and_roles_are_checked_when_a_token_is_made() {
             "at least 1",
         ),
         (
+            json!({"role": "viewer", "expires_days": 0}),
+            "invalid_token_request",
+            "expires_days must be at least 1",
+        ),
+        (
             json!({"role": "viewer", "max_uses": 2}),
             "invalid_token_request",
             "needs a unit",
@@ -608,5 +613,39 @@ async fn fingerprints_never_reveal_secrets_in_lists_debug_or_logs() {
     assert!(
         shown.last().unwrap().1.contains(&fingerprint(&viewer)),
         "revocation logged"
+    );
+}
+
+#[tokio::test]
+async fn an_enrolment_waiting_on_a_revoke_is_refused_once_the_revoke_commits() {
+    // Only PostgreSQL lets an enrolment read the token before a revoke commits and claim its
+    // use after (SQLite's enrolment holds the write lock throughout).
+    let Some(db) = crate::support::Backend::postgres() else {
+        return;
+    };
+    use sqlx::Connection as _;
+    let h = Harness::with_tree_on(&db, TREE_3).await;
+    let token = h.enrol_token("4351", None).await;
+    // Another session holds the token's row, as a revoke in progress does.
+    let mut revoker = sqlx::PgConnection::connect(h.db_url()).await.unwrap();
+    let mut tx = revoker.begin().await.unwrap();
+    sqlx::query("SELECT id FROM enrol_tokens FOR UPDATE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let revoke = async {
+        // The enrolment has read the token by now and waits for its row to claim a use.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        sqlx::query("UPDATE enrol_tokens SET revoked_at = 1")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    };
+    let (reply, ()) = tokio::join!(h.enroll(&token, "raced"), revoke);
+    reply.error(StatusCode::FORBIDDEN, "token_revoked");
+    assert!(
+        h.store().agents().await.unwrap().is_empty(),
+        "nobody enrolled"
     );
 }
