@@ -334,16 +334,28 @@ impl Store for PostgresStore {
         // updates, so enrolments racing on the last use cannot both get it (on PostgreSQL the
         // second waits for the first's row lock, then sees its count). Nothing is written if it
         // is refused: the transaction is dropped.
+        // The revocation is checked again here for the same reason: a revoke that committed
+        // after the SELECT above read the token (the UPDATE waits for its row lock, then sees
+        // its row) must refuse this enrolment, not let it finish after the revoke was answered.
         let claimed = sqlx::query(
             "UPDATE enrol_tokens SET uses = uses + 1
-             WHERE id = $1 AND (max_uses IS NULL OR uses < max_uses)",
+             WHERE id = $1 AND revoked_at IS NULL AND (max_uses IS NULL OR uses < max_uses)",
         )
         .bind(token.id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if claimed == 0 {
-            return Ok(Err(EnrolRefusal::UsedUp));
+            let revoked: bool =
+                sqlx::query_scalar("SELECT revoked_at IS NOT NULL FROM enrol_tokens WHERE id = $1")
+                    .bind(token.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            return Ok(Err(if revoked {
+                EnrolRefusal::Revoked
+            } else {
+                EnrolRefusal::UsedUp
+            }));
         }
         // The id is only used if the machine is new: RETURNING gives the stored one, so
         // "reused" is exactly "the id that came back is not the one we proposed".

@@ -330,11 +330,12 @@ impl Store for SqliteStore {
             Err(refusal) => return Ok(Err(refusal)),
         };
         // The use is claimed first; nothing is written if it is refused (the transaction is
-        // dropped). PostgreSQL needs the condition in the UPDATE itself; here the single
-        // writer would do, but one statement keeps the two stores alike.
+        // dropped). PostgreSQL needs the conditions in the UPDATE itself; here the single
+        // writer (this transaction took the write lock before reading the token) would do, so
+        // no revoke can come between, but one statement keeps the two stores alike.
         let claimed = sqlx::query(
             "UPDATE enrol_tokens SET uses = uses + 1
-             WHERE id = ? AND (max_uses IS NULL OR uses < max_uses)",
+             WHERE id = ? AND revoked_at IS NULL AND (max_uses IS NULL OR uses < max_uses)",
         )
         .bind(token.id)
         .execute(&mut *tx)
