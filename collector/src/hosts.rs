@@ -4,7 +4,7 @@
 //! tens, not thousands) and the IT staff need each one's health, so they get per-host series
 //! built from their latest sample and inventory.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use hatang_protocol::{Inventory, Sample};
 use serde::Serialize;
@@ -63,12 +63,30 @@ pub fn compute(servers: &[(AgentRecord, HostEvidence)], now: i64) -> Vec<HostFig
                     .flat_map(|i| &i.filesystems)
                     .map(|f| (f.mount_point.clone(), f.total_bytes))
                     .collect(),
-                sample: evidence.sample.clone(),
+                sample: evidence.sample.clone().map(distinct),
             }
         })
         .collect();
     hosts.sort_by(|a, b| a.host.cmp(&b.host));
     hosts
+}
+
+/// `sample` with one entry per mount point, interface and sensor, the first of each: each
+/// becomes a label set of the host's series, and one repeated breaks the exposition (promtool
+/// refuses it; Prometheus drops the repeats). The Linux agent names them uniquely, but the
+/// protocol does not require it.
+fn distinct(mut sample: Sample) -> Sample {
+    let mut seen = HashSet::new();
+    sample
+        .filesystems
+        .retain(|f| seen.insert(f.mount_point.clone()));
+    seen.clear();
+    sample.interfaces.retain(|n| seen.insert(n.name.clone()));
+    seen.clear();
+    sample
+        .temperatures
+        .retain(|t| seen.insert(t.sensor.clone()));
+    sample
 }
 
 #[cfg(test)]
@@ -121,6 +139,39 @@ mod tests {
         assert_eq!(hosts[0].state, AgentState::Online);
         assert_eq!(hosts[1].state, AgentState::Stale);
         assert_eq!(hosts[2].state, AgentState::Offline);
+    }
+
+    #[test]
+    fn a_name_reported_twice_is_one_series() {
+        let sample: Sample = serde_json::from_value(serde_json::json!({
+            "uptime_secs": 1, "memory_used_bytes": 1, "swap_used_bytes": 0,
+            "filesystems": [
+                {"mount_point": "/", "used_bytes": 1, "free_bytes": 2},
+                {"mount_point": "/", "used_bytes": 3, "free_bytes": 4},
+            ],
+            "interfaces": [
+                {"name": "eth0", "rx_bytes": 1, "tx_bytes": 1, "rx_errors": 0, "tx_errors": 0},
+                {"name": "eth0", "rx_bytes": 2, "tx_bytes": 2, "rx_errors": 0, "tx_errors": 0},
+                {"name": "eth1", "rx_bytes": 3, "tx_bytes": 3, "rx_errors": 0, "tx_errors": 0},
+            ],
+            "temperatures": [
+                {"sensor": "coretemp/Core 0", "celsius": 50.0},
+                {"sensor": "coretemp/Core 0", "celsius": 51.0},
+            ],
+        }))
+        .unwrap();
+        let servers = vec![(
+            record("1", "db", Some(1000)),
+            HostEvidence {
+                inventory: None,
+                sample: Some(sample),
+            },
+        )];
+        let s = compute(&servers, 1000)[0].sample.clone().unwrap();
+        let used: Vec<u64> = s.filesystems.iter().map(|f| f.used_bytes).collect();
+        let rx: Vec<u64> = s.interfaces.iter().map(|n| n.rx_bytes).collect();
+        let celsius: Vec<f64> = s.temperatures.iter().map(|t| t.celsius).collect();
+        assert_eq!((used, rx, celsius), (vec![1], vec![1, 3], vec![50.0]));
     }
 
     #[test]
