@@ -645,6 +645,9 @@ pub(crate) struct AgentUpdate {
     pub(crate) interval_secs: i64,
     pub(crate) agent_version: String,
     pub(crate) inventory: Option<String>,
+    /// The name the inventory gives the machine: a renamed machine is listed under its new
+    /// name (the change log keeps the old one).
+    pub(crate) hostname: Option<String>,
     pub(crate) sample: Option<String>,
     pub(crate) probes: Option<String>,
     pub(crate) lan_up: Option<bool>,
@@ -674,6 +677,11 @@ impl AgentUpdate {
             interval_secs: i64::from(report.interval_secs),
             agent_version: report.agent_version.clone(),
             inventory: evidence.inventory,
+            hostname: report
+                .inventory
+                .as_ref()
+                .map(|i| i.hostname.clone())
+                .filter(|h| !h.is_empty()),
             sample: evidence.sample,
             probes: evidence.probes,
             lan_up: links.lan_up,
@@ -692,6 +700,7 @@ impl AgentUpdate {
     pub(crate) fn then(self, later: Self) -> Self {
         Self {
             inventory: later.inventory.or(self.inventory),
+            hostname: later.hostname.or(self.hostname),
             sample: later.sample.or(self.sample),
             probes: later.probes.or(self.probes),
             lan_up: later.lan_up.or(self.lan_up),
@@ -1189,6 +1198,7 @@ mod tests {
             interval_secs: 60,
             agent_version: format!("0.{at}"),
             inventory: None,
+            hostname: None,
             sample: Some(format!("sample {at}")),
             probes: None,
             lan_up: None,
@@ -1206,6 +1216,7 @@ mod tests {
     fn folded_updates_leave_what_one_update_per_report_would() {
         let first = AgentUpdate {
             inventory: Some("inventory 1".into()),
+            hostname: Some("pc-1".into()),
             probes: Some("probes 1".into()),
             lan_up: Some(true),
             internet_ok_at: Some(100),
@@ -1231,6 +1242,7 @@ mod tests {
                 interval_secs: 60,
                 agent_version: "0.160".into(),
                 inventory: Some("inventory 1".into()),
+                hostname: Some("pc-1".into()),
                 sample: Some("sample 160".into()),
                 probes: Some("probes 1".into()),
                 lan_up: Some(false),

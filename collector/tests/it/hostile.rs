@@ -870,6 +870,7 @@ async fn assert_metrics_are_well_formed_with_injected_labels(h: &Harness) {
         .json(StatusCode::CREATED);
     let key = body["agent_key"].as_str().unwrap();
     let mut r = report();
+    r["inventory"]["hostname"] = json!(host);
     r["sample"]["filesystems"][0]["mount_point"] = json!(mount);
     r["sample"]["interfaces"][0]["name"] = json!(interface);
     h.report(key, &r).await.json(StatusCode::ACCEPTED);

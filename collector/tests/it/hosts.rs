@@ -2,7 +2,7 @@
 
 use axum::http::StatusCode;
 
-use crate::support::{Harness, TREE_3, on_every_backend, report};
+use crate::support::{Harness, TREE_3, on_every_backend, report_from};
 
 on_every_backend! {
     #[tokio::test]
@@ -13,8 +13,8 @@ on_every_backend! {
         let server = h.enrolled(&servers, "srv-1").await;
         let desk = h.enrolled(&workstations, "desk-1").await;
         let silent = h.enrolled(&servers, "srv-2").await;
-        for agent in [&server, &desk] {
-            h.report(&agent.key, &report())
+        for (agent, machine) in [(&server, "srv-1"), (&desk, "desk-1")] {
+            h.report(&agent.key, &report_from(machine))
                 .await
                 .json(StatusCode::ACCEPTED);
         }

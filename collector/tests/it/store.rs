@@ -590,3 +590,23 @@ on_every_backend! {
         assert_eq!(store.inventory_changes("a", None, 10).await.unwrap(), log);
     }
 }
+
+on_every_backend! {
+    #[tokio::test]
+    async fn a_renamed_machine_is_listed_under_its_new_name(db) {
+        let h = Harness::with_tree_on(&db, TREE_3).await;
+        let token = h.enrol_token("17-SYT", Some("workstation")).await;
+        let agent = h.enrolled(&token, "renamed").await;
+        let hostname = async || h.store().agent(&agent.id).await.unwrap().unwrap().0.hostname;
+        assert_eq!(hostname().await, "host-renamed", "as enrolled");
+        let mut r = report();
+        r["inventory"]["hostname"] = serde_json::json!("ub-xa-02");
+        h.report(&agent.key, &r).await.json(StatusCode::ACCEPTED);
+        assert_eq!(hostname().await, "ub-xa-02", "as its inventory says");
+        // A report without an inventory says nothing of the name.
+        let mut r = report();
+        r.as_object_mut().unwrap().remove("inventory");
+        h.report(&agent.key, &r).await.json(StatusCode::ACCEPTED);
+        assert_eq!(hostname().await, "ub-xa-02");
+    }
+}

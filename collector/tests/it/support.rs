@@ -49,6 +49,14 @@ pub fn report() -> Value {
     r
 }
 
+/// The golden v1 report as the machine enrolled by [`Harness::enrolled`] with `machine_id` sends
+/// it: its inventory names it as its enrolment did (`host-<machine id>`), as a real agent's does.
+pub fn report_from(machine_id: &str) -> Value {
+    let mut r = report();
+    r["inventory"]["hostname"] = json!(format!("host-{machine_id}"));
+    r
+}
+
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
     encoder.write_all(bytes).unwrap();
@@ -436,8 +444,9 @@ impl Harness {
     pub async fn reporting_agents(&self, token: &str, prefix: &str, machines: usize) -> Vec<Agent> {
         let mut agents = Vec::new();
         for i in 0..machines {
-            let agent = self.enrolled(token, &format!("{prefix}-{i}")).await;
-            self.report(&agent.key, &report())
+            let machine = format!("{prefix}-{i}");
+            let agent = self.enrolled(token, &machine).await;
+            self.report(&agent.key, &report_from(&machine))
                 .await
                 .json(StatusCode::ACCEPTED);
             agents.push(agent);

@@ -136,13 +136,13 @@ async fn store_at_once(
     let sql = format!(
         "WITH ins AS (
            INSERT INTO reports (report_id, agent_id, received_at, agent_time, body)
-           SELECT * FROM UNNEST($20::text[], $21::text[], $22::bigint[], $23::bigint[], $24::text[])
+           SELECT * FROM UNNEST($21::text[], $22::text[], $23::bigint[], $24::bigint[], $25::text[])
            ON CONFLICT (report_id) DO NOTHING RETURNING 1),
          upd AS (
            UPDATE agents a SET {AGENT_SET} FROM {AGENT_VALUES}
            WHERE a.id = v.id AND a.revoked_at IS NULL AND (v.key IS NULL OR a.key_hash = v.key)
            RETURNING 1)
-         SELECT hatang_batch_check((SELECT COUNT(*) FROM ins) = $25 AND (SELECT COUNT(*) FROM upd) = $26)"
+         SELECT hatang_batch_check((SELECT COUNT(*) FROM ins) = $26 AND (SELECT COUNT(*) FROM upd) = $27)"
     );
     let mut with_inventory: Vec<&str> = new
         .iter()
@@ -412,20 +412,21 @@ const AGENT_SET: &str = "last_report_at = v.last_report_at, interval_secs = v.in
            upload_bps = CASE WHEN v.speed THEN v.upload_bps ELSE a.upload_bps END,
            spool_waiting = COALESCE(v.spool_waiting, a.spool_waiting),
            spool_dropped = COALESCE(v.spool_dropped, a.spool_dropped),
-           reports_stored = a.reports_stored + v.reports";
+           reports_stored = a.reports_stored + v.reports,
+           hostname = COALESCE(v.hostname, a.hostname)";
 
-/// The folded updates as rows `v`, parameters `$1` to `$19` ([`bind_updates`]).
+/// The folded updates as rows `v`, parameters `$1` to `$20` ([`bind_updates`]).
 const AGENT_VALUES: &str = "UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
                      $6::text[], $7::text[], $8::bool[], $9::bigint[], $10::bigint[], $11::bigint[],
                      $12::bool[], $13::bigint[], $14::float8[], $15::float8[], $16::bigint[],
-                     $17::bigint[], $18::bigint[], $19::bytea[])
+                     $17::bigint[], $18::bigint[], $19::bytea[], $20::text[])
            AS v(id, last_report_at, interval_secs, agent_version, inventory, sample, probes,
                 lan_up, internet_ok_at, gov_wan_ok_at, datacentre_ok_at, speed, speed_at,
-                download_bps, upload_bps, spool_waiting, spool_dropped, reports, key)";
+                download_bps, upload_bps, spool_waiting, spool_dropped, reports, key, hostname)";
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-/// Binds `$1` to `$19` of [`AGENT_VALUES`]: each agent's folded update and the key its reports
+/// Binds `$1` to `$20` of [`AGENT_VALUES`]: each agent's folded update and the key its reports
 /// came with.
 fn bind_updates<'q>(query: PgQuery<'q>, updates: &'q [Folded<'q>]) -> PgQuery<'q> {
     fn column<'a, T>(updates: &'a [Folded<'a>], f: impl Fn(&'a AgentUpdate) -> T) -> Vec<T> {
@@ -451,6 +452,7 @@ fn bind_updates<'q>(query: PgQuery<'q>, updates: &'q [Folded<'q>]) -> PgQuery<'q
         .bind(column(updates, |u| u.spool_dropped))
         .bind(column(updates, |u| u.reports))
         .bind(updates.iter().map(|u| u.key).collect::<Vec<_>>())
+        .bind(column(updates, |u| u.hostname.as_deref()))
 }
 
 /// One `UPDATE` for every agent of the batch, each row to what its reports leave.

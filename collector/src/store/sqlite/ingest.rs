@@ -218,7 +218,8 @@ impl<'c> Statements<'c> {
                    upload_bps = CASE WHEN ?10 THEN ?13 ELSE upload_bps END,
                    spool_waiting = COALESCE(?14, spool_waiting),
                    spool_dropped = COALESCE(?15, spool_dropped),
-                   reports_stored = reports_stored + ?16
+                   reports_stored = reports_stored + ?16,
+                   hostname = COALESCE(?19, hostname)
                  WHERE id = ?17 AND revoked_at IS NULL AND (?18 IS NULL OR key_hash = ?18)",
             )?,
             store_inventory: conn.prepare(
@@ -337,7 +338,8 @@ fn write_report(s: &mut Statements, prepared: &Prepared) -> Result<Stored, Store
         update.spool_dropped,
         update.reports,
         agent_id,
-        incoming.key_digest
+        incoming.key_digest,
+        update.hostname
     ])?;
     if updated == 0 {
         return Err(StoreError::Revoked(agent_id.clone()));
