@@ -74,7 +74,8 @@
 //! - A report carries the counts as they were before it was spooled; the drops its own arrival
 //!   causes travel with the next one.
 //! - `drops.json` is read, added to and replaced without a lock: two agent processes dropping
-//!   at the same instant (the service and an operator's `once`) can lose one increment.
+//!   at the same instant (the service and an operator's `once`) can lose one increment. A count
+//!   that cannot be saved at all (a full disk) is logged and lost; the drop itself stands.
 //!
 //! # Acknowledged
 //! A report is acknowledged when the collector answered `202 accepted` or `200 duplicate` to it:
@@ -86,6 +87,7 @@ use std::fs;
 use std::io;
 use std::ops::AddAssign;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hatang_protocol::SpoolStats;
@@ -198,8 +200,7 @@ impl Spool {
         let path = self.dir.join(format!("{seq:020}-{report_id}{SUFFIX}"));
         let mut tmp = path.clone().into_os_string();
         tmp.push(TMP_SUFFIX);
-        write_synced(Path::new(&tmp), &record)?;
-        fs::rename(&tmp, &path)?;
+        replace(Path::new(&tmp), &path, &record)?;
         sync_dir(&self.dir)?;
         pending.push(Entry {
             path,
@@ -253,7 +254,7 @@ impl Spool {
             self.count(Drops {
                 refused: 1,
                 ..Drops::default()
-            })?;
+            });
         }
         Ok(())
     }
@@ -317,7 +318,7 @@ impl Spool {
                 max_age_secs = self.bounds.max_age.as_secs(),
                 "spool bounds reached: dropped the oldest unsent reports"
             );
-            self.count(dropped)?;
+            self.count(dropped);
         }
         Ok((dropped.full + dropped.expired) as usize)
     }
@@ -376,18 +377,37 @@ impl Spool {
             self.count(Drops {
                 damaged: 1,
                 ..Drops::default()
-            })?;
+            });
         }
         Ok(())
     }
 
     /// Adds to the persistent drop counts (written like a record: tmp, sync, rename, sync).
-    fn count(&self, more: Drops) -> io::Result<()> {
+    /// Called once the records are gone, which is what matters: a count that cannot be saved
+    /// (a full disk; on Windows, another agent process replacing the file at that instant) is
+    /// logged and lost, as the module allows, and never turns the drop into an error.
+    fn count(&self, more: Drops) {
+        if let Err(e) = self.add_to_counts(more) {
+            tracing::warn!(error = %e, ?more, "reports dropped but the count could not be saved");
+        }
+    }
+
+    fn add_to_counts(&self, more: Drops) -> io::Result<()> {
         let mut drops = self.drops()?;
         drops += more;
-        let tmp = self.dir.join(format!("{DROPS_FILE}{TMP_SUFFIX}"));
-        write_synced(&tmp, &serde_json::to_vec(&drops)?)?;
-        fs::rename(&tmp, self.dir.join(DROPS_FILE))?;
+        // A name of this process's own: two agent processes counting at once each rename their
+        // own file, where one shared name had the second rename fail with "not found".
+        static WRITES: AtomicU64 = AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.dir.join(format!(
+            "{DROPS_FILE}.{}-{n}{TMP_SUFFIX}",
+            std::process::id()
+        ));
+        replace(
+            &tmp,
+            &self.dir.join(DROPS_FILE),
+            &serde_json::to_vec(&drops)?,
+        )?;
         sync_dir(&self.dir)
     }
 }
@@ -472,6 +492,17 @@ fn unix_secs(t: SystemTime) -> u64 {
 }
 
 /// Deletes `path`; whether it was there to delete (another process may have been first).
+/// `bytes` as `path`, whole or not at all: written to `tmp` and synced, then renamed over
+/// `path`. A write that fails (a full disk) removes `tmp` rather than leave it for the next
+/// start to find.
+fn replace(tmp: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let written = write_synced(tmp, bytes).and_then(|()| fs::rename(tmp, path));
+    if written.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    written
+}
+
 fn remove_if_present(path: &Path) -> io::Result<bool> {
     match fs::remove_file(path) {
         Ok(()) => Ok(true),
@@ -611,6 +642,58 @@ mod tests {
                 .join(second.file_name().unwrap())
                 .is_dir()
         );
+    }
+
+    #[test]
+    fn a_write_that_fails_leaves_no_tmp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("x.rec.tmp");
+        // Renaming a file over a directory that holds something fails, as a full disk would
+        // fail the write: either way the half-made file goes.
+        let taken = dir.path().join("x.rec");
+        fs::create_dir(&taken).unwrap();
+        fs::write(taken.join("inside"), b"").unwrap();
+        assert!(replace(&tmp, &taken, b"record").is_err());
+        assert!(!tmp.exists());
+        replace(&tmp, &dir.path().join("y.rec"), b"record").unwrap();
+        assert_eq!(fs::read(dir.path().join("y.rec")).unwrap(), b"record");
+        assert!(!tmp.exists());
+    }
+
+    #[test]
+    fn drops_counted_at_once_by_two_writers_are_never_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let bounds = Bounds {
+            max_reports: 1000,
+            max_bytes: 1 << 20,
+            ..BOUNDS
+        };
+        let spool = Spool::open(dir.path(), bounds, clock(0)).unwrap();
+        for i in 1..=200 {
+            spool.push(Uuid::from_u128(i), b"r", clock(0)).unwrap();
+        }
+        let pending = spool.pending().unwrap();
+        let (evens, odds): (Vec<_>, Vec<_>) = pending.iter().partition(|e| e.seq % 2 == 0);
+        std::thread::scope(|s| {
+            for half in [evens, odds] {
+                let spool = &spool;
+                s.spawn(move || {
+                    for entry in half {
+                        spool.refused(entry).unwrap();
+                    }
+                });
+            }
+        });
+        assert!(spool.pending().unwrap().is_empty());
+        // Counted without a lock: an increment may be lost to the other writer, never doubled.
+        let refused = spool.drops().unwrap().refused;
+        assert!((1..=200).contains(&refused), "{refused}");
+        let left: Vec<_> = fs::read_dir(dir.path().join("spool"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().ends_with(TMP_SUFFIX))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]
