@@ -21,6 +21,7 @@ pub async fn enroll(config: &Config, token: &str, out: &mut impl Write) -> anyho
     let Some(collector) = config.collector.as_deref() else {
         bail!("say which collector to enrol with: --collector URL");
     };
+    push::warn_if_unencrypted(collector);
     // An enrolment already here may pin the identity the collector knows this machine by.
     let previous = state::load(&config.state_dir).ok();
     let machine_id = identity::for_enrolment(previous.as_ref()).map_err(anyhow::Error::msg)?;
@@ -106,6 +107,7 @@ pub async fn once(config: &Config, print: bool, out: &mut impl Write) -> anyhow:
         return Ok(());
     }
     let enrolment = enrolment(config)?;
+    push::warn_if_unencrypted(&enrolment.collector);
     let spool = open_spool(config)?;
     spool_report(&spool, &mut report)?;
     let client = push::client(config.timeout, &enrolment.tls)
@@ -146,6 +148,7 @@ pub async fn once(config: &Config, print: bool, out: &mut impl Write) -> anyhow:
 /// Returns when `shutdown` completes, never in the middle of writing a report.
 pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let enrolment = enrolment(config)?;
+    push::warn_if_unencrypted(&enrolment.collector);
     let spool = open_spool(config)?;
     let client = push::client(config.timeout, &enrolment.tls)?;
     let mut collector = Collector::new().with_software(config.inventory_software);

@@ -65,6 +65,36 @@ fn collectors_error(body: &[u8]) -> Option<String> {
     )
 }
 
+/// Says so in the log when `collector` is plain HTTP to another machine: the enrolment token
+/// and this machine's key then cross the network readable by anyone on the path. Allowed (a
+/// province may start without certificates), but never silently.
+pub fn warn_if_unencrypted(collector: &str) {
+    if unencrypted(collector) {
+        tracing::warn!(
+            collector,
+            "the collector is reached over plain HTTP: the enrolment token and this machine's key travel unencrypted; use an https:// URL"
+        );
+    }
+}
+
+/// Whether `collector` is an `http://` URL to a host other than this one (loopback is spared:
+/// the demo, a collector on the same machine).
+fn unencrypted(collector: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(collector) else {
+        return false;
+    };
+    // Domains come lower-cased, IPv6 addresses in brackets.
+    let local = url.host_str().is_some_and(|host| {
+        host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    url.scheme() == "http" && !local
+}
+
 /// When to try delivering again after failures: exponential backoff with jitter.
 ///
 /// The first failure waits one cycle, as before; each further failure doubles the wait, up to
@@ -402,6 +432,26 @@ mod tests {
             draws.iter().any(|j| (j - draws[0]).abs() > 1e-9),
             "a hundred equal draws: no randomness"
         );
+    }
+
+    #[test]
+    fn plain_http_to_another_machine_is_told_apart() {
+        for url in [
+            "http://collector:8080",
+            "http://10.17.0.5",
+            "HTTP://hatang.gov.vn/",
+        ] {
+            assert!(unencrypted(url), "{url}");
+        }
+        for url in [
+            "https://collector:8443",
+            "http://127.0.0.1:8080",
+            "http://localhost:8080",
+            "http://[::1]:8080",
+            "not a url",
+        ] {
+            assert!(!unencrypted(url), "{url}");
+        }
     }
 
     #[test]
