@@ -147,10 +147,10 @@ pub async fn once(config: &Config, print: bool, out: &mut impl Write) -> anyhow:
 /// The daemon loop: a report every interval, spooled first, sent with everything waiting.
 /// Returns when `shutdown` completes, never in the middle of writing a report.
 pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let enrolment = enrolment(config)?;
+    let mut enrolment = enrolment(config)?;
     push::warn_if_unencrypted(&enrolment.collector);
     let spool = open_spool(config)?;
-    let client = push::client(config.timeout, &enrolment.tls)?;
+    let mut client = push::client(config.timeout, &enrolment.tls)?;
     let mut collector = Collector::new().with_software(config.inventory_software);
     let mut policy = InventoryPolicy::default();
     let mut ticker = tokio::time::interval(config.interval);
@@ -206,6 +206,23 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow:
         // Passes of `send_batch_reports`, oldest first, until the spool is empty, the collector
         // cannot take more or the next cycle is due: a week of backlog drains at the link's
         // pace and never delays a cycle's collection.
+        // Refused the key: an operator may have enrolled this machine again since (`hatang-agent
+        // enroll` writes agent.json); take the new enrolment without waiting for a restart.
+        if unauthorized_logged && let Some(again) = enrolled_again(config, &enrolment) {
+            match push::client(config.timeout, &again.tls) {
+                Ok(c) => {
+                    tracing::info!(agent = %again.agent_id, collector = %again.collector, "enrolled again; sending with the new key");
+                    push::warn_if_unencrypted(&again.collector);
+                    client = c;
+                    enrolment = again;
+                    backoff = push::Backoff::default();
+                    unauthorized_logged = false;
+                }
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "enrolled again, but its TLS settings do not load; still sending with the old key")
+                }
+            }
+        }
         if !backoff.ready(Instant::now()) {
             tracing::debug!("collector failed recently; sending waits, the report is spooled");
             continue;
@@ -254,6 +271,14 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow:
     }
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// The enrolment on disk now, if it is not `current`'s: another key (or collector) than the
+/// one the collector refused.
+fn enrolled_again(config: &Config, current: &Enrolment) -> Option<Enrolment> {
+    enrolment(config)
+        .ok()
+        .filter(|e| e.agent_key != current.agent_key || e.collector != current.collector)
 }
 
 /// A human-readable self-test; returns whether everything essential is fine.

@@ -47,3 +47,56 @@ async fn reports_every_interval_and_stops_on_sigterm() {
     assert!(reports.windows(2).all(|w| w[0].report_id < w[1].report_id));
     assert_eq!(spool_files(&dir.path().join("spool")), 0);
 }
+
+#[tokio::test]
+async fn a_refused_key_is_replaced_by_an_enrolment_made_while_running() {
+    let dir = tempfile::tempdir().unwrap();
+    // The collector refuses the first report; whatever comes later it takes.
+    let server = FakeCollector::start([401, 202]).await;
+    enrol(dir.path(), &server.url);
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, "interval_secs = 5\n").unwrap();
+    let mut child = agent(dir.path())
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        Duration::from_secs(15),
+        "the first report was refused",
+        || !server.received().is_empty(),
+    )
+    .await;
+    // An operator enrols the machine again, as `hatang-agent enroll` would.
+    let mut again = hatang_agent::state::load(dir.path()).unwrap();
+    again.agent_key = "hta_enrolled_again".into();
+    hatang_agent::state::save(dir.path(), &again).unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "a report sent with the new key",
+        || {
+            server
+                .received()
+                .iter()
+                .any(|r| r.header("authorization") == Some("Bearer hta_enrolled_again"))
+        },
+    )
+    .await;
+    child.kill().await.unwrap();
+    let keys: Vec<Option<String>> = server
+        .received()
+        .iter()
+        .map(|r| r.header("authorization").map(str::to_owned))
+        .collect();
+    let old = format!("Bearer {}", crate::support::AGENT_KEY);
+    assert_eq!(keys[0].as_deref(), Some(old.as_str()), "{keys:?}");
+    assert!(
+        keys[1..]
+            .iter()
+            .all(|k| k.as_deref() == Some("Bearer hta_enrolled_again")),
+        "after the new enrolment only the new key: {keys:?}"
+    );
+}
