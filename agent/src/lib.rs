@@ -4,6 +4,8 @@
 //! written to the on-disk spool before it is sent and leaves it only once the collector
 //! acknowledged it (see [`spool`]).
 
+#[cfg(windows)]
+mod acl;
 pub mod collect;
 pub mod commands;
 pub mod config;

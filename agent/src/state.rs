@@ -73,7 +73,8 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
     }
 }
 
-/// Creates the state directory (owner-only on Unix) if it does not exist.
+/// Creates the state directory if it does not exist, closed to other users: mode 0700 on
+/// Unix, on Windows an access list for SYSTEM, Administrators and its owner only (`acl.rs`).
 pub fn ensure_dir(dir: &Path) -> Result<(), StateError> {
     fs::create_dir_all(dir).map_err(io_error(dir))?;
     #[cfg(unix)]
@@ -81,6 +82,8 @@ pub fn ensure_dir(dir: &Path) -> Result<(), StateError> {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_error(dir))?;
     }
+    #[cfg(windows)]
+    crate::acl::restrict(dir).map_err(io_error(dir))?;
     Ok(())
 }
 
