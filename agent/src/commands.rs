@@ -173,7 +173,9 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow:
         let cycle_end = tokio::time::Instant::now() + config.interval;
         let inventory = collector.inventory();
         let gateway = inventory.default_gateway;
-        let inventory = policy.due(&inventory, Instant::now()).then_some(inventory);
+        let collected_at = Instant::now();
+        let due = policy.due(&inventory, collected_at);
+        let inventory = due.is_some().then_some(inventory);
         // Measuring writes nothing, so a shutdown meanwhile loses nothing.
         let evidence = tokio::select! {
             () = &mut shutdown => break,
@@ -197,8 +199,15 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow:
         report.speed = speed;
         // A spool that cannot be written (a full disk) must not stop the agent: what is already
         // spooled still goes out.
-        if let Err(e) = spool_report(&spool, &mut report) {
-            tracing::error!(error = %format!("{e:#}"), "report not kept");
+        match spool_report(&spool, &mut report) {
+            // `sound` may have left out an inventory the collector would refuse: then it was
+            // not sent, and stays due.
+            Ok(()) => {
+                if let Some(due) = due.filter(|_| report.inventory.is_some()) {
+                    policy.spooled(due, collected_at);
+                }
+            }
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "report not kept"),
         }
         // Stopping mid-flush is safe: the report being sent stays spooled and, if the collector
         // did commit it, the resend next time is answered as a duplicate. A long backlog must not

@@ -455,14 +455,22 @@ pub fn encode(report: &Report) -> io::Result<Vec<u8>> {
 }
 
 /// Sends the inventory when its content changed or a day has passed since it was last sent.
+/// "Sent" is when the report carrying it was spooled: from then on it reaches the collector
+/// (or is counted as dropped); a report that could not be spooled (a full disk) leaves the
+/// inventory due for the next one rather than withheld for a day.
 #[derive(Debug, Default)]
 pub struct InventoryPolicy {
     last: Option<(u64, Instant)>,
 }
 
+/// An inventory found due by [`InventoryPolicy::due`], to hand back to
+/// [`InventoryPolicy::spooled`] once its report is spooled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due(u64);
+
 impl InventoryPolicy {
-    /// Whether `inventory` should go with the report made at `now`; remembers it if so.
-    pub fn due(&mut self, inventory: &Inventory, now: Instant) -> bool {
+    /// Whether `inventory` should go with the report made at `now`.
+    pub fn due(&self, inventory: &Inventory, now: Instant) -> Option<Due> {
         let hash = content_hash(inventory);
         let due = match self.last {
             None => true,
@@ -470,10 +478,12 @@ impl InventoryPolicy {
                 last_hash != hash || now.duration_since(sent) >= INVENTORY_REFRESH
             }
         };
-        if due {
-            self.last = Some((hash, now));
-        }
-        due
+        due.then_some(Due(hash))
+    }
+
+    /// The report carrying the inventory `due` found was spooled at `now`.
+    pub fn spooled(&mut self, due: Due, now: Instant) {
+        self.last = Some((due.0, now));
     }
 }
 
@@ -739,15 +749,36 @@ mod tests {
     fn inventory_goes_when_changed_or_a_day_old() {
         let mut policy = InventoryPolicy::default();
         let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        // Every due inventory spooled with its report.
+        let mut send = |inv: &Inventory, now: Instant| {
+            let due = policy.due(inv, now);
+            if let Some(due) = due {
+                policy.spooled(due, now);
+            }
+            due.is_some()
+        };
         let mut inv = Inventory {
             hostname: "pc-1".into(),
             ..Inventory::default()
         };
-        assert!(policy.due(&inv, t0));
-        assert!(!policy.due(&inv, t0 + Duration::from_secs(60)));
+        assert!(send(&inv, t0));
+        assert!(!send(&inv, at(60)));
         inv.memory.total_bytes = 8 << 30;
-        assert!(policy.due(&inv, t0 + Duration::from_secs(120)));
-        assert!(!policy.due(&inv, t0 + Duration::from_secs(3600)));
-        assert!(policy.due(&inv, t0 + Duration::from_secs(120) + INVENTORY_REFRESH));
+        assert!(send(&inv, at(120)));
+        assert!(!send(&inv, at(3600)));
+        assert!(send(&inv, at(120) + INVENTORY_REFRESH));
+    }
+
+    #[test]
+    fn an_inventory_whose_report_was_not_spooled_is_still_due() {
+        let mut policy = InventoryPolicy::default();
+        let t0 = Instant::now();
+        let inv = Inventory::default();
+        let due = policy.due(&inv, t0).unwrap();
+        // The report could not be written (a full disk): nothing is remembered.
+        assert_eq!(policy.due(&inv, t0 + Duration::from_secs(60)), Some(due));
+        policy.spooled(due, t0 + Duration::from_secs(60));
+        assert_eq!(policy.due(&inv, t0 + Duration::from_secs(120)), None);
     }
 }
