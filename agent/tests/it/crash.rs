@@ -3,14 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use uuid::Uuid;
 
-use crate::support::{FakeCollector, agent, enrol, spooled_ids, wait_until};
+use crate::support::{FakeCollector, enrol, running, spooled_ids, wait_until};
 
 /// Kills while the collector is down (reports pile up across restarts), then as many while it
 /// is back (kills land in the middle of sending the backlog).
@@ -111,16 +110,7 @@ async fn sigkill_at_random_moments_loses_and_repeats_nothing() {
     enrol(dir.path(), &server.url);
     let config = dir.path().join("agent.toml");
     std::fs::write(&config, "interval_secs = 5\n").unwrap();
-    let run = || {
-        agent(dir.path())
-            .arg("run")
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let run = || running(dir.path(), &config);
     let watcher = Watcher::start(spool_dir.clone());
 
     // How long a fresh agent takes to get its first report answered: kills land anywhere from

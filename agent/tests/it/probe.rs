@@ -2,7 +2,6 @@
 //! (127.0.0.1); nothing here sends a packet off this machine.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
 use axum::Router;
@@ -16,7 +15,9 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-use crate::support::{AGENT_KEY, FakeCollector, agent, enrol, printed_report, run, wait_until};
+use crate::support::{
+    AGENT_KEY, FakeCollector, agent, enrol, printed_report, run, running, wait_until,
+};
 
 fn spec(kind: &str, target: &str, attempts: u32, timeout_ms: u64) -> ProbeSpec {
     ProbeSpec {
@@ -309,14 +310,7 @@ async fn run_speed_tests_at_start_and_probes_every_cycle() {
         "interval_secs = 5\nspeedtest_bytes = 65536",
     );
 
-    let mut child = agent(dir.path())
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = running(dir.path(), &config);
     wait_until(Duration::from_secs(15), "two reports arrived", || {
         server.received().len() >= 2
     })

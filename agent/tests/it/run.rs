@@ -3,7 +3,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{FakeCollector, agent, enrol, spool_files, wait_until};
+use crate::support::{FakeCollector, agent, enrol, running, spool_files, wait_until};
 
 #[tokio::test]
 async fn reports_every_interval_and_stops_on_sigterm() {
@@ -56,14 +56,7 @@ async fn a_refused_key_is_replaced_by_an_enrolment_made_while_running() {
     enrol(dir.path(), &server.url);
     let config = dir.path().join("agent.toml");
     std::fs::write(&config, "interval_secs = 5\n").unwrap();
-    let mut child = agent(dir.path())
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = running(dir.path(), &config);
     wait_until(
         Duration::from_secs(15),
         "the first report was refused",

@@ -370,6 +370,19 @@ pub async fn printed_report(state_dir: &Path, config: &Path) -> Report {
 
 /// The agent binary with its state in `state_dir`, a fixed machine id and none of the caller's
 /// `HATANG_*` settings.
+/// `hatang-agent run --config CONFIG`, its output discarded: an agent running in the
+/// background of a test.
+pub fn running(state_dir: &Path, config: &Path) -> tokio::process::Child {
+    agent(state_dir)
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 pub fn agent(state_dir: &Path) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hatang-agent"));
     for (name, _) in std::env::vars_os() {
