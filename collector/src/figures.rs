@@ -129,6 +129,9 @@ pub struct AgentRow {
     pub speed: Option<Speed>,
     /// The agent's spool as its latest report told it; `None` before a report with spool figures.
     pub spool: Option<hatang_protocol::SpoolStats>,
+    /// Its key was revoked (a machine enrolled into the wrong unit, cloned, stolen): it counts
+    /// for nothing until it is enrolled again.
+    pub revoked: bool,
 }
 
 /// The rules that turn rows into figures, from the collector's configuration.
@@ -274,7 +277,8 @@ pub struct AgentGroup {
     pub active: u64,
     pub online: u64,
     pub stale: u64,
-    /// Some agent's latest inventory showed LAN.
+    /// Some agent active within the equipment window showed LAN in its latest inventory: an
+    /// office whose machines all went silent a year ago proves no LAN today.
     pub lan: bool,
     /// Some agent proves broadband now ([`Rules::broadband`]).
     pub broadband: bool,
@@ -295,7 +299,7 @@ impl AgentGroup {
             AgentState::Stale => self.stale += 1,
             AgentState::Offline => {}
         }
-        self.lan |= agent.lan_up == Some(true);
+        self.lan |= agent.lan_up == Some(true) && rules.active(agent.last_report_at, now);
         self.broadband |= rules.broadband(agent, now);
         for (up, at) in self.reachable.iter_mut().zip(agent.class_ok_at) {
             *up |= rules.recent(at, now);
@@ -332,10 +336,10 @@ impl AgentGroup {
 }
 
 /// The definition of [`AgentGroup`]: `agents` reduced per unit and role, ordered by unit code
-/// and role.
+/// and role; revoked agents left out.
 pub fn group(agents: &[AgentRow], rules: &Rules, now: i64) -> Vec<AgentGroup> {
     let mut groups: BTreeMap<(&str, Role), AgentGroup> = BTreeMap::new();
-    for a in agents {
+    for a in agents.iter().filter(|a| !a.revoked) {
         groups
             .entry((a.unit_code.as_str(), a.role))
             .or_insert_with(|| AgentGroup {
@@ -782,6 +786,41 @@ mod tests {
         let c = level(&f, "commune");
         assert_eq!((c.units, c.lan_units), (2, 1));
         assert_eq!(c.lan_ratio, Some(0.5));
+    }
+
+    #[test]
+    fn lan_needs_an_agent_heard_from_within_the_equipment_window() {
+        let agents = vec![
+            // said LAN, then went silent for longer than the equipment window
+            AgentRow {
+                last_report_at: Some(NOW - 31 * DAY),
+                ..linked("C1", Some(true), [None; 3], None)
+            },
+            AgentRow {
+                last_report_at: Some(NOW - 29 * DAY),
+                ..linked("C2", Some(true), [None; 3], None)
+            },
+        ];
+        let f = figures_of(&tree(), &agents);
+        assert!(!unit_of(&f, "C1").lan, "a year-old LAN is no LAN today");
+        assert!(unit_of(&f, "C2").lan);
+    }
+
+    #[test]
+    fn a_revoked_agent_counts_for_nothing() {
+        let revoked = |a: AgentRow| AgentRow { revoked: true, ..a };
+        let agents = vec![
+            linked("C1", Some(true), [Some(60); 3], None),
+            revoked(linked("C2", Some(true), [Some(60); 3], None)),
+            revoked(agent("C1", Role::Workstation, Some(10))),
+        ];
+        let f = figures_of(&tree(), &agents);
+        let c1 = unit_of(&f, "C1");
+        assert_eq!((c1.active_workstations, f.unit_agents["C1"].online), (1, 1));
+        let c2 = unit_of(&f, "C2");
+        assert_eq!(c2.active_workstations, 0);
+        assert!(!c2.lan && !c2.broadband, "{c2:?}");
+        assert!(!f.unit_agents.contains_key("C2"), "{:?}", f.unit_agents);
     }
 
     #[test]

@@ -357,6 +357,7 @@ mod tests {
                 download_bps,
             }),
             spool: None,
+            revoked: false,
         };
         let agents = [
             agent(

@@ -279,6 +279,12 @@ fn check_row(
         fail(format!(
             "level {level:?} must be a short lower-case word such as province, district or commune"
         ));
+    } else if level == crate::figures::UNASSIGNED_LEVEL {
+        // The figures count the agents of retired units under this name; a level of the tree
+        // called so would be added to them and repeat their series in /metrics.
+        fail(format!(
+            "level {level:?} is reserved for agents whose unit was retired; name the level otherwise"
+        ));
     }
     let staff = match staff.parse::<i64>() {
         Ok(n) if n < 0 => {
@@ -490,6 +496,12 @@ mod tests {
             errors("code,name,level,parent_code,staff\n1,P,Cấp xã,,1\n"),
             [
                 "line 2: level \"Cấp xã\" must be a short lower-case word such as province, district or commune"
+            ]
+        );
+        assert_eq!(
+            errors("code,name,level,parent_code,staff\n1,P,unassigned,,1\n"),
+            [
+                "line 2: level \"unassigned\" is reserved for agents whose unit was retired; name the level otherwise"
             ]
         );
     }

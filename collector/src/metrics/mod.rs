@@ -698,6 +698,7 @@ mod tests {
                 dropped_reports: 2,
                 waiting_reports: 17,
             }),
+            revoked: false,
         }];
         let rules = Rules {
             equipment_window_secs: 86_400,

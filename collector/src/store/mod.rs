@@ -289,6 +289,7 @@ impl AgentRecord {
                 }),
                 _ => None,
             },
+            revoked: self.revoked_at.is_some(),
         }
     }
 }
@@ -755,7 +756,7 @@ pub(crate) const AGENT_GROUPS_SQL: &str = "SELECT unit_code, role,
                      ELSE 0 END) AS BIGINT) AS online,
        CAST(SUM(CASE WHEN last_report_at >= ?1 - ?6 * COALESCE(interval_secs, ?7) THEN 0
                      WHEN last_report_at >= ?3 THEN 1 ELSE 0 END) AS BIGINT) AS stale,
-       CAST(MAX(CASE WHEN lan_up THEN 1 ELSE 0 END) AS BIGINT) AS lan,
+       CAST(MAX(CASE WHEN lan_up AND last_report_at >= ?2 THEN 1 ELSE 0 END) AS BIGINT) AS lan,
        CAST(MAX(CASE WHEN internet_ok_at >= ?4
                       AND (speed_at IS NULL OR download_bps IS NULL OR download_bps >= ?5)
                      THEN 1 ELSE 0 END) AS BIGINT) AS broadband,
@@ -767,7 +768,7 @@ pub(crate) const AGENT_GROUPS_SQL: &str = "SELECT unit_code, role,
             AS BIGINT) AS spool_waiting,
        CAST(SUM(CASE WHEN spool_waiting IS NOT NULL THEN COALESCE(spool_dropped, 0) ELSE 0 END)
             AS BIGINT) AS spool_dropped
-     FROM agents GROUP BY unit_code, role";
+     FROM agents WHERE revoked_at IS NULL GROUP BY unit_code, role";
 
 /// One row of [`AGENT_GROUPS_SQL`].
 #[derive(Debug, sqlx::FromRow)]
