@@ -169,12 +169,16 @@ async fn coverage_csv_keeps_vietnamese_names_for_spreadsheets() {
     assert_eq!(
         lines,
         [
-            "level,code,name,parent_code,staff,active_workstations,equipped_staff,equipment_ratio,target_ratio,lan,broadband",
-            "province,17,Tỉnh Hoà Bình,,0,0,0,,0.9800,0,0",
-            "province,17-SYT,Sở Y tế,17,4,1,1,0.2500,0.9800,1,0",
-            "district,148,Thành phố Hòa Bình,17,10,2,2,0.2000,0.9100,1,0",
-            "commune,4351,Phường Tân Hòa,148,3,5,3,1.0000,0.8800,1,0",
-            "commune,4352,Xã Hòa Bình,148,5,0,0,0.0000,0.8800,1,0",
+            "level,code,name,parent_code,staff,active_workstations,equipped_staff,equipment_ratio,target_ratio,lan,broadband,scope,units",
+            // the levels first: Σ equipped / Σ staff over the units with staff, units with LAN
+            "province,,,,4,,1,0.2500,0.9800,1,0,level,1",
+            "district,,,,10,,2,0.2000,0.9100,1,0,level,1",
+            "commune,,,,8,,3,0.3750,0.8800,2,0,level,2",
+            "province,17,Tỉnh Hoà Bình,,0,0,0,,0.9800,0,0,unit,0",
+            "province,17-SYT,Sở Y tế,17,4,1,1,0.2500,0.9800,1,0,unit,1",
+            "district,148,Thành phố Hòa Bình,17,10,2,2,0.2000,0.9100,1,0,unit,1",
+            "commune,4351,Phường Tân Hòa,148,3,5,3,1.0000,0.8800,1,0,unit,1",
+            "commune,4352,Xã Hòa Bình,148,5,0,0,0.0000,0.8800,1,0,unit,1",
         ]
     );
 }

@@ -192,12 +192,17 @@ async fn coverage_as_csv() {
     let h = one_equipped_commune().await;
     assert_eq!(
         h.coverage(Some("commune"), Format::Csv).await.unwrap(),
-        "\u{feff}level,code,name,parent_code,staff,active_workstations,equipped_staff,equipment_ratio,target_ratio,lan,broadband\n\
-         commune,4351,Phường Tân Hòa,148,3,1,1,0.3333,0.8800,1,0\n\
-         commune,4352,Xã Hòa Bình,148,5,0,0,0.0000,0.8800,0,0\n"
+        "\u{feff}level,code,name,parent_code,staff,active_workstations,equipped_staff,equipment_ratio,target_ratio,lan,broadband,scope,units\n\
+         commune,,,,8,,1,0.1250,0.8800,1,0,level,2\n\
+         commune,4351,Phường Tân Hòa,148,3,1,1,0.3333,0.8800,1,0,unit,1\n\
+         commune,4352,Xã Hòa Bình,148,5,0,0,0.0000,0.8800,0,0,unit,1\n"
     );
     let all = h.coverage(None, Format::Csv).await.unwrap();
-    assert_eq!(all.lines().count(), 1 + 5);
+    assert_eq!(
+        all.lines().count(),
+        1 + 3 + 5,
+        "a header, three levels, five units"
+    );
 }
 
 #[tokio::test]

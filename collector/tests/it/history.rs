@@ -553,7 +553,11 @@ async fn cli_coverage_at_reads_the_snapshot_of_that_day() {
     assert_eq!(doc["units"].as_array().unwrap().len(), 5);
     let csv = h.coverage_at(&today, None, Format::Csv).await.unwrap();
     assert!(csv.starts_with('\u{feff}'));
-    assert_eq!(csv.lines().count(), 1 + 5);
+    assert_eq!(
+        csv.lines().count(),
+        1 + 3 + 5,
+        "a header, three levels, five units"
+    );
 
     let err = |e: anyhow::Error| format!("{e:#}");
     assert_eq!(
