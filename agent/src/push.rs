@@ -14,7 +14,7 @@
 //! port). A mistake in a deployment must not turn into lost evidence on every machine.
 //! How long to wait before trying again is [`Backoff`]'s: doubling waits with jitter.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use hatang_protocol::{EnrollRequest, EnrollResponse};
 use reqwest::StatusCode;
@@ -266,18 +266,21 @@ pub async fn enroll(
     response.json().await.map_err(|e| unreachable(&e))
 }
 
-/// Delivers one spooled gzip report.
+/// Delivers one spooled gzip report, which `waited` in the spool since it was made (the
+/// collector dates the report's evidence by it: [`hatang_protocol::REPORT_AGE_HEADER`]).
 pub async fn send(
     client: &reqwest::Client,
     collector: &str,
     agent_key: &str,
     gzip_body: Vec<u8>,
+    waited: Duration,
 ) -> Result<(Disposition, StatusCode, String), PushError> {
     let response = client
         .post(format!("{collector}/api/v1/reports"))
         .bearer_auth(agent_key)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(reqwest::header::CONTENT_ENCODING, "gzip")
+        .header(hatang_protocol::REPORT_AGE_HEADER, waited.as_secs())
         .body(gzip_body)
         .send()
         .await
@@ -332,13 +335,18 @@ pub async fn flush(
     let batch = batch.min(pending.len());
     for (i, entry) in pending[..batch].iter().enumerate() {
         done.waiting = pending.len() - i;
-        let body = match spool.read(entry) {
-            Ok(Some(b)) => b,
+        let spooled = match spool.read(entry) {
+            Ok(Some(s)) => s,
             // Damaged (set aside and counted) or sent by another agent process.
             Ok(None) => continue,
             Err(e) => return (done, Err(e.into())),
         };
-        let outcome = send(client, collector, agent_key, body).await;
+        // Measured on this machine's clock at both ends, so right even when it is not; a clock
+        // set back since spooling reads as no wait at all.
+        let waited = SystemTime::now()
+            .duration_since(spooled.spooled_at)
+            .unwrap_or_default();
+        let outcome = send(client, collector, agent_key, spooled.body, waited).await;
         let (disposition, status, message) = match outcome {
             Ok(o) => o,
             Err(e) => return (done, Err(e)),

@@ -237,10 +237,13 @@ impl Spool {
         Ok(entries)
     }
 
-    /// The body to send, checked. `None` when there is nothing to send: the record failed its
-    /// check (it was set aside and counted) or another agent process already took it.
-    pub fn read(&self, entry: &Entry) -> io::Result<Option<Vec<u8>>> {
-        Ok(self.load(entry)?.map(|r| r.body))
+    /// The report to send, checked. `None` when there is nothing to send: the record failed
+    /// its check (it was set aside and counted) or another agent process already took it.
+    pub fn read(&self, entry: &Entry) -> io::Result<Option<Spooled>> {
+        Ok(self.load(entry)?.map(|r| Spooled {
+            body: r.body,
+            spooled_at: UNIX_EPOCH + Duration::from_secs(r.spooled_at),
+        }))
     }
 
     /// Forgets a report the collector acknowledged.
@@ -412,6 +415,15 @@ impl Spool {
     }
 }
 
+/// A waiting report as [`Spool::read`] gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spooled {
+    /// The gzip JSON body, exactly as it is sent.
+    pub body: Vec<u8>,
+    /// When it was spooled, by this machine's clock (to the second).
+    pub spooled_at: SystemTime,
+}
+
 /// A record read back and checked.
 struct Record {
     spooled_at: u64,
@@ -553,7 +565,7 @@ mod tests {
         assert_eq!(ids(&spool), ids_in_order);
         let pending = spool.pending().unwrap();
         assert_eq!(pending[0].len, (HEADER_LEN + 5) as u64);
-        assert_eq!(spool.read(&pending[0]).unwrap().unwrap(), b"body0");
+        assert_eq!(spool.read(&pending[0]).unwrap().unwrap().body, b"body0");
         spool.remove(&pending[0]).unwrap();
         spool.remove(&pending[0]).unwrap();
         assert_eq!(ids(&spool), ids_in_order[1..]);
@@ -604,7 +616,10 @@ mod tests {
         *bytes.last_mut().unwrap() ^= 1;
         fs::write(&pending[1].path, bytes).unwrap();
 
-        let bodies: Vec<Option<Vec<u8>>> = pending.iter().map(|e| spool.read(e).unwrap()).collect();
+        let bodies: Vec<Option<Vec<u8>>> = pending
+            .iter()
+            .map(|e| spool.read(e).unwrap().map(|s| s.body))
+            .collect();
 
         assert_eq!(
             bodies,
@@ -633,7 +648,7 @@ mod tests {
 
         assert_eq!(ids(&reopened), [Uuid::from_u128(1), Uuid::from_u128(3)]);
         let pending = reopened.pending().unwrap();
-        assert_eq!(reopened.read(&pending[1]).unwrap().unwrap(), b"report");
+        assert_eq!(reopened.read(&pending[1]).unwrap().unwrap().body, b"report");
         assert_eq!(reopened.drops().unwrap().damaged, 1);
         assert!(
             dir.path()
@@ -726,7 +741,7 @@ mod tests {
         assert!(fresh.exists(), "may be another process's write in progress");
         let pending = reopened.pending().unwrap();
         assert_eq!(pending.len(), 1);
-        assert_eq!(reopened.read(&pending[0]).unwrap().unwrap(), b"kept");
+        assert_eq!(reopened.read(&pending[0]).unwrap().unwrap().body, b"kept");
     }
 
     #[test]
@@ -859,9 +874,15 @@ mod tests {
                             assert!(expected.damaged, "a sound record was refused");
                             model.drops.damaged += 1;
                         }
-                        Some(body) => {
+                        Some(spooled) => {
                             assert!(!expected.damaged, "a damaged record passed its check");
-                            assert_eq!(body, expected.body);
+                            assert_eq!(
+                                spooled,
+                                Spooled {
+                                    body: expected.body,
+                                    spooled_at: clock(expected.spooled_at),
+                                }
+                            );
                             if refused {
                                 spool.refused(entry).unwrap();
                                 model.drops.refused += 1;

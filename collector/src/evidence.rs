@@ -27,10 +27,20 @@ pub struct SpeedEvidence {
     pub upload_bps: Option<f64>,
 }
 
-/// `at` is when the evidence was true: the agent's clock, but never later than the collector's,
-/// so a spooled report that arrives a day late proves nothing about now.
-pub fn of(report: &Report, received_at: i64) -> Evidence {
-    let at = report.agent_time.unix_timestamp().min(received_at);
+/// The evidence of `report`, which arrived at `received_at` (the collector's clock) after
+/// waiting `waited` seconds in the agent's spool, if the agent said so.
+///
+/// The evidence is dated when the report was made, and never later than its receipt, so a
+/// spooled report that arrives a day late proves nothing about now. With `waited` (the agent
+/// measures it on its own clock, from spooling to sending: `Hatang-Report-Age`) that is
+/// `received_at - waited`, right whatever the agent's clock says; a PC whose clock runs two
+/// hours slow otherwise dated all its evidence two hours back, and its office never had
+/// broadband in the figures. Without it (an older agent), the report's `agent_time`.
+pub fn of(report: &Report, received_at: i64, waited: Option<u64>) -> Evidence {
+    let at = match waited {
+        Some(secs) => received_at.saturating_sub(i64::try_from(secs).unwrap_or(i64::MAX)),
+        None => report.agent_time.unix_timestamp().min(received_at),
+    };
     let ok = |class: ProbeClass| {
         report
             .probes
@@ -93,7 +103,7 @@ mod tests {
             "cpu": {"threads": 1}, "memory": {"total_bytes": 1, "swap_total_bytes": 0},
             "interfaces": interfaces,
         }});
-        of(&report(100, inventory), 100).lan_up
+        of(&report(100, inventory), 100, None).lan_up
     }
 
     fn iface(up: bool, loopback: bool, default_route: bool) -> Value {
@@ -103,7 +113,7 @@ mod tests {
     #[test]
     fn lan_needs_an_up_non_loopback_interface_with_the_default_route() {
         assert_eq!(
-            of(&report(100, json!({})), 100).lan_up,
+            of(&report(100, json!({})), 100, None).lan_up,
             None,
             "no inventory, no verdict"
         );
@@ -122,7 +132,7 @@ mod tests {
             1_000,
             json!({"probes": [probe("internet", 0), probe("internet", 1), probe("gov-wan", 0)]}),
         );
-        let e = of(&r, 1_000);
+        let e = of(&r, 1_000, None);
         assert_eq!(e.internet_ok_at, Some(1_000));
         assert_eq!(e.gov_wan_ok_at, None);
         assert_eq!(e.datacentre_ok_at, None);
@@ -135,7 +145,7 @@ mod tests {
             json!({"speed": {"download_bits_per_second": 2.5e7, "bytes": 8, "duration_seconds": 1.0}}),
         );
         assert_eq!(
-            of(&measured, 100).speed,
+            of(&measured, 100, None).speed,
             Some(SpeedEvidence {
                 at: 100,
                 download_bps: 2.5e7,
@@ -147,13 +157,32 @@ mod tests {
             json!({"speed": {"upload_bits_per_second": 1e6, "bytes": 8, "duration_seconds": 1.0,
                              "error": "download: timed out"}}),
         );
-        assert_eq!(of(&failed, 100).speed, None);
+        assert_eq!(of(&failed, 100, None).speed, None);
     }
 
     #[test]
     fn evidence_is_never_dated_after_its_receipt() {
         let r = report(5_000, json!({"probes": [probe("datacentre", 4)]}));
-        assert_eq!(of(&r, 4_000).datacentre_ok_at, Some(4_000));
-        assert_eq!(of(&r, 9_000).datacentre_ok_at, Some(5_000));
+        assert_eq!(of(&r, 4_000, None).datacentre_ok_at, Some(4_000));
+        assert_eq!(of(&r, 9_000, None).datacentre_ok_at, Some(5_000));
+    }
+
+    #[test]
+    fn the_wait_the_agent_measured_dates_evidence_whatever_its_clock_says() {
+        // Made at 5,000 by a clock two hours slow, sent at once, received at 12,200.
+        let r = report(5_000, json!({"probes": [probe("internet", 4)]}));
+        assert_eq!(
+            of(&r, 12_200, None).internet_ok_at,
+            Some(5_000),
+            "by its clock"
+        );
+        assert_eq!(of(&r, 12_200, Some(0)).internet_ok_at, Some(12_200));
+        // The same report after an hour in the spool proves the link an hour ago.
+        assert_eq!(of(&r, 12_200, Some(3_600)).internet_ok_at, Some(8_600));
+        let absurd = of(&r, 12_200, Some(u64::MAX)).internet_ok_at;
+        assert!(
+            absurd.is_some_and(|t| t < 0),
+            "proves nothing now: {absurd:?}"
+        );
     }
 }

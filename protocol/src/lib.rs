@@ -23,3 +23,10 @@ pub use validate::{Limits, ValidationError};
 
 /// The report schema this crate writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The request header in which the agent says how long a report waited in its spool before
+/// this attempt to send it: whole seconds, measured on the agent's own clock from spooling to
+/// sending, so it is right even when that clock is not. The body, written once when the report
+/// is spooled, cannot say it. The collector dates the report's evidence `received - age`;
+/// without the header (an older agent) it uses the report's `agent_time`.
+pub const REPORT_AGE_HEADER: &str = "hatang-report-age";

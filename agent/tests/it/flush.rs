@@ -48,6 +48,34 @@ async fn delivers_oldest_first_and_forgets_only_acknowledged_reports() {
 }
 
 #[tokio::test]
+async fn each_report_says_how_long_it_waited_in_the_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, _) = spooled(dir.path(), 1);
+    // One more, spooled ten minutes ago by this machine's clock.
+    let id = uuid::Uuid::now_v7();
+    let ten_minutes_ago = std::time::SystemTime::now() - Duration::from_secs(600);
+    spool.push(id, b"old", ten_minutes_ago).unwrap();
+    let server = FakeCollector::start([202]).await;
+
+    let (_, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool, 100).await;
+
+    result.unwrap();
+    let ages: Vec<u64> = server
+        .received()
+        .iter()
+        .map(|r| {
+            r.header(hatang_protocol::REPORT_AGE_HEADER)
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(ages.len(), 2);
+    assert!(ages[0] <= 5, "just spooled: {ages:?}");
+    assert!((600..=605).contains(&ages[1]), "ten minutes: {ages:?}");
+}
+
+#[tokio::test]
 async fn a_503_stops_the_flush_and_a_later_one_delivers_the_rest_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let (spool, ids) = spooled(dir.path(), 3);

@@ -60,6 +60,7 @@ pub(super) async fn ingest(
         report,
         body,
         received_at: now,
+        waited_secs: waited(&headers),
     };
     let stored = match state.store().ingest(incoming).await {
         Ok(stored) => stored,
@@ -163,6 +164,19 @@ async fn agent_by_digest(state: &AppState, digest: &[u8]) -> Result<String, ApiE
         ApiError::unauthorized("unknown or revoked agent key; enrol this machine again")
     })?;
     Ok(agent.id)
+}
+
+/// The wait the agent reported in [`hatang_protocol::REPORT_AGE_HEADER`]. A value that is not a number of seconds is ignored (the
+/// report's own time is used, as for an agent that sends none): refusing the report for a
+/// header would lose it for good.
+fn waited(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(hatang_protocol::REPORT_AGE_HEADER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The report's text as stored: all of it with `keep_report_bodies`, else nothing. Without the

@@ -173,6 +173,9 @@ pub struct Incoming {
     pub body: String,
     /// When it arrived (Unix seconds, the collector's clock).
     pub received_at: i64,
+    /// How long it waited in the agent's spool, by the agent's own clock (its
+    /// `Hatang-Report-Age` header); `None` when the agent did not say.
+    pub waited_secs: Option<u64>,
 }
 
 /// One entry of an agent's inventory change log.
@@ -407,6 +410,7 @@ pub trait Store: Send + Sync + fmt::Debug {
             report: report.clone(),
             body: body.to_string(),
             received_at: now,
+            waited_secs: None,
         })
         .await
     }
@@ -671,7 +675,7 @@ impl AgentUpdate {
             ..
         } = incoming;
         let evidence = evidence_of(report);
-        let links = crate::evidence::of(report, *now);
+        let links = crate::evidence::of(report, *now, incoming.waited_secs);
         let [spool_waiting, spool_dropped] = spool_of(report);
         Self {
             last_report_at: *now,

@@ -144,3 +144,30 @@ on_every_backend! {
         assert_eq!(detail.value("hatang_unit_download_bytes_per_second", &unit), 2.4e7 / 8.0);
     }
 }
+
+on_every_backend! {
+    #[tokio::test]
+    async fn a_slow_clock_does_not_age_the_evidence_of_an_agent_that_says_how_long_it_waited(db) {
+        // Two offices whose PCs' clocks run two hours slow; each sends a report it just made.
+        // The one that says the report waited 0 s in its spool has broadband now; the other,
+        // an older agent without the header, is dated by its clock and proves nothing recent.
+        let h = Harness::with_tree_on(&db, TREE_3).await;
+        let slow = report_with(2 * 3600, json!([probe("internet", 4)]));
+        for (unit, age) in [("4351", Some("0")), ("4352", None)] {
+            let token = h.enrol_token(unit, None).await;
+            let agent = h.enrolled(&token, &format!("slow-{unit}")).await;
+            let bearer = format!("Bearer {}", agent.key);
+            let mut headers = vec![("content-type", "application/json"), ("authorization", bearer.as_str())];
+            headers.extend(age.map(|a| (hatang_protocol::REPORT_AGE_HEADER, a)));
+            let mut r = slow.clone();
+            r["report_id"] = json!(uuid::Uuid::now_v7().to_string());
+            h.post("/api/v1/reports", &headers, serde_json::to_vec(&r).unwrap())
+                .await
+                .json(StatusCode::ACCEPTED);
+        }
+        let m = h.metrics().await;
+        let unit = |code| [("unit", code), ("level", "commune")];
+        assert_eq!(m.value("hatang_unit_broadband_up", &unit("4351")), 1.0);
+        assert_eq!(m.value("hatang_unit_broadband_up", &unit("4352")), 0.0);
+    }
+}

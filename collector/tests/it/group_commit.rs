@@ -21,6 +21,7 @@ fn incoming(agent_id: &str, report: &Value) -> Incoming {
         report,
         body,
         received_at: hatang_collector::now(),
+        waited_secs: None,
     }
 }
 
