@@ -25,8 +25,10 @@ pub fn json(figures: &Figures, level: Option<&str>) -> serde_json::Value {
     })
 }
 
-fn ratio(r: Option<f64>) -> String {
-    r.map(|r| format!("{r:.4}")).unwrap_or_default()
+/// A ratio as the CSVs write it: four decimals, rounded down; empty when there is none.
+pub(crate) fn ratio(r: Option<f64>) -> String {
+    r.map(|r| crate::present::decimals_down(r, 4))
+        .unwrap_or_default()
 }
 
 /// The columns of a unit's row in [`units_csv`] and [`csv`].
@@ -120,7 +122,11 @@ fn unit_row(figures: &Figures, u: &crate::figures::UnitFigures) -> Vec<String> {
 
 /// The per-level summary, then (with a level) that level's units.
 pub fn table(figures: &Figures, level: Option<&str>) -> String {
-    let pct = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{:.1}%", r * 100.0));
+    let pct = |r: Option<f64>| {
+        r.map_or("-".to_string(), |r| {
+            format!("{}%", crate::present::decimals_down(r * 100.0, 1))
+        })
+    };
     let mut out = String::new();
     let _ = writeln!(
         out,

@@ -11,6 +11,16 @@ pub fn when(t: i64) -> String {
         .unwrap_or_else(|| t.to_string())
 }
 
+/// `x` with `places` decimals, rounded down: a ratio just short of its target must never print
+/// as the target itself (0.8796 as "88.0%" beside a target of "88.0%" and a "not met"). The
+/// nudge of 1e-9 keeps a value whose binary form falls a hair short (0.88 × 100 is
+/// 87.99999…) from losing its last digit.
+pub fn decimals_down(x: f64, places: usize) -> String {
+    let scale = 10f64.powi(i32::try_from(places).unwrap_or(i32::MAX));
+    let down = ((x * scale) + 1e-9).floor() / scale;
+    format!("{down:.places$}")
+}
+
 /// `header` and `rows` as CSV starting with a UTF-8 byte-order mark, so spreadsheet programs
 /// show Vietnamese names intact instead of guessing a legacy code page. Every field is
 /// [`inert`]: the names in these files come from agents and unit files, and the planners who
@@ -50,6 +60,24 @@ mod tests {
         assert_eq!(when(i64::MAX), i64::MAX.to_string());
         let text = spreadsheet_csv(&["a", "b"], [vec!["Xã Hòa Bình".into(), "1,2".into()]]);
         assert_eq!(text, "\u{feff}a,b\nXã Hòa Bình,\"1,2\"\n");
+    }
+
+    #[test]
+    fn ratios_print_rounded_down_so_short_of_a_target_never_reads_as_it() {
+        let cases = [
+            (0.879_96, 4, "0.8799"),
+            (0.88, 4, "0.8800"),
+            (0.8796 * 100.0, 1, "87.9"),
+            (0.88 * 100.0, 1, "88.0"),
+            (0.98 * 100.0, 1, "98.0"),
+            (1.0, 4, "1.0000"),
+            (0.0, 1, "0.0"),
+            (2.0 / 3.0, 4, "0.6666"),
+            (0.375, 4, "0.3750"),
+        ];
+        for (x, places, shown) in cases {
+            assert_eq!(decimals_down(x, places), shown, "{x} to {places}");
+        }
     }
 
     #[test]

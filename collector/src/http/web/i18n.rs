@@ -47,7 +47,7 @@ impl Lang {
         match r {
             None => "–".to_string(),
             Some(r) => {
-                let text = format!("{:.1}", r * 100.0);
+                let text = crate::present::decimals_down(r * 100.0, 1);
                 match self {
                     Lang::Vi => format!("{} %", text.replace('.', ",")),
                     Lang::En => format!("{text}%"),

@@ -250,7 +250,6 @@ pub(super) async fn trend_csv(State(state): State<AppState>, ctx: Ctx) -> Respon
         Ok(rows) => rows,
         Err(e) => return failed(ctx.lang, e),
     };
-    let ratio = |r: Option<f64>| r.map(|r| format!("{r:.4}")).unwrap_or_default();
     let header = [
         "date",
         "level",
@@ -271,8 +270,8 @@ pub(super) async fn trend_csv(State(state): State<AppState>, ctx: Ctx) -> Respon
                 r.units.to_string(),
                 r.staff.to_string(),
                 r.equipped_staff.to_string(),
-                ratio(r.equipment_ratio),
-                ratio(r.target_ratio),
+                crate::coverage::ratio(r.equipment_ratio),
+                crate::coverage::ratio(r.target_ratio),
                 r.lan.to_string(),
                 r.broadband.to_string(),
             ]
