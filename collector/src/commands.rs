@@ -31,9 +31,14 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Box<dyn Store>> {
     })
 }
 
+/// Imports the unit file `file`. With `serve_config` (the configuration `serve` runs with:
+/// `--config`), today's figures under the tree being replaced are first kept as today's
+/// snapshot, if `serve` has not taken it yet. Without one they are not: a snapshot is
+/// permanent, and one computed with default targets, equipment window and `utc_offset` would
+/// misstate that day for good.
 pub async fn units_import(
     store: &dyn Store,
-    config: &Config,
+    serve_config: Option<&Config>,
     file: &Path,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
@@ -52,8 +57,17 @@ pub async fn units_import(
             );
         }
     };
-    // Today's figures under the tree being replaced, if `serve` has not kept them yet.
-    crate::history::take_today(store, config).await?;
+    match serve_config {
+        Some(config) => {
+            crate::history::take_today(store, config).await?;
+        }
+        // Nothing to keep on a first import.
+        None if store.units().await?.is_empty() => {}
+        None => eprintln!(
+            "note: today's figures under the tree being replaced were not kept as a snapshot; \
+             give --config (the file serve uses) to keep them with its targets and utc_offset"
+        ),
+    }
     let s = store.import_units(&units, crate::now()).await?;
     let merged = if s.merged > 0 {
         format!(

@@ -186,7 +186,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Units(UnitsCommand::Import { file }) => {
-            commands::units_import(store.as_ref(), &config, &file, &mut out).await
+            let serve_config = cli.config.is_some().then_some(&config);
+            commands::units_import(store.as_ref(), serve_config, &file, &mut out).await
         }
         Command::Units(UnitsCommand::List) => commands::units_list(store.as_ref(), &mut out).await,
         Command::Token(TokenCommand::Create {

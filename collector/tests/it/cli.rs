@@ -13,7 +13,7 @@ impl Harness {
         let path: PathBuf = self.dir.path().join(name);
         std::fs::write(&path, csv).unwrap();
         let mut out = Vec::new();
-        commands::units_import(self.store(), self.config(), &path, &mut out).await?;
+        commands::units_import(self.store(), Some(self.config()), &path, &mut out).await?;
         Ok(String::from_utf8(out).unwrap())
     }
 
@@ -106,7 +106,7 @@ async fn a_missing_unit_file_is_an_error() {
     let mut out = Vec::new();
     let err = commands::units_import(
         h.store(),
-        h.config(),
+        Some(h.config()),
         &h.dir.path().join("none.csv"),
         &mut out,
     )
@@ -283,4 +283,30 @@ async fn an_import_keeps_todays_figures_under_the_tree_it_replaces() {
     let levels: Vec<&str> = kept.levels.iter().map(|l| l.level.as_str()).collect();
     assert_eq!(levels, ["province", "district", "commune"]);
     assert!(kept.units.iter().any(|u| u.code == "148"));
+}
+
+#[tokio::test]
+async fn units_import_without_the_serve_config_keeps_no_snapshot() {
+    // With the serve configuration the import first keeps today's figures under the old tree;
+    // without one it does not, rather than write a permanent snapshot with default targets.
+    for (config, kept) in [(false, false), (true, true)] {
+        let h = Harness::with_tree(TREE_3).await;
+        let today = hatang_collector::history::format_date(hatang_collector::history::date_of(
+            hatang_collector::now(),
+            h.config().utc_offset,
+        ));
+        let path = h.dir.path().join("b.csv");
+        std::fs::write(&path, TREE_2).unwrap();
+        let mut out = Vec::new();
+        commands::units_import(h.store(), config.then_some(h.config()), &path, &mut out)
+            .await
+            .unwrap();
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .starts_with("imported 5 units")
+        );
+        let snapshot = h.store().snapshot(&today).await.unwrap();
+        assert_eq!(snapshot.is_some(), kept, "with the serve config: {config}");
+    }
 }
