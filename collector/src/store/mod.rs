@@ -746,6 +746,17 @@ fn inventory_changes_of(stored: Option<&str>, report: &Report) -> Vec<Change> {
     }
 }
 
+/// The refusal of a unit file that merges a code no import ever had: a typo there would leave
+/// the real unit's machines in a retired unit, outside the figures, with "1 merged" printed.
+/// The transaction is dropped, so nothing of the file is imported.
+pub(crate) fn unknown_merge(merge: &crate::units::Merge) -> StoreError {
+    StoreError::Conflict(format!(
+        "unit {} (merged into {}) was never imported, so it has no machines to move; \
+         check the code on its merged_into row (nothing was imported)",
+        merge.code, merge.into
+    ))
+}
+
 /// A query's arguments, for the binding helpers both implementations share.
 type Args<DB> = <DB as sqlx::Database>::Arguments;
 

@@ -64,3 +64,29 @@ on_every_backend! {
         refused.error(StatusCode::FORBIDDEN, "unit_retired");
     }
 }
+
+on_every_backend! {
+    #[tokio::test]
+    async fn a_merge_of_a_code_never_imported_is_refused_and_nothing_changes(db) {
+        let h = Harness::with_tree_on(&db, TREE_3).await;
+        // 4353 is a typo for 4352: its machines would stay behind in a retired unit.
+        let typo = MERGED.replace("4352,,,,,4351", "4353,,,,,4351");
+        let file = hatang_collector::units::parse(typo.as_bytes()).unwrap();
+        let e = h
+            .store()
+            .import_units(&file, hatang_collector::now())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unit 4353 (merged into 4351) was never imported, so it has no machines to move; \
+             check the code on its merged_into row (nothing was imported)"
+        );
+        let codes: Vec<String> = h.store().units().await.unwrap().into_iter().map(|u| u.code).collect();
+        assert_eq!(codes, ["17", "17-SYT", "148", "4351", "4352"], "the tree as it was");
+        // A code retired by an earlier import is a unit that was: re-importing the same file
+        // with its merges is fine.
+        h.import(MERGED).await;
+        assert_eq!(h.import(MERGED).await.merged, 2);
+    }
+}

@@ -34,7 +34,9 @@ use super::{
     SNAPSHOT_COLUMNS, SnapshotRow, Store, StoreError, Stored, StoredUnit, bind_snapshot_row,
     import_summary, redact_url,
 };
-use super::{AGENT_GROUPS_SQL, HashedRole, SESSION_ROLE_SQL, bind_group_params, groups_of};
+use super::{
+    AGENT_GROUPS_SQL, HashedRole, SESSION_ROLE_SQL, bind_group_params, groups_of, unknown_merge,
+};
 use super::{
     AgentFilter, Revoked, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation, agents_page_query,
     revoke_agent_sql, token_by_fingerprint,
@@ -159,6 +161,13 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await?;
         for merge in &file.merges {
+            let known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM units WHERE code = $1")
+                .bind(&merge.code)
+                .fetch_one(&mut *tx)
+                .await?;
+            if known == 0 {
+                return Err(unknown_merge(merge));
+            }
             let moved = sqlx::query("UPDATE agents SET unit_code = $1 WHERE unit_code = $2")
                 .bind(&merge.into)
                 .bind(&merge.code)

@@ -61,7 +61,9 @@ use super::{
     SNAPSHOT_COLUMNS, SnapshotRow, Store, StoreError, Stored, StoredUnit, bind_snapshot_row,
     import_summary,
 };
-use super::{AGENT_GROUPS_SQL, HashedRole, SESSION_ROLE_SQL, bind_group_params, groups_of};
+use super::{
+    AGENT_GROUPS_SQL, HashedRole, SESSION_ROLE_SQL, bind_group_params, groups_of, unknown_merge,
+};
 use super::{
     AgentFilter, Revoked, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation, agents_page_query,
     revoke_agent_sql, token_by_fingerprint,
@@ -166,6 +168,13 @@ impl Store for SqliteStore {
             .await?;
         }
         for merge in &file.merges {
+            let known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM units WHERE code = ?")
+                .bind(&merge.code)
+                .fetch_one(&mut *tx)
+                .await?;
+            if known == 0 {
+                return Err(unknown_merge(merge));
+            }
             let moved = sqlx::query("UPDATE agents SET unit_code = ? WHERE unit_code = ?")
                 .bind(&merge.into)
                 .bind(&merge.code)
