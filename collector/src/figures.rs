@@ -232,6 +232,8 @@ pub struct LevelFigures {
 pub struct UnitAgents {
     /// Agents of any role that reported within three of their intervals.
     pub online: u32,
+    /// Workstations enrolled (not revoked), whether they report or not.
+    pub workstations: u32,
     /// Σ reports waiting in the agents' spools, as their latest reports told.
     pub spool_waiting_reports: u64,
     /// Σ reports the agents dropped since they were installed (full or expired spool, damage,
@@ -388,7 +390,10 @@ pub fn compute(units: &[UnitRow], groups: &[AgentGroup], rules: &Rules, now: i64
             links[i].merge(g);
             match g.role {
                 Role::Server => servers[i] = servers[i].saturating_add(count(g.agents)),
-                Role::Workstation => active[i] = active[i].saturating_add(count(g.active)),
+                Role::Workstation => {
+                    active[i] = active[i].saturating_add(count(g.active));
+                    live.workstations = live.workstations.saturating_add(count(g.agents));
+                }
             }
         }
         let level = unit.map_or(UNASSIGNED_LEVEL, |i| units[i].level.as_str());
@@ -701,11 +706,17 @@ mod tests {
             f.unit_agents["C1"],
             UnitAgents {
                 online: 2,
+                // the offline one is still enrolled
+                workstations: 3,
                 spool_waiting_reports: 41,
                 spool_dropped_reports: 4,
             }
         );
         assert_eq!(f.unit_agents["C2"].online, 1);
+        assert_eq!(
+            f.unit_agents["C2"].workstations, 0,
+            "a server is not a workstation"
+        );
         assert_eq!(
             f.unit_agents.keys().collect::<Vec<_>>(),
             ["C1", "C2"],

@@ -444,11 +444,16 @@ fn units(x: &mut Expositions, figures: &Figures) {
     }
     // Live agent state: only units with agents (a unit nobody enrolled has nothing to say), and
     // the spool sums only where they are not zero, so a healthy province costs no series.
-    let live: [Series<UnitAgents>; 3] = [
+    let live: [Series<UnitAgents>; 4] = [
         (
             "hatang_unit_agents_online",
             "Agents of the unit (any role) that reported within three of their intervals; only units with enrolled agents.",
             |a| Some(f64::from(a.online)),
+        ),
+        (
+            "hatang_unit_workstations",
+            "Workstations enrolled in the unit and not revoked, whether they report or not; only units with enrolled agents.",
+            |a| Some(f64::from(a.workstations)),
         ),
         (
             "hatang_unit_spool_waiting_reports",
@@ -823,6 +828,7 @@ mod tests {
             "hatang_host_network_transmit_errors_total{host=\"db-1\",interface=\"bond0\",unit=\"4351\"} 2",
             "hatang_host_temperature_celsius{host=\"db-1\",sensor=\"coretemp/Package id 0\",unit=\"4351\"} 61.5",
             "hatang_unit_agents_online{level=\"commune\",unit=\"4351\"} 1",
+            "hatang_unit_workstations{level=\"commune\",unit=\"4351\"} 1",
             "hatang_unit_spool_waiting_reports{level=\"commune\",unit=\"4351\"} 17",
             "hatang_unit_spool_dropped_reports{level=\"commune\",unit=\"4351\"} 2",
         ] {
