@@ -205,7 +205,8 @@ pub fn default_state_dir() -> PathBuf {
 
 impl RawConfig {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError(vec![e.message().to_string()]))
+        toml::from_str(text)
+            .map_err(|e| ConfigError(vec![hatang_protocol::located(text, e.span(), e.message())]))
     }
 
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {

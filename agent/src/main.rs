@@ -99,7 +99,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HATANG_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                // The certificate verifier's own ERROR line repeats the agent's error.
+                .unwrap_or_else(|_| "info,rustls_platform_verifier=off".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -211,7 +212,7 @@ fn service(command: &ServiceCommand, cli: &Cli) -> anyhow::Result<()> {
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_env("HATANG_LOG")
-                        .unwrap_or_else(|_| "info".into()),
+                        .unwrap_or_else(|_| "info,rustls_platform_verifier=off".into()),
                 )
                 .with_writer(std::sync::Mutex::new(log))
                 .with_ansi(false)

@@ -189,8 +189,15 @@ async fn error_message(response: reqwest::Response) -> String {
 /// What an answer's `body` says went wrong: the collector's message, or the start of whatever
 /// else answered.
 fn message(body: &[u8]) -> String {
-    collectors_error(body)
-        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect())
+    collectors_error(body).unwrap_or_else(|| {
+        // Whatever else answered (a web server's HTML page, a proxy's): one line of it.
+        let text = String::from_utf8_lossy(body);
+        let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        format!(
+            "not the collector's answer: {}",
+            line.chars().take(200).collect::<String>()
+        )
+    })
 }
 
 /// A failed exchange as the agent reports it, certificate problems told apart.
@@ -292,10 +299,7 @@ pub async fn send(
     let disposition = classify(status, &body);
     let message = match disposition {
         Disposition::Delivered => String::new(),
-        _ if status.is_success() => format!(
-            "answered {status} but not as the collector does (a proxy or a captive portal?): {}",
-            message(&body)
-        ),
+        _ if status.is_success() => format!("{} (a proxy or a captive portal?)", message(&body)),
         _ => message(&body),
     };
     Ok((disposition, status, message))
@@ -440,6 +444,19 @@ mod tests {
             draws.iter().any(|j| (j - draws[0]).abs() > 1e-9),
             "a hundred equal draws: no randomness"
         );
+    }
+
+    #[test]
+    fn an_answer_that_is_not_the_collectors_is_one_line_of_it() {
+        let page =
+            b"<html>\n  <head><title>404</title></head>\n  <body>Not Found</body>\n</html>\n";
+        assert_eq!(
+            message(page),
+            "not the collector's answer: <html> <head><title>404</title></head> <body>Not Found</body> </html>"
+        );
+        let refused =
+            br#"{"error":{"code":"invalid_report","message":"probes[0].name: too long"}}"#;
+        assert_eq!(message(refused), "probes[0].name: too long");
     }
 
     #[test]

@@ -210,7 +210,8 @@ pub struct Overrides {
 
 impl RawConfig {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError(vec![e.message().to_string()]))
+        toml::from_str(text)
+            .map_err(|e| ConfigError(vec![hatang_protocol::located(text, e.span(), e.message())]))
     }
 
     /// Reads `path` if given; without a file, the defaults.
@@ -398,6 +399,20 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("unknown field `listne`"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_is_named_by_its_line_and_key() {
+        let text = "listen = \"127.0.0.1:9000\"\n\n[limits]\nmax_clock_skew_days = \"365\"\n";
+        let err = RawConfig::from_toml(text).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "line 4 (max_clock_skew_days = \"365\"): invalid type: string \"365\", expected u32"
+        );
+        let err = RawConfig::from_toml("listen = \"a\"\nlisten = \"b\"\n")
+            .err()
+            .unwrap();
+        assert_eq!(err.to_string(), "line 2 (listen = \"b\"): duplicate key");
     }
 
     #[test]

@@ -135,8 +135,11 @@ fn main() -> ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HATANG_LOG")
                 // PostgreSQL's notices ("relation … already exists, skipping" on every
-                // migration check) are not news.
-                .unwrap_or_else(|_| "info,sqlx::postgres::notice=warn".into()),
+                // migration check) are not news; rustls' certificate verifier logs an ERROR
+                // for each refused certificate that the service check reports already.
+                .unwrap_or_else(|_| {
+                    "info,sqlx::postgres::notice=warn,rustls_platform_verifier=off".into()
+                }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

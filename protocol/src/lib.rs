@@ -30,3 +30,16 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// is spooled, cannot say it. The collector dates the report's evidence `received - age`;
 /// without the header (an older agent) it uses the report's `agent_time`.
 pub const REPORT_AGE_HEADER: &str = "hatang-report-age";
+
+/// A configuration file's error `message` with where it is: the line number and that line's
+/// text, so the key is named (`line 73 (max_clock_skew_days = "365"): invalid type: string
+/// "365", expected u32`). `at` is the byte range the parser blamed in `text`, if it said.
+/// Shared by the agent's and the collector's TOML readers.
+pub fn located(text: &str, at: Option<std::ops::Range<usize>>, message: &str) -> String {
+    let Some(at) = at else {
+        return message.to_owned();
+    };
+    let line = text.get(..at.start).unwrap_or(text).matches('\n').count();
+    let source = text.lines().nth(line).unwrap_or_default().trim();
+    format!("line {} ({source}): {message}", line + 1)
+}
