@@ -162,10 +162,19 @@ impl Certificates {
     }
 
     /// Reads the files again. On success, connections accepted from now on get the new
-    /// configuration; on failure the old one stays.
+    /// configuration; on failure the old one stays. A certificate that has expired does not
+    /// replace one that has not (an old file copied back by mistake would cut every agent
+    /// off); it is an error, and the one served stays.
     pub fn reload(&self) -> Result<i64, TlsError> {
         let loaded = load(&self.files)?;
         let not_after = loaded.not_after;
+        let now = crate::now();
+        if not_after <= now && self.not_after() > now {
+            return Err(file_error(&self.files.cert_file)(format!(
+                "the certificate expired on {} UTC; still serving the one that has not",
+                crate::present::when(not_after)
+            )));
+        }
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
         Ok(not_after)
     }
@@ -176,10 +185,17 @@ impl Certificates {
         state.metrics().tls_certificate_expiry(self.not_after());
         tracing::info!(
             cert_file = %self.files.cert_file.display(),
-            not_after = self.not_after(),
+            expires = %crate::present::when(self.not_after()),
             client_certificates = self.files.client_ca_file.is_some(),
             "serving HTTPS"
         );
+        if self.not_after() <= crate::now() {
+            tracing::warn!(
+                cert_file = %self.files.cert_file.display(),
+                expired = %crate::present::when(self.not_after()),
+                "the HTTPS certificate has expired: agents refuse it and send nothing until a renewed one is installed"
+            );
+        }
         // Installed before this returns: a SIGHUP from then on reloads, never terminates.
         #[cfg(unix)]
         let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -214,7 +230,7 @@ impl Certificates {
                     match certificates.reload() {
                         Ok(not_after) => {
                             state.metrics().tls_certificate_expiry(not_after);
-                            tracing::info!(trigger = why, not_after, "TLS certificate reloaded");
+                            tracing::info!(trigger = why, expires = %crate::present::when(not_after), "TLS certificate reloaded");
                         }
                         Err(e) => tracing::warn!(
                             trigger = why,
@@ -416,6 +432,15 @@ mod tests {
         let err = certificates.reload().unwrap_err().to_string();
         assert!(err.contains("cert.pem"), "{err}");
         assert!((certificates.not_after() - days_from_now(30)).abs() < 60);
+
+        // an expired pair (an old file copied back) does not replace a valid one
+        let _ = self::files(dir.path(), &self_signed(-1));
+        let err = certificates.reload().unwrap_err().to_string();
+        assert!(
+            err.contains("cert.pem: the certificate expired on "),
+            "{err}"
+        );
+        assert!(Arc::ptr_eq(&served, &certificates.current().config));
 
         // a good pair is swapped in
         let _ = self::files(dir.path(), &self_signed(60));
