@@ -356,17 +356,27 @@ pub async fn check(config: &Config, out: &mut impl Write) -> anyhow::Result<bool
     {
         let tls = enrolment.as_ref().map_or(&config.tls, |e| &e.tls);
         let started = Instant::now();
-        let answer = match push::client(config.timeout.min(Duration::from_secs(5)), tls) {
+        let client = push::client(config.timeout.min(Duration::from_secs(5)), tls);
+        let answer = match &client {
             Ok(client) => (client.get(format!("{url}/healthz")).send().await)
                 .map_err(|e| push::unreachable(&e).to_string()),
             Err(e) => Err(e.to_string()),
         };
         match answer {
-            Ok(r) if r.status().is_success() => line(
-                "collector",
-                true,
-                format!("{url} answers in {} ms", started.elapsed().as_millis()),
-            )?,
+            Ok(r) if r.status().is_success() => {
+                line(
+                    "collector",
+                    true,
+                    format!("{url} answers in {} ms", started.elapsed().as_millis()),
+                )?;
+                // /healthz takes no key and no client certificate: ask something that does,
+                // or a revoked key would pass this check and fail every report.
+                if let (Ok(client), Some(e)) = (&client, &enrolment) {
+                    let (good, text) = push::key_accepted(client, &url, &e.agent_key).await;
+                    ok &= good;
+                    line("key", good, text)?;
+                }
+            }
             Ok(r) => {
                 ok = false;
                 line("collector", false, format!("{url} answered {}", r.status()))?;

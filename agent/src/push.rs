@@ -273,6 +273,37 @@ pub async fn enroll(
     response.json().await.map_err(|e| unreachable(&e))
 }
 
+/// Whether the collector at `collector` takes `agent_key` (and this client's certificate, where
+/// it asks for one), with what to say of it: an authenticated request that moves nothing, a
+/// speed-test download of zero bytes.
+pub async fn key_accepted(
+    client: &reqwest::Client,
+    collector: &str,
+    agent_key: &str,
+) -> (bool, String) {
+    let answer = client
+        .get(format!("{collector}/api/v1/speedtest/download?bytes=0"))
+        .bearer_auth(agent_key)
+        .send()
+        .await;
+    match answer {
+        Ok(r) if r.status().is_success() => (true, "the collector accepts this agent's key".into()),
+        Ok(r) if r.status() == StatusCode::UNAUTHORIZED => (
+            false,
+            format!(
+                "refused: {}; reports will not be taken",
+                error_message(r).await
+            ),
+        ),
+        // Busy (a speed test running) or another answer: nothing said about the key.
+        Ok(r) => (
+            true,
+            format!("not checked: the collector answered {}", r.status()),
+        ),
+        Err(e) => (false, unreachable(&e).to_string()),
+    }
+}
+
 /// Delivers one spooled gzip report, which `waited` in the spool since it was made (the
 /// collector dates the report's evidence by it: [`hatang_protocol::REPORT_AGE_HEADER`]).
 pub async fn send(

@@ -200,3 +200,32 @@ async fn check_fails_when_the_state_was_enrolled_as_another_machine() {
         "{identity}"
     );
 }
+
+#[tokio::test]
+async fn check_says_when_the_collector_refuses_the_key() {
+    // /healthz answers whatever the key; only a request with the key tells a revoked one.
+    let dir = tempfile::tempdir().unwrap();
+    let server = FakeCollector::start([202]).await;
+    enrol(dir.path(), &server.url);
+    let key_line = |out: &crate::support::Run| {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with("key"))
+            .unwrap_or_else(|| panic!("{out:?}"))
+            .to_owned()
+    };
+    let accepted = run(agent(dir.path()).arg("check")).await;
+    let line = key_line(&accepted);
+    assert!(
+        line.contains(" ok ") && line.contains("accepts this agent's key"),
+        "{line}"
+    );
+
+    let mut revoked = state::load(dir.path()).unwrap();
+    revoked.agent_key = "hta_revoked".into();
+    state::save(dir.path(), &revoked).unwrap();
+    let refused = run(agent(dir.path()).arg("check")).await;
+    let line = key_line(&refused);
+    assert!(line.contains("FAIL") && line.contains("refused"), "{line}");
+    assert!(!refused.success, "{refused:?}");
+}
