@@ -364,10 +364,11 @@ const CONTRACT: [&str; 11] = [
 ];
 
 /// The high-cardinality detail served on `/metrics/detail` only.
-const DETAIL: [&str; 19] = [
+const DETAIL: [&str; 20] = [
     "hatang_unit_reachable",
     "hatang_unit_download_bytes_per_second",
     "hatang_unit_agents_online",
+    "hatang_unit_workstations",
     "hatang_unit_spool_waiting_reports",
     "hatang_unit_spool_dropped_reports",
     "hatang_host_last_report_timestamp_seconds",
