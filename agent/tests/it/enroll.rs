@@ -173,13 +173,7 @@ async fn check_fails_when_the_state_was_enrolled_as_another_machine() {
     enrol(dir.path(), "http://127.0.0.1:9");
 
     let same = run(agent(dir.path()).arg("check")).await;
-    let line = |out: &crate::support::Run| {
-        out.stdout
-            .lines()
-            .find(|l| l.starts_with("identity"))
-            .unwrap_or_else(|| panic!("{out:?}"))
-            .to_owned()
-    };
+    let line = |out: &crate::support::Run| check_line(out, "identity");
     let identity = line(&same);
     assert!(
         identity.contains(" ok ") && identity.ends_with("machine id it-machine"),
@@ -207,13 +201,7 @@ async fn check_says_when_the_collector_refuses_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let server = FakeCollector::start([202]).await;
     enrol(dir.path(), &server.url);
-    let key_line = |out: &crate::support::Run| {
-        out.stdout
-            .lines()
-            .find(|l| l.starts_with("key"))
-            .unwrap_or_else(|| panic!("{out:?}"))
-            .to_owned()
-    };
+    let key_line = |out: &crate::support::Run| check_line(out, "key");
     let accepted = run(agent(dir.path()).arg("check")).await;
     let line = key_line(&accepted);
     assert!(
@@ -228,4 +216,13 @@ async fn check_says_when_the_collector_refuses_the_key() {
     let line = key_line(&refused);
     assert!(line.contains("FAIL") && line.contains("refused"), "{line}");
     assert!(!refused.success, "{refused:?}");
+}
+
+/// The line of `check`'s output about `what`.
+fn check_line(out: &crate::support::Run, what: &str) -> String {
+    out.stdout
+        .lines()
+        .find(|l| l.starts_with(what))
+        .unwrap_or_else(|| panic!("no {what} line: {out:?}"))
+        .to_owned()
 }
