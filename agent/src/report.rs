@@ -74,7 +74,7 @@ fn say_once(said: &AtomicBool, message: &'static str, detail: String) {
 /// list (a probe, a filesystem, a disk) goes alone when the problem is in it; otherwise its
 /// section (the inventory, the sample, the gateway, the speed test, the spool figures) goes.
 /// [`build`] has cut what it knows how to already; this catches what no rule of [`fit`] covers
-/// and the parts set after it. Returns the problems that were found, for the log.
+/// and the parts set after it. Says the problems in the log (once a run) and returns them.
 pub fn sound(report: &mut Report) -> Vec<ValidationError> {
     let Err(problems) = report.validate(&Limits::default()) else {
         return Vec::new();
@@ -90,13 +90,12 @@ pub fn sound(report: &mut Report) -> Vec<ValidationError> {
     let mut sections = BTreeSet::new();
     for p in &problems {
         let field = p.field.as_str();
-        let section = field.split(['.', '[']).next().unwrap_or(field);
         match item_of(field) {
             Some((list, i)) => {
                 items.entry(list).or_default().insert(i);
             }
             None => {
-                sections.insert(section);
+                sections.insert(field.split(['.', '[']).next().unwrap_or(field));
             }
         }
     }
