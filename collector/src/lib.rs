@@ -50,8 +50,9 @@ pub fn now() -> i64 {
 
 /// Serves the API on an already bound listener until `shutdown` completes, then finishes the
 /// requests in flight; the configured service checks, the daily figure snapshots ([`history`]),
-/// the figures refresher ([`http::AppState::spawn_figures_refresher`]) and the deletion of
-/// reports past their retention ([`retention`]) run meanwhile. Tests bind port 0 and pass
+/// the figures refresher ([`http::AppState::spawn_figures_refresher`]), the claim to publish the
+/// figure series where replicas share a database ([`store::Store::claim_figures`]) and the
+/// deletion of reports past their retention ([`retention`]) run meanwhile. Tests bind port 0 and pass
 /// the listener, so nothing waits for readiness.
 /// Each connection's peer address reaches the handlers, for the per-address rate limits.
 /// With `[tls]` in the configuration it serves HTTPS, reloading the certificate on SIGHUP and
@@ -65,6 +66,10 @@ pub async fn serve(
         checks::spawn(state.config().services.clone(), state.services().clone())?;
     let _snapshots_stop_when_dropped = history::spawn(state.clone());
     let _refresh_stops_when_dropped = state.spawn_figures_refresher();
+    let _claim_ends_when_dropped = state
+        .store()
+        .claim_figures(state.metrics().publishing())
+        .await;
     let _pruning_stops_when_dropped = retention::spawn(state.clone());
     let Some(files) = state.config().tls.clone() else {
         return axum::serve(

@@ -482,12 +482,12 @@ mod tests {
         let name = "hatang_tls_certificate_expiry_timestamp_seconds";
         assert!(
             !metrics
-                .render(Endpoint::Metrics, &empty, &[])
+                .render(Endpoint::Metrics, Some(&empty), &[])
                 .contains(name)
         );
         metrics.tls_certificate_expiry(1_900_000_000);
         // The same figures: their series come from the cache, the certificate's from now.
-        let text = metrics.render(Endpoint::Metrics, &empty, &[]);
+        let text = metrics.render(Endpoint::Metrics, Some(&empty), &[]);
         assert!(
             text.lines().any(|l| l == format!("{name} 1900000000")),
             "{text}"

@@ -488,11 +488,11 @@ struct Prometheus {
 }
 
 impl Prometheus {
-    /// Starts `/usr/bin/prometheus` (Debian's package) scraping `target` every second, as the
-    /// two jobs of `dashboards/README.md` (`/metrics` and `/metrics/detail`), with the recording
-    /// rules of `dashboards/prometheus/`. `None` when it is not installed outside
-    /// CI; under `CI` its absence fails the test.
-    fn start(target: &str) -> Option<Self> {
+    /// Starts `/usr/bin/prometheus` (Debian's package) scraping the collectors at `targets`
+    /// every second, as the two jobs of `dashboards/README.md` (`/metrics` and
+    /// `/metrics/detail`), with the recording rules of `dashboards/prometheus/`. `None` when it
+    /// is not installed outside CI; under `CI` its absence fails the test.
+    fn start(targets: &[&str]) -> Option<Self> {
         let binary = Path::new("/usr/bin/prometheus");
         if !binary.exists() {
             assert!(
@@ -505,10 +505,11 @@ impl Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let rules = dashboards_dir().join("prometheus/hatang-recording.yml");
         let config = dir.path().join("prometheus.yml");
+        let targets = targets.join("\", \"");
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: hatang\n    static_configs:\n      - targets: [\"{target}\"]\n  - job_name: hatang-detail\n    metrics_path: /metrics/detail\n    static_configs:\n      - targets: [\"{target}\"]\n",
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: hatang\n    static_configs:\n      - targets: [\"{targets}\"]\n  - job_name: hatang-detail\n    metrics_path: /metrics/detail\n    static_configs:\n      - targets: [\"{targets}\"]\n",
                 rules.display()
             ),
         )
@@ -589,7 +590,7 @@ fn a_real_prometheus_scrapes_both_endpoints_and_answers_the_equipment_ratio() {
         agent.enroll(&collector, &token);
         agent.once();
     }
-    let Some(prometheus) = Prometheus::start(&collector.addr) else {
+    let Some(prometheus) = Prometheus::start(&[&collector.addr]) else {
         return;
     };
     let expected = f64::from(equipped) / f64::from(commune_staff);
@@ -617,4 +618,52 @@ fn a_real_prometheus_scrapes_both_endpoints_and_answers_the_equipment_ratio() {
         ))
     });
     assert_eq!(online, 2.0, "{}", prometheus.log());
+}
+
+/// Two replicas on one PostgreSQL, both scraped as `dashboards/README.md` says: the recording
+/// rules see each figure once (one replica publishes them), so sums are not doubled and the
+/// joins on `unit` and `level` find one series a side.
+#[test]
+fn a_real_prometheus_scraping_two_replicas_counts_each_figure_once() {
+    let file = testdata("units-phu-tho-2025.csv");
+    let commune_staff: u32 = crate::support::units(&file)
+        .values()
+        .filter(|(level, _)| level == "commune")
+        .map(|(_, staff)| staff)
+        .sum();
+    let Some(mut a) = Collector::on_postgres() else {
+        return;
+    };
+    let mut b = a.replica();
+    run_ok(a.cli(&["units", "import"]).arg(&file));
+    a.start(0);
+    b.start(0);
+    let unit = "7900";
+    let agent = Agent::new("e2e-replicas-1");
+    agent.enroll(&b, &a.token(&["--unit", unit]));
+    run_ok(agent.cmd(&["once"]).env("HATANG_COLLECTOR", b.url()));
+    let Some(prometheus) = Prometheus::start(&[&a.addr, &b.addr]) else {
+        return;
+    };
+    // Both replicas scraped, both jobs.
+    let scraped = eventually(Duration::from_secs(60), || {
+        prometheus.value("count(up == 1)").filter(|&n| n == 4.0)
+    });
+    assert_eq!(scraped, 4.0);
+    let staff = eventually(Duration::from_secs(60), || {
+        prometheus.value(r#"level:hatang_unit_staff:sum{level="commune"}"#)
+    });
+    assert_eq!(staff, f64::from(commune_staff), "{}", prometheus.log());
+    let gap = eventually(Duration::from_secs(60), || {
+        prometheus.value(r#"level:hatang_equipment_ratio:target_gap{level="commune"}"#)
+    });
+    let expected = 1.0 / f64::from(commune_staff) - 0.88;
+    assert!((gap - expected).abs() < 1e-9, "{gap}\n{}", prometheus.log());
+    let ratio = eventually(Duration::from_secs(60), || {
+        prometheus.value(&format!(
+            r#"unit:hatang_equipment_ratio:ratio{{unit="{unit}"}}"#
+        ))
+    });
+    assert!(ratio > 0.0, "{ratio}");
+    assert_eq!(prometheus.value("sum(hatang_figures_published)"), Some(1.0));
 }

@@ -1,9 +1,11 @@
-//! Scale-out: two collector processes on one PostgreSQL, agents reporting to either, and both
-//! replicas showing the same figures.
+//! Scale-out: two collector processes on one PostgreSQL, agents reporting to either, both
+//! replicas computing the same figures and one of them publishing them to Prometheus.
 
-use crate::support::{Agent, Collector, Metrics, run_ok, testdata};
+use std::time::Duration;
 
-/// The figure series that must agree between replicas (the event counters are per process).
+use crate::support::{Agent, Collector, Metrics, eventually, get_as, run_ok, testdata};
+
+/// Figure series (the event counters are per process).
 const FIGURES: [&str; 5] = [
     "hatang_equipment_ratio",
     "hatang_unit_equipped_staff",
@@ -45,10 +47,16 @@ fn two_replicas_on_one_postgres_agree() {
         agents.push(agent);
     }
 
+    // One replica publishes the figures, the one that started first and so took the lock; the
+    // other serves its own counters only, or Prometheus, scraping both, would count every
+    // figure twice.
     let (ma, mb) = (a.metrics(), b.metrics());
+    assert_eq!(ma.get("hatang_figures_published", &[]), Some(1.0));
+    assert_eq!(mb.get("hatang_figures_published", &[]), Some(0.0));
     let fa = figures(&ma);
     assert!(!fa.is_empty());
-    assert_eq!(fa, figures(&mb), "both replicas compute the same figures");
+    assert_eq!(figures(&mb), [], "the standby publishes no figure");
+    assert_eq!(b.exposition("/metrics/detail"), "");
     for unit in units {
         assert_eq!(
             ma.get("hatang_unit_equipped_staff", &[("unit", unit)]),
@@ -60,4 +68,26 @@ fn two_replicas_on_one_postgres_agree() {
     // Each replica counted the reports it received itself: together, all four.
     let accepted = |m: &Metrics| m.sum("hatang_reports_received_total", &[("outcome", "accepted")]);
     assert_eq!(accepted(&ma) + accepted(&mb), 4.0);
+
+    // Both compute the same figures for the API and the pages.
+    let viewer = a.token(&["--role", "viewer"]);
+    let coverage = |c: &Collector| {
+        let (status, body) = get_as(&c.addr, "/api/v1/coverage", Some(&viewer)).unwrap();
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    assert_eq!(coverage(&a), coverage(&b));
+
+    // The publisher goes (a crash: its session ends with the process); the other takes over
+    // with the same figures, and the first, back, stands by.
+    a.stop();
+    let taken_over = eventually(Duration::from_secs(30), || {
+        let m = b.metrics();
+        (m.get("hatang_figures_published", &[]) == Some(1.0)).then_some(m)
+    });
+    assert_eq!(figures(&taken_over), fa);
+    a.start(0);
+    let ma = a.metrics();
+    assert_eq!(ma.get("hatang_figures_published", &[]), Some(0.0));
+    assert_eq!(figures(&ma), []);
 }

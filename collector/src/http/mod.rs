@@ -367,10 +367,15 @@ async fn exposition(
             return Err(ApiError::unauthorized("wrong metrics token"));
         }
     }
-    let figures = state.figures().await?;
+    // A replica that leaves the figures to another one does not compute them for a scrape.
+    let figures = if state.metrics().publishes_figures() {
+        Some(state.figures().await?)
+    } else {
+        None
+    };
     let text = state
         .metrics()
-        .render(endpoint, &figures, &state.services().snapshot());
+        .render(endpoint, figures.as_ref(), &state.services().snapshot());
     Ok((
         [(
             header::CONTENT_TYPE,

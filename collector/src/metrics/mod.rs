@@ -18,9 +18,12 @@
 
 mod text;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 use crate::changes::{COMPONENTS, ChangeKind};
 use crate::checks::ServiceResult;
@@ -113,6 +116,10 @@ pub struct Metrics {
     /// Without labels; absent until a certificate is loaded, so a collector serving plain HTTP
     /// has no such series.
     tls_expiry: GaugeVec,
+    /// Whether this process serves the figure series ([`crate::store::Store::claim_figures`]),
+    /// and the series that says so.
+    publishing: Arc<AtomicBool>,
+    published: IntGauge,
     /// The figure series of the latest figures rendered, reused by every scrape of either
     /// endpoint until the figures change (megabytes at national scale, identical between
     /// refreshes).
@@ -180,6 +187,12 @@ impl Metrics {
         )
         .unwrap();
         registry.register(Box::new(tls_expiry.clone())).unwrap();
+        let published = IntGauge::new(
+            "hatang_figures_published",
+            "1 if this collector serves the figure series; 0 on a replica that leaves them to the one holding the database's figures lock and serves only its own counters and checks.",
+        )
+        .unwrap();
+        registry.register(Box::new(published.clone())).unwrap();
         // Every outcome from the start, so `rate()` sees the first event of each.
         for o in Outcome::ALL {
             reports.with_label_values(&[o.as_str()]);
@@ -199,6 +212,8 @@ impl Metrics {
             inventory_changes,
             clock_skew,
             tls_expiry,
+            publishing: Arc::new(AtomicBool::new(true)),
+            published,
             rendered: Mutex::new(None),
         }
     }
@@ -228,19 +243,33 @@ impl Metrics {
             .set(float(unix_seconds));
     }
 
-    /// The exposition of `endpoint`: on [`Endpoint::Metrics`] the event counters, its figure
-    /// series and the service checks; on [`Endpoint::Detail`] its figure series.
+    /// Where the store's claim to publish the figures is recorded (true until a store that
+    /// needs a claim says otherwise).
+    pub fn publishing(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.publishing)
+    }
+
+    /// Whether this process serves the figure series now.
+    pub fn publishes_figures(&self) -> bool {
+        self.publishing.load(Ordering::Relaxed)
+    }
+
+    /// The exposition of `endpoint`: on [`Endpoint::Metrics`] the event counters, the figure
+    /// series of `figures` that go there and the service checks; on [`Endpoint::Detail`] the
+    /// other figure series. `None` (this process does not publish the figures) leaves out
+    /// every figure series.
     pub fn render(
         &self,
         endpoint: Endpoint,
-        figures: &Arc<Figures>,
+        figures: Option<&Arc<Figures>>,
         services: &[ServiceResult],
     ) -> String {
-        let rendered = self.figure_series(figures);
-        let figure_series = rendered.of(endpoint);
+        let rendered = figures.map(|f| self.figure_series(f));
+        let figure_series = rendered.as_ref().map_or("", |r| r.of(endpoint).as_ref());
         if endpoint == Endpoint::Detail {
             return figure_series.to_string();
         }
+        self.published.set(i64::from(figures.is_some()));
         let counters = TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default();
@@ -751,7 +780,7 @@ mod tests {
 
     /// Renders both endpoints of one figures value.
     fn both(m: &Metrics, figures: &Arc<Figures>, services: &[ServiceResult]) -> [String; 2] {
-        [Endpoint::Metrics, Endpoint::Detail].map(|e| m.render(e, figures, services))
+        [Endpoint::Metrics, Endpoint::Detail].map(|e| m.render(e, Some(figures), services))
     }
 
     #[test]
@@ -793,6 +822,39 @@ mod tests {
         for family in ["hatang_unit_info", "hatang_host_up", "hatang_service_up"] {
             assert!(main.contains(family), "{family} left /metrics");
         }
+    }
+
+    /// A replica that does not publish the figures serves its own counters and checks, says it
+    /// does not publish, and nothing else: not one series another replica also serves.
+    #[test]
+    fn without_the_figures_only_this_process_is_described() {
+        let m = Metrics::new();
+        let [main, _] = both(&m, &Arc::new(one_unit_figures()), &one_service());
+        assert!(
+            main.lines().any(|l| l == "hatang_figures_published 1"),
+            "{main}"
+        );
+
+        let standby = m.render(Endpoint::Metrics, None, &one_service());
+        assert!(
+            standby.lines().any(|l| l == "hatang_figures_published 0"),
+            "{standby}"
+        );
+        assert_eq!(m.render(Endpoint::Detail, None, &one_service()), "");
+        let own: BTreeSet<String> = [
+            "hatang_figures_published",
+            "hatang_reports_received_total",
+            "hatang_enrolments_total",
+            "hatang_inventory_changes_total",
+            "hatang_report_clock_skew_seconds",
+        ]
+        .map(String::from)
+        .into();
+        let mut checks = Exposition::with_capacity(0);
+        services(&mut checks, &one_service());
+        let checks = families(&checks.finish());
+        assert!(checks.contains("hatang_service_up"), "{checks:?}");
+        assert_eq!(families(&standby), &own | &checks);
     }
 
     #[test]

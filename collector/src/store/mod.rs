@@ -11,10 +11,13 @@ mod sqlite;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use async_trait::async_trait;
 use hatang_protocol::{Inventory, Report};
 
+use crate::Background;
 use crate::changes::{Change, ChangeKind};
 use crate::figures::{AgentGroup, AgentRow, AgentState, Role, Rules, Speed, UnitRow};
 use crate::units::{NewUnit, UnitFile};
@@ -50,7 +53,7 @@ pub enum StoreError {
     /// The transaction that held this report did not commit (the same failure answers every
     /// report of its batch).
     #[error("the batch holding this report was not committed")]
-    Batch(#[source] std::sync::Arc<StoreError>),
+    Batch(#[source] Arc<StoreError>),
     /// The batch committed but could not be made durable (the SQLite store's sync of its WAL
     /// failed, now or earlier): it is not acknowledged, and the agent resends it.
     #[error("{0}")]
@@ -309,6 +312,16 @@ pub struct AgentEvidence {
 pub trait Store: Send + Sync + fmt::Debug {
     /// Answers when the database is reachable.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Starts claiming, for this process, the publishing of the figure series, and writes into
+    /// `held` whether it has the claim: where several collectors share the database only one
+    /// may serve the figures, or Prometheus, scraping each, would count every figure once per
+    /// collector. The first attempt is made before this returns; the claim is kept, or sought
+    /// again, until the returned task is dropped. A store one process owns (SQLite) needs no
+    /// claim: `None`, and `held` is left alone.
+    async fn claim_figures(&self, _held: Arc<AtomicBool>) -> Option<Background> {
+        None
+    }
 
     /// Replaces the current tree with `units` in one transaction: new codes are added, known
     /// codes updated, codes absent from `units` retired (kept for history, out of the figures).

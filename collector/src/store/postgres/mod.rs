@@ -21,6 +21,8 @@
 //! applies them, so replicas starting together do not race.
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -41,10 +43,12 @@ use super::{
     AgentFilter, Revoked, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation, agents_page_query,
     revoke_agent_sql, token_by_fingerprint,
 };
+use crate::Background;
 use crate::figures::{AgentGroup, Role, Rules, UnitRow};
 use crate::units::{NewUnit, UnitFile};
 
 mod ingest;
+mod publisher;
 
 use super::batch::{self, Job};
 
@@ -116,6 +120,11 @@ impl Store for PostgresStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn claim_figures(&self, held: Arc<AtomicBool>) -> Option<Background> {
+        let options = PgConnectOptions::clone(&self.pool.connect_options());
+        Some(publisher::claim(options, held).await)
     }
 
     async fn import_units(&self, file: &UnitFile, now: i64) -> Result<ImportSummary, StoreError> {
