@@ -93,16 +93,7 @@ fn dashboard_expressions() -> Vec<Expr> {
             dash["schemaVersion"].as_u64().is_some_and(|v| v >= 36),
             "{file}: schemaVersion"
         );
-        let mut panels: Vec<&serde_json::Value> = Vec::new();
-        let mut stack: Vec<&serde_json::Value> =
-            dash["panels"].as_array().expect("panels").iter().collect();
-        while let Some(panel) = stack.pop() {
-            if let Some(inner) = panel["panels"].as_array() {
-                stack.extend(inner);
-            }
-            panels.push(panel);
-        }
-        for panel in panels.iter().filter(|p| p["type"] != "row") {
+        for panel in panels_of(&dash) {
             let title = panel["title"].as_str().unwrap_or("?");
             assert_eq!(
                 panel["datasource"]["uid"], "${datasource}",
@@ -140,6 +131,64 @@ fn dashboard_expressions() -> Vec<Expr> {
         }
     }
     exprs
+}
+
+/// The panels of a dashboard, those inside rows included, rows themselves left out.
+fn panels_of(dash: &serde_json::Value) -> Vec<&serde_json::Value> {
+    let mut panels = Vec::new();
+    let mut stack: Vec<&serde_json::Value> =
+        dash["panels"].as_array().expect("panels").iter().collect();
+    while let Some(panel) = stack.pop() {
+        if let Some(inner) = panel["panels"].as_array() {
+            stack.extend(inner);
+        }
+        if panel["type"] != "row" {
+            panels.push(panel);
+        }
+    }
+    panels
+}
+
+/// Each level has a target of its own (`[targets]`), so no panel colours an equipment ratio
+/// by fixed numbers: a province level at 92 % is below its 98 % target while communes at 90 %
+/// are above their 88 %. Colour comes from the gap to the level's own target instead, red
+/// below 0 and green from 0.
+#[test]
+fn no_panel_judges_an_equipment_ratio_by_fixed_thresholds() {
+    for path in files(&dashboards_dir().join("grafana"), ".json") {
+        let file = name_of(&path);
+        let dash: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for panel in panels_of(&dash) {
+            let shows_a_ratio = panel["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["expr"].as_str())
+                .any(|e| e.contains("equipment_ratio") && !e.contains("target"));
+            if !shows_a_ratio {
+                continue;
+            }
+            let config = &panel["fieldConfig"];
+            let overrides = config["overrides"].as_array().into_iter().flatten();
+            let thresholds = std::iter::once(&config["defaults"]["thresholds"]).chain(
+                overrides
+                    .flat_map(|o| o["properties"].as_array().into_iter().flatten())
+                    .filter(|p| p["id"] == "thresholds")
+                    .map(|p| &p["value"]),
+            );
+            // The only line a panel with a ratio in it may draw: 0, where a gap to the
+            // level's target changes sign.
+            for t in thresholds {
+                let steps = t["steps"].as_array().into_iter().flatten();
+                assert!(
+                    steps.map(|s| &s["value"]).all(|v| v.is_null() || v == 0),
+                    "{file} / {}: an equipment ratio coloured by fixed thresholds {t}",
+                    panel["title"]
+                );
+            }
+        }
+    }
 }
 
 /// The PromQL inside a Grafana variable query: `label_values(SELECTOR, label)` → SELECTOR,
