@@ -246,15 +246,23 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow:
                 break (flushed, result);
             }
         };
-        if result.is_ok() {
-            backoff.succeeded();
-        } else {
-            let wait = backoff.failed(Instant::now(), config.interval, push::jitter());
-            if !wait.is_zero() {
-                tracing::info!(
-                    wait_secs = wait.as_secs(),
-                    "sending again after failures in a row; collecting goes on"
-                );
+        match &result {
+            Ok(()) => backoff.succeeded(),
+            Err(e) => {
+                let asked = e.retry_after();
+                let wait = backoff.failed(Instant::now(), config.interval, push::jitter(), asked);
+                if let Some(asked) = asked {
+                    tracing::warn!(
+                        retry_after_secs = asked.as_secs(),
+                        wait_secs = wait.as_secs(),
+                        "the collector asked to wait before sending again; collecting goes on"
+                    );
+                } else if !wait.is_zero() {
+                    tracing::info!(
+                        wait_secs = wait.as_secs(),
+                        "sending again after failures in a row; collecting goes on"
+                    );
+                }
             }
         }
         match result {
@@ -265,6 +273,7 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow:
             Err(PushError::Refused {
                 status: 401,
                 message,
+                ..
             }) => {
                 if !unauthorized_logged {
                     tracing::error!(reason = %message, state_dir = %config.state_dir.display(), "the collector no longer accepts this agent's key; reports are kept until it is enrolled again (hatang-agent enroll)");

@@ -12,7 +12,9 @@
 //! 404/405 (the configured URL does not lead to a report endpoint), and any 4xx without the
 //! collector's error body (a proxy asking to log in, a firewall, plain HTTP sent to an HTTPS
 //! port). A mistake in a deployment must not turn into lost evidence on every machine.
-//! How long to wait before trying again is [`Backoff`]'s: doubling waits with jitter.
+//! How long to wait before trying again is [`Backoff`]'s: doubling waits with jitter, and never
+//! less than an answer's `Retry-After` asked for ([`retry_after`]), so a collector that sheds
+//! load (429, a full ingest queue's 503) is not hit again sooner than it said.
 
 use std::time::{Duration, SystemTime};
 
@@ -95,13 +97,41 @@ fn unencrypted(collector: &str) -> bool {
     url.scheme() == "http" && !local
 }
 
+/// The longest wait a `Retry-After` can impose: a broken or hostile header must not silence an
+/// agent for days, and an hour is longer than any wait the collector asks for.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// How long an answer's `Retry-After` asks the agent to wait, at most [`MAX_RETRY_AFTER`];
+/// `None` without one or when it is not delay-seconds.
+///
+/// Only delay-seconds (`Retry-After: 30`) are read, which is what the collector sends. An
+/// HTTP-date is ignored: it would be measured against this machine's clock, and agency PCs'
+/// clocks are often wrong by hours (the reason reports carry their age rather than a time), so
+/// it could mean no wait at all or one of a day. The usual backoff applies then.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // All digits, so only a number too large for u64 fails to parse: the cap, like any
+    // other large one.
+    Some(value.parse().map_or(MAX_RETRY_AFTER, |secs| {
+        Duration::from_secs(secs).min(MAX_RETRY_AFTER)
+    }))
+}
+
 /// When to try delivering again after failures: exponential backoff with jitter.
 ///
 /// The first failure waits one cycle, as before; each further failure doubles the wait, up to
 /// [`Backoff::MAX_CYCLES`] cycles (a quarter of an hour at the default 60 s). The wait is then
 /// drawn between half and all of that, so thousands of agents that lost the collector at the
-/// same moment do not all come back at the same moment. Reports are collected and spooled every
-/// cycle meanwhile; only sending waits. One delivery that works resets it.
+/// same moment do not all come back at the same moment. When the collector asked for a longer
+/// wait (`Retry-After`), that is the wait. Reports are collected and spooled every cycle
+/// meanwhile; only sending waits. One delivery that works resets it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Backoff {
     failures: u32,
@@ -116,9 +146,16 @@ impl Backoff {
         self.not_before.is_none_or(|t| now >= t)
     }
 
-    /// A delivery failed at `now`; `cycle` is the agent's interval and `jitter` a random draw
-    /// in `0..1`. Returns how long sending now waits.
-    pub fn failed(&mut self, now: std::time::Instant, cycle: Duration, jitter: f64) -> Duration {
+    /// A delivery failed at `now`; `cycle` is the agent's interval, `jitter` a random draw in
+    /// `0..1` and `asked` the answer's [`retry_after`], the least the wait may be. Returns how
+    /// long sending now waits.
+    pub fn failed(
+        &mut self,
+        now: std::time::Instant,
+        cycle: Duration,
+        jitter: f64,
+        asked: Option<Duration>,
+    ) -> Duration {
         self.failures = self.failures.saturating_add(1);
         let cycles = 1u32
             .checked_shl(self.failures - 1)
@@ -130,7 +167,8 @@ impl Backoff {
             Duration::ZERO
         } else {
             (cycle * cycles).mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
-        };
+        }
+        .max(asked.unwrap_or_default());
         self.not_before = Some(now + wait);
         wait
     }
@@ -159,9 +197,24 @@ pub enum PushError {
     #[error("{0}")]
     Certificate(String),
     #[error("collector answered {status}: {message}")]
-    Refused { status: u16, message: String },
+    Refused {
+        status: u16,
+        message: String,
+        /// The answer's [`retry_after`], when it is one to try again after.
+        retry_after: Option<Duration>,
+    },
     #[error("spool: {0}")]
     Spool(#[from] std::io::Error),
+}
+
+impl PushError {
+    /// How long the collector asked the agent to wait before trying again, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Refused { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
 }
 
 /// Builds the one client the agent uses: timeouts, a recognisable user agent, TLS by rustls with
@@ -267,6 +320,7 @@ pub async fn enroll(
     if status != StatusCode::CREATED && status != StatusCode::OK {
         return Err(PushError::Refused {
             status: status.as_u16(),
+            retry_after: retry_after(response.headers()),
             message: error_message(response).await,
         });
     }
@@ -304,6 +358,17 @@ pub async fn key_accepted(
     }
 }
 
+/// The collector's answer to one report, as [`send`] understood it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub disposition: Disposition,
+    pub status: StatusCode,
+    /// What went wrong; empty when delivered.
+    pub message: String,
+    /// The answer's [`retry_after`], on a [`Disposition::Retry`] only.
+    pub retry_after: Option<Duration>,
+}
+
 /// Delivers one spooled gzip report, which `waited` in the spool since it was made (the
 /// collector dates the report's evidence by it: [`hatang_protocol::REPORT_AGE_HEADER`]).
 pub async fn send(
@@ -312,7 +377,7 @@ pub async fn send(
     agent_key: &str,
     gzip_body: Vec<u8>,
     waited: Duration,
-) -> Result<(Disposition, StatusCode, String), PushError> {
+) -> Result<Answer, PushError> {
     let response = client
         .post(format!("{collector}/api/v1/reports"))
         .bearer_auth(agent_key)
@@ -324,6 +389,7 @@ pub async fn send(
         .await
         .map_err(|e| unreachable(&e))?;
     let status = response.status();
+    let asked = retry_after(response.headers());
     // The collector's answers are a few dozen bytes; a portal's page is read whole, but it is
     // one page.
     let body = response.bytes().await.map_err(|e| unreachable(&e))?;
@@ -333,7 +399,12 @@ pub async fn send(
         _ if status.is_success() => format!("{} (a proxy or a captive portal?)", message(&body)),
         _ => message(&body),
     };
-    Ok((disposition, status, message))
+    Ok(Answer {
+        disposition,
+        status,
+        message,
+        retry_after: asked.filter(|_| disposition == Disposition::Retry),
+    })
 }
 
 /// What one pass over the spool achieved.
@@ -382,7 +453,12 @@ pub async fn flush(
             .duration_since(spooled.spooled_at)
             .unwrap_or_default();
         let outcome = send(client, collector, agent_key, spooled.body, waited).await;
-        let (disposition, status, message) = match outcome {
+        let Answer {
+            disposition,
+            status,
+            message,
+            retry_after,
+        } = match outcome {
             Ok(o) => o,
             Err(e) => return (done, Err(e)),
         };
@@ -402,6 +478,7 @@ pub async fn flush(
                     Err(PushError::Refused {
                         status: status.as_u16(),
                         message,
+                        retry_after,
                     }),
                 );
             }
@@ -453,18 +530,74 @@ mod tests {
         let mut b = Backoff::default();
         assert!(b.ready(t0));
         // One failure: the next cycle, as ever.
-        assert_eq!(b.failed(t0, cycle, 0.9), Duration::ZERO);
+        assert_eq!(b.failed(t0, cycle, 0.9, None), Duration::ZERO);
         assert!(b.ready(t0));
         // Then 2, 4, 8, 16 cycles at most, each drawn between half and all of it.
-        let waits: Vec<u64> = (0..6).map(|_| b.failed(t0, cycle, 1.0).as_secs()).collect();
+        let waits: Vec<u64> = (0..6)
+            .map(|_| b.failed(t0, cycle, 1.0, None).as_secs())
+            .collect();
         assert_eq!(waits, [120, 240, 480, 960, 960, 960]);
-        assert_eq!(b.failed(t0, cycle, 0.0), Duration::from_secs(480));
+        assert_eq!(b.failed(t0, cycle, 0.0, None), Duration::from_secs(480));
         assert!(!b.ready(t0 + Duration::from_secs(479)));
         assert!(b.ready(t0 + Duration::from_secs(480)));
         b.succeeded();
         assert!(b.ready(t0));
-        assert_eq!(b.failed(t0, cycle, 0.5), Duration::ZERO);
-        assert_eq!(b.failed(t0, cycle, 0.5), Duration::from_secs(90));
+        assert_eq!(b.failed(t0, cycle, 0.5, None), Duration::ZERO);
+        assert_eq!(b.failed(t0, cycle, 0.5, None), Duration::from_secs(90));
+    }
+
+    #[test]
+    fn retry_after_is_a_floor_under_the_backoff() {
+        let cycle = Duration::from_secs(60);
+        let t0 = std::time::Instant::now();
+        let asked = Duration::from_secs(200);
+        let mut b = Backoff::default();
+        // What the backoff alone would wait, failure after failure.
+        let mut alone = Backoff::default();
+        let mut waits = Vec::new();
+        for _ in 0..6 {
+            let own = alone.failed(t0, cycle, 1.0, None);
+            let wait = b.failed(t0, cycle, 1.0, Some(asked));
+            assert_eq!(wait, own.max(asked), "{own:?}");
+            waits.push(own);
+        }
+        // Both cases came up: shorter waits raised to what was asked, longer ones kept.
+        assert!(waits.iter().any(|w| *w < asked) && waits.iter().any(|w| *w > asked));
+        let mut once = Backoff::default();
+        once.failed(t0, cycle, 0.5, Some(asked));
+        assert!(!once.ready(t0 + asked - Duration::from_millis(1)));
+        assert!(once.ready(t0 + asked));
+    }
+
+    #[test]
+    fn retry_after_reads_delay_seconds_only_and_caps_them() {
+        let read = |value: &str| {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::RETRY_AFTER, value.parse().unwrap());
+            retry_after(&headers)
+        };
+        assert_eq!(read("30"), Some(Duration::from_secs(30)));
+        assert_eq!(read(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(read("0"), Some(Duration::ZERO));
+        // A broken or hostile value waits an hour at most.
+        let cap = MAX_RETRY_AFTER.as_secs();
+        assert_eq!(read(&cap.to_string()), Some(MAX_RETRY_AFTER));
+        assert_eq!(read(&(cap + 1).to_string()), Some(MAX_RETRY_AFTER));
+        assert_eq!(read("99999999999999999999999999"), Some(MAX_RETRY_AFTER));
+        // Not delay-seconds: the usual backoff.
+        for value in [
+            "",
+            "-5",
+            "+5",
+            "1.5",
+            "5s",
+            "1 2",
+            "soon",
+            "Wed, 21 Oct 2015 07:28:00 GMT",
+        ] {
+            assert_eq!(read(value), None, "{value:?}");
+        }
+        assert_eq!(retry_after(&reqwest::header::HeaderMap::new()), None);
     }
 
     #[test]

@@ -84,8 +84,13 @@ async fn a_503_stops_the_flush_and_a_later_one_delivers_the_rest_in_order() {
     let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool, 100).await;
 
     match result {
-        Err(PushError::Refused { status, message }) => {
+        Err(PushError::Refused {
+            status,
+            message,
+            retry_after,
+        }) => {
             assert_eq!((status, message.as_str()), (503, "scripted 503"));
+            assert_eq!(retry_after, None, "none was asked for");
         }
         other => panic!("expected a 503 refusal, got {other:?}"),
     }
@@ -149,7 +154,7 @@ async fn a_refused_key_stops_and_keeps_the_report() {
     let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool, 100).await;
 
     assert!(
-        matches!(&result, Err(PushError::Refused { status: 401, message }) if message == "scripted 401"),
+        matches!(&result, Err(PushError::Refused { status: 401, message, .. }) if message == "scripted 401"),
         "{result:?}"
     );
     assert_eq!((flushed.delivered, flushed.waiting), (0, 2));
@@ -282,4 +287,23 @@ async fn a_404_keeps_the_report_for_a_retry() {
     );
     assert_eq!(server.received().len(), 1);
     assert_eq!(pending_ids(&spool), ids);
+}
+
+#[tokio::test]
+async fn a_429_keeps_the_report_and_says_how_long_the_collector_asked_to_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, ids) = spooled(dir.path(), 2);
+    let server = FakeCollector::answering(vec![Answer::status(429).retry_after(42)]).await;
+
+    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool, 100).await;
+
+    let err = result.unwrap_err();
+    assert!(
+        matches!(err, PushError::Refused { status: 429, .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(42)));
+    assert_eq!(flushed.waiting, 2);
+    assert_eq!(pending_ids(&spool), ids);
+    assert_eq!(server.received().len(), 1, "no request after the 429");
 }

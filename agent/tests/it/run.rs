@@ -3,7 +3,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{FakeCollector, agent, enrol, running, spool_files, wait_until};
+use crate::support::{Answer, FakeCollector, agent, enrol, running, spool_files, wait_until};
 
 #[tokio::test]
 async fn reports_every_interval_and_stops_on_sigterm() {
@@ -91,5 +91,61 @@ async fn a_refused_key_is_replaced_by_an_enrolment_made_while_running() {
             .iter()
             .all(|k| k.as_deref() == Some("Bearer hta_enrolled_again")),
         "after the new enrolment only the new key: {keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_after_delays_the_next_attempt_while_reports_are_spooled() {
+    const INTERVAL_SECS: u64 = 5;
+    const ASKED_SECS: u64 = 12;
+    let dir = tempfile::tempdir().unwrap();
+    let server = FakeCollector::answering(vec![
+        Answer::status(429).retry_after(ASKED_SECS),
+        Answer::status(202),
+    ])
+    .await;
+    server.watch_spool(&dir.path().join("spool"));
+    enrol(dir.path(), &server.url);
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, format!("interval_secs = {INTERVAL_SECS}\n")).unwrap();
+
+    let mut child = agent(dir.path())
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "a second delivery attempt", || {
+        server.received().len() >= 2
+    })
+    .await;
+    child.start_kill().unwrap();
+    let output = child.wait_with_output().await.unwrap();
+
+    let received = server.received();
+    let gap = received[1].at - received[0].at;
+    assert!(
+        gap >= Duration::from_secs(ASKED_SECS),
+        "tried again {gap:?} after being asked to wait {ASKED_SECS} s"
+    );
+    // Collecting went on meanwhile: each cycle waited through spooled its report.
+    let spooled = received[1].spooled.unwrap();
+    assert!(
+        spooled > usize::try_from(ASKED_SECS / INTERVAL_SECS).unwrap(),
+        "{spooled} report(s) spooled when sending resumed"
+    );
+    assert!(received[1].delivered());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let asked: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("asked to wait"))
+        .collect();
+    assert_eq!(asked.len(), 1, "said once: {stderr}");
+    assert!(
+        asked[0].contains(&format!("retry_after_secs={ASKED_SECS}")),
+        "{}",
+        asked[0]
     );
 }

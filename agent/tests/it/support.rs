@@ -30,6 +30,8 @@ pub const AGENT_KEY: &str = "hta_it_secret_key";
 pub struct Answer {
     pub status: u16,
     pub body: Value,
+    /// A `Retry-After` header, in seconds.
+    pub retry_after: Option<u64>,
 }
 
 impl Answer {
@@ -40,11 +42,23 @@ impl Answer {
             200 => json!({"status": "duplicate"}),
             _ => json!({"error": {"code": "scripted", "message": format!("scripted {status}")}}),
         };
-        Self { status, body }
+        Self::json(status, body)
     }
 
     pub fn json(status: u16, body: Value) -> Self {
-        Self { status, body }
+        Self {
+            status,
+            body,
+            retry_after: None,
+        }
+    }
+
+    /// The same answer with `Retry-After: secs`.
+    pub fn retry_after(self, secs: u64) -> Self {
+        Self {
+            retry_after: Some(secs),
+            ..self
+        }
     }
 }
 
@@ -59,6 +73,8 @@ pub struct Received {
     pub answered: u16,
     /// Reports in the watched spool directory when the request arrived.
     pub spooled: Option<usize>,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -228,12 +244,19 @@ async fn record(
             body: json,
             answered: answer.status,
             spooled,
+            at: std::time::Instant::now(),
         });
         (answer, shared.delay)
     };
     tokio::time::sleep(delay).await;
     let status = StatusCode::from_u16(answer.status).unwrap();
-    (status, axum::Json(answer.body)).into_response()
+    let mut response = (status, axum::Json(answer.body)).into_response();
+    if let Some(secs) = answer.retry_after {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, secs.into());
+    }
+    response
 }
 
 /// Reports (`*.rec`) in a spool directory.
