@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 
 use crate::config::Config;
 use crate::figures::agent_state;
-use crate::store::{self, Store};
+use crate::store::{self, Missing, Store};
 use crate::tokens::{self, TokenRequest};
 
 /// Output format of `coverage`.
@@ -22,13 +22,22 @@ pub enum Format {
     Json,
 }
 
-pub async fn open_store(config: &Config) -> anyhow::Result<Box<dyn Store>> {
-    store::open(&config.database).await.with_context(|| {
-        format!(
-            "cannot open database {}",
-            store::redact_url(&config.database)
-        )
-    })
+/// Opens the configured database; a missing SQLite file is created or refused as `missing`
+/// says, refused with what to run instead.
+pub async fn open_store(config: &Config, missing: Missing) -> anyhow::Result<Box<dyn Store>> {
+    store::open(&config.database, missing)
+        .await
+        .map_err(|e| match e {
+            store::StoreError::Missing(path) => anyhow::anyhow!(
+                "no database at {}: create it with `hatang-collector serve` or `hatang-collector \
+                 units import FILE.csv`, or check --database (HATANG_DATABASE)",
+                path.display()
+            ),
+            e => anyhow::Error::new(e).context(format!(
+                "cannot open database {}",
+                store::redact_url(&config.database)
+            )),
+        })
 }
 
 /// Imports the unit file `file`. With `serve_config` (the configuration `serve` runs with:

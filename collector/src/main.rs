@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use hatang_collector::commands::{self, Format};
 use hatang_collector::config::{self, Overrides, RawConfig};
 use hatang_collector::http::AppState;
+use hatang_collector::store::Missing;
 use hatang_collector::tokens::TokenRequest;
 
 /// mimalloc rather than glibc's allocator: a report is parsed on one thread and freed on the
@@ -24,8 +25,9 @@ struct Cli {
     /// Configuration file (TOML); `hatang-collector config example` prints an annotated one.
     #[arg(long, global = true, env = "HATANG_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Database URL: sqlite://PATH (embedded, created on first use) or postgres://USER:PASS@HOST/DB
-    /// (an existing database; several collectors may share it). Default: sqlite://hatang.db
+    /// Database URL: sqlite://PATH (embedded; created by serve, migrate, units import and token
+    /// create, refused by the other commands when missing) or postgres://USER:PASS@HOST/DB (an
+    /// existing database; several collectors may share it). Default: sqlite://hatang.db
     #[arg(long, global = true, env = "HATANG_DATABASE", value_name = "URL")]
     database: Option<String>,
     #[command(subcommand)]
@@ -69,6 +71,27 @@ enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+impl Command {
+    /// Whether the command may create a missing SQLite database: those that set one up or put
+    /// in it what a new one starts with. The others only read or change what is there, so a
+    /// missing file is a mistyped path, and an empty database made in its place would answer
+    /// "nothing" (or "not found") and be left behind.
+    fn missing_database(&self) -> Missing {
+        match self {
+            Command::Serve { .. }
+            | Command::Migrate
+            | Command::Units(UnitsCommand::Import { .. })
+            | Command::Token(TokenCommand::Create { .. }) => Missing::Create,
+            Command::Units(UnitsCommand::List)
+            | Command::Token(TokenCommand::List | TokenCommand::Revoke { .. })
+            | Command::Agent(_)
+            | Command::Coverage { .. }
+            | Command::Snapshot
+            | Command::Config(_) => Missing::Refuse,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,7 +203,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         listen,
         database: cli.database.clone(),
     })?;
-    let store = commands::open_store(&config).await?;
+    let store = commands::open_store(&config, cli.command.missing_database()).await?;
     let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Serve { .. } => serve(store, config).await,

@@ -42,6 +42,9 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("no connection to {url} within {secs} s (is the server up and the address right?)")]
     ConnectTimeout { url: String, secs: u64 },
+    /// The SQLite file is not there and [`Missing::Refuse`] said not to create it.
+    #[error("no database at {}", .0.display())]
+    Missing(std::path::PathBuf),
     /// The ingest queue is full: the report was not taken and nothing was written; the agent
     /// keeps it in its spool and tries again later.
     #[error("the ingest queue is full")]
@@ -530,10 +533,22 @@ const SESSION_ROLE_SQL: &str = "SELECT s.session_hash AS hash, t.role FROM sessi
      WHERE s.session_hash = ? AND s.expires_at > ?
        AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)";
 
-/// Opens (creating if needed) and migrates the database a URL names.
-pub async fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
+/// What opening a SQLite database whose file does not exist does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Creates it: `serve`, and the commands that set a new database up.
+    Create,
+    /// Fails with [`StoreError::Missing`] and creates nothing: for commands that only read or
+    /// change what is there, where a missing file is a mistyped path, and an empty database
+    /// made in its place would answer "nothing" and be left behind.
+    Refuse,
+}
+
+/// Opens and migrates the database a URL names. A PostgreSQL database must exist; a SQLite
+/// file is created or refused as `missing` says.
+pub async fn open(url: &str, missing: Missing) -> Result<Box<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Box::new(SqliteStore::open(url).await?))
+        Ok(Box::new(SqliteStore::open(url, missing).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Box::new(
             PostgresStore::open(url, &PostgresSettings::default()).await?,

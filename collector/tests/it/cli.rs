@@ -1,4 +1,5 @@
-//! The command-line actions (`units import`, `token create`, `coverage`) as library calls.
+//! The command-line actions (`units import`, `token create`, `coverage`) as library calls, and
+//! which of them may create a database, through the binary.
 
 use std::path::PathBuf;
 
@@ -308,5 +309,98 @@ async fn units_import_without_the_serve_config_keeps_no_snapshot() {
         );
         let snapshot = h.store().snapshot(&today).await.unwrap();
         assert_eq!(snapshot.is_some(), kept, "with the serve config: {config}");
+    }
+}
+
+/// Runs `hatang-collector ARGS` in `dir`, without the caller's `HATANG_*` settings.
+fn collector(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hatang-collector"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("HATANG_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.args(args).current_dir(dir).output().unwrap()
+}
+
+/// The files in `dir`, by name.
+fn files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn commands_that_read_refuse_a_missing_database_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("hatang-typo.db");
+    let url = format!("sqlite://{}", typo.display());
+    let default = dir.path().join("hatang.db");
+    for command in [
+        &["units", "list"][..],
+        &["token", "list"],
+        &["token", "revoke", "0123456789ab"],
+        &["agent", "list"],
+        &["agent", "revoke", "a-1"],
+        &["coverage"],
+        &["coverage", "--at", "2026-01-01"],
+        &["snapshot"],
+    ] {
+        // Named by --database, and the default sqlite://hatang.db in the working directory.
+        for (database, path) in [(Some(&url), &typo), (None, &default)] {
+            let mut args = command.to_vec();
+            if let Some(url) = database {
+                args.extend(["--database", url]);
+            }
+            let out = collector(dir.path(), &args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{args:?}: {stderr}");
+            let lines: Vec<&str> = stderr.lines().collect();
+            let [line] = lines[..] else {
+                panic!("{args:?}: one line, not {stderr}")
+            };
+            assert!(
+                line.starts_with("hatang-collector: no database at ")
+                    && line.contains(&path.display().to_string())
+                    && line.contains("units import"),
+                "{args:?}: {line}"
+            );
+            assert_eq!(files(dir.path()), Vec::<String>::new(), "{args:?}");
+        }
+    }
+}
+
+#[test]
+fn commands_that_set_a_database_up_create_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("units.csv");
+    std::fs::write(&csv, TREE_3).unwrap();
+    let csv = csv.display().to_string();
+    for (name, command) in [
+        ("import.db", &["units", "import", csv.as_str()][..]),
+        ("token.db", &["token", "create", "--role", "viewer"]),
+        ("migrate.db", &["migrate"]),
+    ] {
+        let url = format!("sqlite://{}", dir.path().join(name).display());
+        let mut args = command.to_vec();
+        args.extend(["--database", &url]);
+        let out = collector(dir.path(), &args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // A command that reads takes what was created.
+        let out = collector(dir.path(), &["token", "list", "--database", &url]);
+        assert!(out.status.success(), "{name}: {out:?}");
+        let listed = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            listed.contains("viewer"),
+            name == "token.db",
+            "{name}: {listed}"
+        );
     }
 }

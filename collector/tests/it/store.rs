@@ -235,7 +235,7 @@ on_every_backend! {
         let h = Harness::with_tree_on(&db, TREE_3).await;
         let agent = h.enrolled(&h.enrol_token("4351", None).await, "m").await;
         h.report(&agent.key, &report()).await;
-        let reopened = store::open(&h.config().database).await.unwrap();
+        let reopened = store::open(&h.config().database, store::Missing::Create).await.unwrap();
         reopened.ping().await.unwrap();
         assert_eq!(
             reopened.units().await.unwrap(),
@@ -361,7 +361,7 @@ async fn a_wrong_postgres_address_fails_within_seconds_without_its_password() {
 
 #[tokio::test]
 async fn other_databases_are_refused_without_their_password() {
-    let err = store::open("mysql://hatang:s3cret@db/hatang")
+    let err = store::open("mysql://hatang:s3cret@db/hatang", store::Missing::Create)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::UnsupportedUrl(_)), "{err:?}");
@@ -576,7 +576,7 @@ on_every_backend! {
             }
         }
 
-        let store = store::open(&test_db.url).await.unwrap();
+        let store = store::open(&test_db.url, store::Missing::Create).await.unwrap();
         let (_, evidence) = store.agent("a").await.unwrap().unwrap();
         assert_eq!(evidence.inventory.as_deref(), Some(r#"{"disks":[]}"#));
         assert_eq!(store.report_count(Some("a")).await.unwrap(), 3);

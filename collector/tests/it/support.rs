@@ -321,7 +321,9 @@ impl Harness {
         let db = backend.database(dir.path()).await;
         let mut config = config(&db.url);
         adjust(&mut config);
-        let store = store::open(&config.database).await.unwrap();
+        let store = store::open(&config.database, store::Missing::Create)
+            .await
+            .unwrap();
         Self {
             dir,
             state: AppState::new(store, config),
@@ -339,7 +341,9 @@ impl Harness {
     /// Another collector replica on the same database: its own store (and pool), as a second
     /// process would have.
     pub async fn replica(&self) -> Self {
-        let store = store::open(&self.db.url).await.unwrap();
+        let store = store::open(&self.db.url, store::Missing::Create)
+            .await
+            .unwrap();
         Self {
             dir: tempfile::tempdir().unwrap(),
             state: AppState::new(store, self.config().clone()),

@@ -57,7 +57,7 @@ use tokio::sync::mpsc;
 
 use super::{
     AGENT_COLUMNS, AgentEvidence, AgentIdentity, AgentRecord, ApiRole, CHANGE_COLUMNS,
-    EnrolRefusal, EnrolTokenRow, Enrolled, ImportSummary, Incoming, InventoryChange,
+    EnrolRefusal, EnrolTokenRow, Enrolled, ImportSummary, Incoming, InventoryChange, Missing,
     SNAPSHOT_COLUMNS, SnapshotRow, Store, StoreError, Stored, StoredUnit, bind_snapshot_row,
     import_summary,
 };
@@ -101,15 +101,27 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens `sqlite://PATH`, creating the file if needed, and applies pending migrations.
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
+    /// Opens `sqlite://PATH`, creating the file if it is missing and `missing` allows, and
+    /// applies pending migrations.
+    pub async fn open(url: &str, missing: Missing) -> Result<Self, StoreError> {
+        let create = missing == Missing::Create;
         let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             .page_size(PAGE_SIZE);
+        // Checked here for an error that names the file: without `create_if_missing` SQLite
+        // would refuse too, but only as "unable to open database file", which a full disk or
+        // a permission gives as well. Named absolute: the default `hatang.db` is relative to
+        // wherever the command was run.
+        let file = options.get_filename();
+        if !create && !file.exists() {
+            return Err(StoreError::Missing(
+                std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()),
+            ));
+        }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
