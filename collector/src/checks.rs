@@ -24,7 +24,7 @@ pub struct ServiceConfig {
     /// Seconds between two checks.
     #[serde(default = "default_interval")]
     pub interval_secs: u32,
-    /// Seconds one check may take.
+    /// Seconds one check may take, looking the target's name up included.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u32,
 }

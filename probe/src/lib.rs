@@ -24,7 +24,7 @@ pub mod testing;
 /// When a DER certificate expires (`notAfter`); the collector reads its own certificate with it.
 pub use http::not_after as tls_not_after;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hatang_protocol::{GatewayCheck, ProbeClass, ProbeKind, ProbeResult, SpeedTest};
@@ -230,12 +230,24 @@ pub fn mbit_per_second(bits_per_second: f64) -> String {
 
 /// Runs one probe's attempts, stopping at `deadline`.
 pub async fn run(spec: &ProbeSpec, deadline: Instant) -> ProbeResult {
+    measure(spec, deadline, tcp::resolve).await
+}
+
+/// [`run`], looking names up with `resolve` (the system's resolver, or a test's).
+async fn measure(
+    spec: &ProbeSpec,
+    deadline: Instant,
+    resolve: impl AsyncFn(&str, u16) -> Result<SocketAddr, String>,
+) -> ProbeResult {
+    let resolve = async |host: &str, port: u16| {
+        resolve_within(&resolve, host, port, spec.timeout, deadline).await
+    };
     let mut kind = spec.target.kind();
     let mut http_status = None;
     let mut tls_not_after = None;
     let mut note = None;
     let stats = match &spec.target {
-        Target::Tcp { host, port } => match tcp::resolve(host, *port).await {
+        Target::Tcp { host, port } => match resolve(host, *port).await {
             Ok(addr) => repeat(spec.attempts, spec.timeout, deadline, async || {
                 tcp::connect(addr).await
             })
@@ -261,7 +273,7 @@ pub async fn run(spec: &ProbeSpec, deadline: Instant) -> ProbeResult {
         })
         .await
         .stats(),
-        Target::Icmp { host } => match tcp::resolve(host, 0).await {
+        Target::Icmp { host } => match resolve(host, 0).await {
             Err(e) => failed(spec.attempts, e),
             Ok(addr) => match icmp::Pinger::new(addr.ip(), spec.timeout).await {
                 Ok(mut pinger) => repeat(spec.attempts, spec.timeout, deadline, async || {
@@ -303,6 +315,29 @@ pub async fn run(spec: &ProbeSpec, deadline: Instant) -> ProbeResult {
         http_status,
         tls_not_after,
     }
+}
+
+/// `host` looked up by `resolve` within one attempt's `timeout` and before `deadline`. The
+/// lookup is made once, before the attempts, so that their times leave DNS out; but it counts
+/// against the same limits, so a resolver that never answers fails the probe like a silent
+/// target does instead of holding it (and a service check) past its timeout.
+async fn resolve_within(
+    resolve: &impl AsyncFn(&str, u16) -> Result<SocketAddr, String>,
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    deadline: Instant,
+) -> Result<SocketAddr, String> {
+    let started = Instant::now();
+    let until = (started + timeout).min(deadline);
+    tokio::time::timeout_at(until, resolve(host, port))
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "cannot resolve {host}: no answer within {} ms",
+                (until - started).as_millis()
+            ))
+        })
 }
 
 /// The certificate's expiry, or `None` (logged) when it could not be read in time.
@@ -521,6 +556,38 @@ mod tests {
             (None, None, None, None)
         );
         assert_eq!(none.error.as_deref(), Some("connection refused"));
+    }
+
+    #[tokio::test]
+    async fn a_name_lookup_that_never_answers_fails_the_probe_within_its_timeout() {
+        let timeout = Duration::from_millis(300);
+        for (kind, target) in [
+            ("tcp", "lgsp.example.gov.vn:8243"),
+            ("icmp", "lgsp.example.gov.vn"),
+        ] {
+            let spec = ProbeSpec {
+                name: "lgsp".into(),
+                class: ProbeClass::Datacentre,
+                target: Target::parse(kind, target).unwrap(),
+                target_text: target.into(),
+                attempts: 2,
+                timeout,
+            };
+            let started = Instant::now();
+            let hangs = async |_: &str, _: u16| std::future::pending().await;
+            let probe =
+                tokio::time::timeout(timeout * 10, measure(&spec, started + timeout * 5, hangs))
+                    .await
+                    .unwrap_or_else(|_| panic!("{kind}: the probe waited for the resolver"));
+            let took = started.elapsed();
+            assert!(took >= timeout && took < timeout * 2, "{kind}: {took:?}");
+            assert_eq!((probe.attempts, probe.successes), (2, 0), "{kind}");
+            let error = probe.error.unwrap();
+            assert!(
+                error.starts_with("cannot resolve lgsp.example.gov.vn: no answer within"),
+                "{kind}: {error}"
+            );
+        }
     }
 
     #[test]
