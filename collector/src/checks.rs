@@ -6,11 +6,14 @@
 //! service check is a live observation, like a blackbox exporter's, not evidence to store.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hatang_probe::{ProbeSpec, Target};
 use hatang_protocol::ProbeClass;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde::{Deserialize, Serialize};
 
 /// One `[[services]]` entry of the collector's configuration.
@@ -27,6 +30,10 @@ pub struct ServiceConfig {
     /// Seconds one check may take, looking the target's name up included.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u32,
+    /// For an `https://` target: a PEM file of one or more CA certificates trusted for it
+    /// besides the platform's roots (a data centre's private CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_interval() -> u32 {
@@ -62,8 +69,22 @@ impl ServiceConfig {
             Some((scheme, _)) => scheme,
             None => "tcp",
         };
-        let target =
+        let mut target =
             Target::parse(kind, &self.target).map_err(|e| format!("services.{name}: {e}"))?;
+        if let Some(ca_file) = &self.ca_file {
+            match &mut target {
+                Target::Http { url, extra_roots } if url.scheme() == "https" => {
+                    *extra_roots = ca_certificates(ca_file).map_err(|e| {
+                        format!("services.{name}: ca_file {}: {e}", ca_file.display())
+                    })?;
+                }
+                _ => {
+                    return Err(format!(
+                        "services.{name}: ca_file is for https:// targets only"
+                    ));
+                }
+            }
+        }
         if !(5..=86_400).contains(&self.interval_secs) {
             return Err(format!(
                 "services.{name}: interval_secs must be between 5 and 86400"
@@ -86,6 +107,24 @@ impl ServiceConfig {
             interval: Duration::from_secs(u64::from(self.interval_secs)),
         })
     }
+}
+
+/// The certificates in the PEM file at `path`, each one a CA rustls can trust.
+fn ca_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no PEM certificate in it".into());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in &certs {
+        roots
+            .add(cert.clone())
+            .map_err(|e| format!("not a usable CA certificate: {e}"))?;
+    }
+    Ok(certs)
 }
 
 /// The latest check of one service.
@@ -210,6 +249,7 @@ mod tests {
             target: target.into(),
             interval_secs: 60,
             timeout_secs: 10,
+            ca_file: None,
         }
     }
 
@@ -251,5 +291,44 @@ mod tests {
                 .unwrap_err()
                 .contains("not above interval_secs")
         );
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_certificate_and_go_with_https() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_ca = |target: &str, file: &str| {
+            let mut e = entry("portal", target);
+            e.ca_file = Some(dir.path().join(file));
+            e.check().map(|s| s.spec.target)
+        };
+        let missing = dir.path().join("absent.pem");
+        let err = with_ca("https://portal.example.gov.vn/", "absent.pem").unwrap_err();
+        assert!(
+            err.starts_with(&format!("services.portal: ca_file {}: ", missing.display())),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("empty.pem"), "not a certificate\n").unwrap();
+        assert!(
+            with_ca("https://portal.example.gov.vn/", "empty.pem")
+                .unwrap_err()
+                .ends_with("empty.pem: no PEM certificate in it")
+        );
+        std::fs::write(
+            dir.path().join("junk.pem"),
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        assert!(
+            with_ca("https://portal.example.gov.vn/", "junk.pem")
+                .unwrap_err()
+                .contains("junk.pem: not a usable CA certificate")
+        );
+        for target in ["http://portal.example.gov.vn/", "portal.example.gov.vn:443"] {
+            assert_eq!(
+                with_ca(target, "absent.pem").unwrap_err(),
+                "services.portal: ca_file is for https:// targets only",
+                "{target}"
+            );
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! Each attempt opens a new connection (no pooling), so every attempt measures what a user's
 //! first request meets: name lookup, TCP and TLS handshakes and the server's answer. A 2xx or
 //! 3xx answer is a success (a portal redirecting to its login page is up); redirects are not
-//! followed. Trust is judged as the rest of the agent judges it (the platform's roots).
+//! followed. Trust is judged as the rest of the agent judges it (the platform's roots), plus
+//! the target's own extra roots (a collector service's `ca_file`).
 //!
 //! The certificate's expiry comes from one extra TLS handshake that accepts any certificate and
 //! sends nothing: an expired or self-signed certificate is exactly what operators need to see
@@ -27,19 +28,30 @@ pub(super) struct Prober {
 }
 
 impl Prober {
-    pub(super) fn new(url: reqwest::Url) -> Self {
+    /// A prober trusting `extra_roots` besides the platform's roots. Fails rather than fall back
+    /// to a client without them, whose certificate errors would mislead.
+    pub(super) fn new(
+        url: reqwest::Url,
+        extra_roots: &[CertificateDer<'static>],
+    ) -> Result<Self, String> {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let roots = extra_roots
+            .iter()
+            .map(|der| reqwest::Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| super::root_cause(&e))?;
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(0)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("hatang-agent/", env!("CARGO_PKG_VERSION")))
+            .tls_certs_merge(roots)
             .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self {
+            .map_err(|e| super::root_cause(&e))?;
+        Ok(Self {
             client,
             url,
             last_status: None,
-        }
+        })
     }
 
     /// One GET, finished when the headers arrive (the body is not read).

@@ -28,6 +28,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hatang_protocol::{GatewayCheck, ProbeClass, ProbeKind, ProbeResult, SpeedTest};
+use rustls::pki_types::CertificateDer;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -50,7 +51,12 @@ pub enum Target {
     /// Connect time to `host:port`.
     Tcp { host: String, port: u16 },
     /// Time to the response headers of a GET; `https://` URLs also report certificate expiry.
-    Http { url: reqwest::Url },
+    Http {
+        url: reqwest::Url,
+        /// CA certificates trusted for this target besides the platform's roots (a private
+        /// CA's); none from [`Target::parse`].
+        extra_roots: Vec<CertificateDer<'static>>,
+    },
     /// Time to resolve a name.
     Dns { name: String },
     /// ICMP echo where the process may send it, else a TCP connect (see [`icmp`]).
@@ -79,7 +85,10 @@ impl Target {
                 if url.host_str().is_none_or(str::is_empty) {
                     return Err(format!("target {target:?} has no host"));
                 }
-                Ok(Self::Http { url })
+                Ok(Self::Http {
+                    url,
+                    extra_roots: Vec::new(),
+                })
             }
             "dns" | "icmp" => {
                 let host = target.trim();
@@ -255,14 +264,19 @@ async fn measure(
             .stats(),
             Err(e) => failed(spec.attempts, e),
         },
-        Target::Http { url } => {
-            let mut prober = http::Prober::new(url.clone());
-            let stats = repeat(spec.attempts, spec.timeout, deadline, async || {
-                prober.attempt().await
-            })
-            .await
-            .stats();
-            http_status = prober.last_status;
+        Target::Http { url, extra_roots } => {
+            let stats = match http::Prober::new(url.clone(), extra_roots) {
+                Ok(mut prober) => {
+                    let stats = repeat(spec.attempts, spec.timeout, deadline, async || {
+                        prober.attempt().await
+                    })
+                    .await
+                    .stats();
+                    http_status = prober.last_status;
+                    stats
+                }
+                Err(e) => failed(spec.attempts, e),
+            };
             if url.scheme() == "https" {
                 tls_not_after = certificate_expiry(url, spec.timeout, deadline).await;
             }

@@ -16,6 +16,7 @@ fn service(name: &str, target: String) -> hatang_collector::checks::Service {
         target,
         interval_secs: 60,
         timeout_secs: 2,
+        ca_file: None,
     }
     .check()
     .unwrap()
@@ -126,4 +127,39 @@ target = "lgsp.example.gov.vn"
         .to_string();
     assert!(err.contains("the name \"portal\" appears twice"), "{err}");
     assert!(err.contains("services.lgsp: target"), "{err}");
+}
+
+#[tokio::test]
+async fn an_https_service_of_a_private_ca_is_up_with_its_ca_file_only() {
+    let h = Harness::empty().await;
+    let expires = OffsetDateTime::now_utc() + time::Duration::days(90);
+    let (addr, ca_pem) = hatang_probe::testing::tls_server_of_private_ca(expires).await;
+    let ca_file = h.dir.path().join("private-ca.pem");
+    // The file may hold the whole chain of a province's CAs; this test's has one.
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let entry = |name: &str, ca_file: Option<std::path::PathBuf>| ServiceConfig {
+        name: name.into(),
+        target: format!("https://{addr}/"),
+        interval_secs: 60,
+        timeout_secs: 2,
+        ca_file,
+    };
+    let trusting = entry("edoc", Some(ca_file)).check().unwrap();
+    let platform_only = entry("edoc-platform-roots", None).check().unwrap();
+    check_once(&trusting, h.state.services()).await;
+    check_once(&platform_only, h.state.services()).await;
+
+    let results = h.state.services().snapshot();
+    let result = |name: &str| results.iter().find(|r| r.name == name).unwrap().clone();
+    let trusted = result("edoc");
+    assert!(trusted.up, "{trusted:?}");
+    assert_eq!((trusted.http_status, trusted.error), (Some(200), None));
+    let refused = result("edoc-platform-roots");
+    assert!(!refused.up, "{refused:?}");
+    assert_eq!(refused.http_status, None);
+    let error = refused.error.unwrap();
+    assert!(
+        error.contains("UnknownIssuer"),
+        "a certificate error: {error}"
+    );
 }
