@@ -131,7 +131,7 @@ pub async fn once(config: &Config, print: bool, out: &mut impl Write) -> anyhow:
             Ok(())
         }
         Err(e) => {
-            let hint = if matches!(e, PushError::Refused { status: 401, .. }) {
+            let hint = if matches!(e, PushError::KeyRefused(_)) {
                 "; the collector no longer accepts this agent's key: enrol again with `hatang-agent enroll`"
             } else {
                 ""
@@ -270,16 +270,17 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow:
                 unauthorized_logged = false;
                 tracing::debug!(delivered = flushed.delivered, "reports sent");
             }
-            Err(PushError::Refused {
-                status: 401,
-                message,
-                ..
-            }) => {
+            Err(PushError::KeyRefused(message)) => {
                 if !unauthorized_logged {
                     tracing::error!(reason = %message, state_dir = %config.state_dir.display(), "the collector no longer accepts this agent's key; reports are kept until it is enrolled again (hatang-agent enroll)");
                     unauthorized_logged = true;
                 }
             }
+            Err(e @ PushError::Refused { .. }) => tracing::warn!(
+                error = %e,
+                waiting = flushed.waiting,
+                "the collector did not take the reports; they stay in the spool"
+            ),
             Err(e) => tracing::warn!(
                 error = %e,
                 waiting = flushed.waiting,

@@ -7,8 +7,9 @@
 //! report is dropped, logged and counted, only when the collector refused it for what it is (a
 //! 4xx carrying its JSON error: the report is invalid) or when it is too large for whatever
 //! answered 413, since neither will ever take it and it must not block every report behind it.
-//! 401 means this agent's key is no longer accepted: sending stops until it is enrolled again.
-//! Everything else keeps the report for later: connection failures, 408, 429, 5xx, redirects,
+//! 401 means this agent's key is no longer accepted: sending stops until it is enrolled again;
+//! but a 401 `client_certificate_required` means a setting is missing (`client_cert_file`), and
+//! the report is kept and retried like any other. Everything else keeps the report for later: connection failures, 408, 429, 5xx, redirects,
 //! 404/405 (the configured URL does not lead to a report endpoint), and any 4xx without the
 //! collector's error body (a proxy asking to log in, a firewall, plain HTTP sent to an HTTPS
 //! port). A mistake in a deployment must not turn into lost evidence on every machine.
@@ -46,6 +47,11 @@ pub fn classify(status: StatusCode, body: &[u8]) -> Disposition {
     match status.as_u16() {
         202 if said("accepted") => Disposition::Delivered,
         200 if said("duplicate") => Disposition::Delivered,
+        // The collector wants a client certificate this agent did not present: a setting to
+        // add (client_cert_file), not a key to replace.
+        401 if collectors_code(body).as_deref() == Some("client_certificate_required") => {
+            Disposition::Retry
+        }
         401 => Disposition::Unauthorized,
         413 => Disposition::Drop,
         404 | 405 | 408 | 429 => Disposition::Retry,
@@ -65,6 +71,12 @@ fn collectors_error(body: &[u8]) -> Option<String> {
             .unwrap_or_default()
             .to_owned(),
     )
+}
+
+/// The code of the collector's JSON error body, if `body` is one.
+fn collectors_code(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v["error"]["code"].as_str().map(str::to_owned)
 }
 
 /// Says so in the log when `collector` is plain HTTP to another machine: the enrolment token
@@ -196,6 +208,11 @@ pub enum PushError {
     /// agent's was refused. Kept and retried like any connection failure.
     #[error("{0}")]
     Certificate(String),
+    /// The collector does not know or no longer accepts this agent's key (401): enrolling again
+    /// is the way out.
+    #[error("collector answered 401: {0}")]
+    KeyRefused(String),
+    /// Any other answer that leaves the report for a later try (see [`classify`]).
     #[error("collector answered {status}: {message}")]
     Refused {
         status: u16,
@@ -472,7 +489,8 @@ pub async fn flush(
                 tracing::error!(report = %entry.report_id, status = status.as_u16(), reason = %message, "collector refused the report for good; dropping it");
                 spool.refused(entry)
             }
-            Disposition::Retry | Disposition::Unauthorized => {
+            Disposition::Unauthorized => return (done, Err(PushError::KeyRefused(message))),
+            Disposition::Retry => {
                 return (
                     done,
                     Err(PushError::Refused {
@@ -652,6 +670,9 @@ mod tests {
         assert_eq!(d(202, r#"{"status":"accepted"}"#), Disposition::Delivered);
         assert_eq!(d(200, r#"{"status":"duplicate"}"#), Disposition::Delivered);
         assert_eq!(d(401, refused), Disposition::Unauthorized);
+        // A client certificate missing is a setting to add; the key is not at fault.
+        let no_certificate = r#"{"error":{"code":"client_certificate_required","message":"…"}}"#;
+        assert_eq!(d(401, no_certificate), Disposition::Retry);
         // The collector's refusal of the report itself, and a body too large for anyone.
         for code in [400, 403, 409, 415, 422] {
             assert_eq!(d(code, refused), Disposition::Drop, "{code}");

@@ -154,11 +154,32 @@ async fn a_refused_key_stops_and_keeps_the_report() {
     let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool, 100).await;
 
     assert!(
-        matches!(&result, Err(PushError::Refused { status: 401, message, .. }) if message == "scripted 401"),
+        matches!(&result, Err(PushError::KeyRefused(message)) if message == "scripted 401"),
         "{result:?}"
     );
     assert_eq!((flushed.delivered, flushed.waiting), (0, 2));
     assert_eq!(server.received().len(), 1);
+    assert_eq!(pending_ids(&spool), ids);
+}
+
+/// A collector that wants a client certificate this agent lacks answers 401 too, but the key is
+/// not at fault: the report is kept and tried again, and nothing says to enrol again.
+#[tokio::test]
+async fn a_missing_client_certificate_is_not_a_refused_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, ids) = spooled(dir.path(), 2);
+    let message = "this collector requires agents to present a client certificate";
+    let body =
+        serde_json::json!({"error": {"code": "client_certificate_required", "message": message}});
+    let server = FakeCollector::answering(vec![Answer::json(401, body)]).await;
+
+    let (flushed, result) = push::flush(&client(), &server.url, AGENT_KEY, &spool, 100).await;
+
+    assert!(
+        matches!(&result, Err(PushError::Refused { status: 401, message: m, .. }) if m == message),
+        "{result:?}"
+    );
+    assert_eq!((flushed.delivered, flushed.waiting), (0, 2));
     assert_eq!(pending_ids(&spool), ids);
 }
 
