@@ -8,5 +8,6 @@ mod foundation;
 mod outage;
 mod scaleout;
 mod support;
+mod systemd;
 mod tls;
 mod windows;
