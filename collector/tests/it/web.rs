@@ -548,6 +548,44 @@ async fn the_machine_page_shows_what_the_asset_register_asks() {
     }
 }
 
+#[tokio::test]
+async fn a_revoked_machine_reads_as_revoked_not_by_its_last_report() {
+    let h = Harness::with_tree(TREE_3).await;
+    let fleet = h.fleet().await;
+    let viewer = h.api_token("viewer").await;
+    let cookie = session(&h, &viewer).await;
+    let revoked = &fleet.district[0];
+    let kept = &fleet.district[1];
+    h.store()
+        .revoke_agent(&revoked.id, hatang_collector::now())
+        .await
+        .unwrap();
+    // It reported a moment ago, but it counts for nothing in the figures the page shows.
+    let unit = get(&h, "/units/148?lang=en", &cookie).await;
+    let row = |id: &str| {
+        let text = unit.text();
+        let at = text.find(&format!("<tr data-agent=\"{id}\"")).unwrap();
+        text[at..at + text[at..].find("</tr>").unwrap()].to_string()
+    };
+    assert!(
+        row(&revoked.id).contains("<span class=\"badge low\">Revoked</span>"),
+        "{}",
+        row(&revoked.id)
+    );
+    assert!(
+        row(&kept.id).contains("<span class=\"badge ok\">Online</span>"),
+        "{}",
+        row(&kept.id)
+    );
+    let machine = get(&h, &format!("/machines/{}", revoked.id), &cookie).await;
+    assert!(machine.text().contains("data-state=\"revoked\""));
+    assert!(
+        machine
+            .text()
+            .contains("<span class=\"badge low\">Đã thu hồi</span>")
+    );
+}
+
 crate::support::on_every_backend! {
     #[tokio::test]
     async fn a_nul_character_in_a_request_is_the_callers_mistake_on_every_backend(db) {

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::response::Response;
 
-use super::{Ctx, E, badge, csv_download, failed, heading, page, url};
+use super::{Ctx, E, badge, csv_download, failed, heading, page, state_badge, url};
 use crate::http::AppState;
 
 const DAY: i64 = 86_400;
@@ -42,11 +42,6 @@ pub(super) async fn show(State(state): State<AppState>, ctx: Ctx) -> Response {
             E(t.memory)
         );
         for h in &f.hosts {
-            let class = match h.state.as_str() {
-                "online" => "ok",
-                "stale" => "near",
-                _ => "low",
-            };
             let memory = h.memory_total_bytes.map_or("–".to_string(), |b| {
                 format!("{} GiB", lang.dec(b as f64 / 1073741824.0, 1))
             });
@@ -64,7 +59,7 @@ pub(super) async fn show(State(state): State<AppState>, ctx: Ctx) -> Response {
                 h_state = E(t.state),
                 h_last = E(t.last_report),
                 h_mem = E(t.memory),
-                badge = badge(class, lang.word(h.state.as_str())),
+                badge = state_badge(lang, h.state.as_str()),
                 last = ctx.when(h.last_report_at),
             );
         }

@@ -94,13 +94,14 @@ impl Lang {
         }
     }
 
-    /// An agent state (`online`, `stale`, `offline`) or a role for people.
+    /// An agent state (`online`, `stale`, `offline`, `revoked`) or a role for people.
     pub(super) fn word(self, word: &str) -> &'static str {
         let t = self.t();
         match word {
             "online" => t.online,
             "stale" => t.stale,
             "offline" => t.offline,
+            "revoked" => t.revoked,
             "workstation" => t.workstation,
             "server" => t.server,
             "internet" => t.class_internet,
@@ -181,6 +182,7 @@ pub(super) struct Text {
     pub online: &'static str,
     pub stale: &'static str,
     pub offline: &'static str,
+    pub revoked: &'static str,
     pub workstation: &'static str,
     pub server: &'static str,
     pub class_internet: &'static str,
@@ -304,6 +306,7 @@ pub(super) const VI: Text = Text {
     online: "Trực tuyến",
     stale: "Chậm báo cáo",
     offline: "Mất kết nối",
+    revoked: "Đã thu hồi",
     workstation: "Máy trạm",
     server: "Máy chủ",
     class_internet: "Internet",
@@ -427,6 +430,7 @@ pub(super) const EN: Text = Text {
     online: "Online",
     stale: "Stale",
     offline: "Offline",
+    revoked: "Revoked",
     workstation: "Workstation",
     server: "Server",
     class_internet: "Internet",

@@ -9,8 +9,7 @@ use axum::response::Response;
 use hatang_protocol::{Inventory, ProbeResult};
 
 use super::i18n::Lang;
-use super::{Ctx, E, badge, csv_download, failed, heading, not_found, page, url};
-use crate::figures::agent_state;
+use super::{Ctx, E, csv_download, failed, heading, machine_state, not_found, page, url};
 use crate::http::AppState;
 use crate::store::{AgentEvidence, AgentRecord};
 
@@ -180,13 +179,7 @@ pub(super) async fn show(
         Ok(c) => c,
         Err(e) => return failed(lang, e),
     };
-    let interval = record.interval_secs.and_then(|i| u32::try_from(i).ok());
-    let s = agent_state(record.last_report_at, interval, crate::now());
-    let class = match s.as_str() {
-        "online" => "ok",
-        "stale" => "near",
-        _ => "low",
-    };
+    let (state_name, badge) = machine_state(lang, &record, crate::now());
     let mut body = format!(
         "<nav class=\"crumbs\"><a href=\"/units\">{units}</a> › <a href=\"/units/{href}\">{unit}</a></nav>\
          <h1 class=\"title\">{host}</h1>\
@@ -199,9 +192,8 @@ pub(super) async fn show(
         unit = E(&record.unit_code),
         host = E(&record.hostname),
         id = E(&record.id),
-        state = s.as_str(),
+        state = state_name,
         h_state = E(t.state),
-        badge = badge(class, lang.word(s.as_str())),
         h_role = E(t.role),
         role = E(lang.word(&record.role)),
         h_last = E(t.last_report),

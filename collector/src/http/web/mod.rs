@@ -44,7 +44,8 @@ use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
 use super::AppState;
-use crate::store::{ApiRole, StoreError};
+use crate::figures::agent_state;
+use crate::store::{AgentRecord, ApiRole, StoreError};
 use i18n::Lang;
 
 /// The pages and forms of the web UI, as (method, path template). The OpenAPI document does
@@ -476,6 +477,29 @@ fn bar(lang: Lang, ratio: Option<f64>, target: Option<f64>) -> String {
 /// A coloured badge for an agent state or an up/down verdict.
 fn badge(class: &str, text: &str) -> String {
     format!("<span class=\"badge {}\">{}</span>", E(class), E(text))
+}
+
+/// The badge of an agent state, or of `revoked`.
+fn state_badge(lang: Lang, state: &str) -> String {
+    let class = match state {
+        "online" => "ok",
+        "stale" => "near",
+        _ => "low",
+    };
+    badge(class, lang.word(state))
+}
+
+/// A machine's state as its pages show it (the name, for `data-state`, and its badge):
+/// `revoked` once its key is revoked, whatever it last reported, since it then counts for
+/// nothing in the figures beside it; else online, stale or offline by its last report.
+fn machine_state(lang: Lang, agent: &AgentRecord, now: i64) -> (&'static str, String) {
+    let state = if agent.revoked_at.is_some() {
+        "revoked"
+    } else {
+        let interval = agent.interval_secs.and_then(|i| u32::try_from(i).ok());
+        agent_state(agent.last_report_at, interval, now).as_str()
+    };
+    (state, state_badge(lang, state))
 }
 
 fn yes_no(lang: Lang, v: bool) -> String {

@@ -9,8 +9,8 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 
 use super::i18n::Lang;
-use super::{Ctx, E, badge, bar, failed, heading, mbps, not_found, page, url, yes_no};
-use crate::figures::{Figures, UnitFigures, agent_state};
+use super::{Ctx, E, bar, failed, heading, machine_state, mbps, not_found, page, url, yes_no};
+use crate::figures::{Figures, UnitFigures};
 use crate::http::AppState;
 
 fn target_of(f: &Figures, level: &str) -> Option<f64> {
@@ -226,13 +226,7 @@ pub(super) async fn unit(
             E(t.agent_version)
         );
         for a in mine {
-            let interval = a.interval_secs.and_then(|i| u32::try_from(i).ok());
-            let s = agent_state(a.last_report_at, interval, now);
-            let class = match s.as_str() {
-                "online" => "ok",
-                "stale" => "near",
-                _ => "low",
-            };
+            let (_, state) = machine_state(lang, a, now);
             let _ = write!(
                 body,
                 "<tr data-agent=\"{id}\"><th scope=\"row\"><a href=\"/machines/{href}\">{host}</a></th>\
@@ -246,7 +240,6 @@ pub(super) async fn unit(
                 h_last = E(t.last_report),
                 h_ver = E(t.agent_version),
                 role = E(lang.word(&a.role)),
-                state = badge(class, lang.word(s.as_str())),
                 last = ctx.when(a.last_report_at),
                 version = E(a.agent_version.as_deref().unwrap_or("–")),
             );
