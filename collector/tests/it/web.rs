@@ -316,6 +316,27 @@ async fn vietnamese_by_default_english_on_request_and_remembered() {
     );
 }
 
+#[tokio::test]
+async fn the_overview_says_the_configured_equipment_window() {
+    let h = Harness::with_config(|c| c.equipment_window_secs = 90 * 86_400).await;
+    h.import(TREE_3).await;
+    let viewer = h.api_token("viewer").await;
+    let cookie = session(&h, &viewer).await;
+    let vi = get(&h, "/", &cookie).await;
+    assert!(
+        vi.text().contains("hoạt động trong 90 ngày qua"),
+        "{}",
+        vi.text()
+    );
+    let en = get(&h, "/?lang=en", &cookie).await;
+    assert!(
+        en.text().contains("active in the last 90 days"),
+        "{}",
+        en.text()
+    );
+    assert!(!en.text().contains("30 days"));
+}
+
 /// Unix time `t` as a page should show it `east_secs` east of UTC: the instant shifted, then
 /// read as UTC (a different path from the collector's change of offset).
 fn shifted(t: i64, east_secs: i64) -> String {

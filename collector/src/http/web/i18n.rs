@@ -1,8 +1,10 @@
 //! Every string the web UI shows, in Vietnamese (the default) and English.
 //!
 //! One struct with a field per string and one constant per language: a string missing from a
-//! language is a compile error, not a blank on a page. Numbers follow each language's habits
-//! (Vietnamese writes `91,5 %` and `1.234`; English `91.5%` and `1,234`).
+//! language is a compile error, not a blank on a page. A string that holds a figure from the
+//! configuration is a method of [`Lang`] matching on the language, so the same holds for it.
+//! Numbers follow each language's habits (Vietnamese writes `91,5 %` and `1.234`; English
+//! `91.5%` and `1,234`).
 
 /// The language of a page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +84,27 @@ impl Lang {
         }
     }
 
+    /// What the equipment table counts: staff with a computer that reported within the
+    /// equipment window of `days` (the collector's `equipment_window_days`).
+    pub(super) fn equipment_help(self, days: u64) -> String {
+        let n = self.int(days);
+        match self {
+            Lang::Vi => format!(
+                "Số cán bộ có máy tính hoạt động trong {n} ngày qua, so với chỉ tiêu của từng cấp."
+            ),
+            Lang::En => {
+                let last = if days == 1 {
+                    "day".to_string()
+                } else {
+                    format!("{n} days")
+                };
+                format!(
+                    "Staff with a computer active in the last {last}, against each level's target."
+                )
+            }
+        }
+    }
+
     /// The name of a level the tree uses; an unknown one is shown as it is stored.
     pub(super) fn level(self, level: &str) -> String {
         let t = self.t();
@@ -157,7 +180,6 @@ pub(super) struct Text {
     pub machines: &'static str,
 
     pub equipment_title: &'static str,
-    pub equipment_help: &'static str,
     pub connectivity_title: &'static str,
     pub broadband_share: &'static str,
     pub lan_share: &'static str,
@@ -281,7 +303,6 @@ pub(super) const VI: Text = Text {
     machines: "Máy tính",
 
     equipment_title: "Tỷ lệ cán bộ được trang bị máy tính",
-    equipment_help: "Số cán bộ có máy tính hoạt động trong 30 ngày qua, so với chỉ tiêu của từng cấp.",
     connectivity_title: "Kết nối mạng theo cấp",
     broadband_share: "Đơn vị có băng rộng",
     lan_share: "Đơn vị có mạng LAN",
@@ -405,7 +426,6 @@ pub(super) const EN: Text = Text {
     machines: "Machines",
 
     equipment_title: "Staff equipped with a computer",
-    equipment_help: "Staff with a computer active in the last 30 days, against each level's target.",
     connectivity_title: "Connectivity by level",
     broadband_share: "Units with broadband",
     lan_share: "Units with a LAN",
@@ -501,5 +521,12 @@ mod tests {
         assert_eq!(Lang::Vi.int(1_234_567), "1.234.567");
         assert_eq!(Lang::En.int(999), "999");
         assert_eq!(Lang::En.int(1000), "1,000");
+    }
+
+    #[test]
+    fn the_equipment_window_is_said_in_days() {
+        assert!(Lang::En.equipment_help(1).contains("in the last day,"));
+        assert!(Lang::En.equipment_help(30).contains("in the last 30 days,"));
+        assert!(Lang::Vi.equipment_help(1).contains("trong 1 ngày qua,"));
     }
 }

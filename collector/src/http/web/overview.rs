@@ -81,7 +81,9 @@ async fn build(state: &AppState, ctx: &Ctx) -> Result<Response, crate::store::St
         "<p class=\"muted\">{}</p><table class=\"levels\"><thead><tr><th>{}</th><th class=\"num\">{}</th>\
          <th class=\"num\">{}</th><th class=\"num\">{}</th><th class=\"num\">{}</th><th class=\"num\">{}</th>\
          <th class=\"wide\">{}</th></tr></thead><tbody>",
-        E(t.equipment_help),
+        E(&lang.equipment_help(
+            u64::try_from(state.config().equipment_window_secs / 86_400).unwrap_or(0)
+        )),
         E(t.level),
         E(t.units),
         E(t.staff),
