@@ -8,7 +8,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use hatang_collector::http::WEB_ROUTES;
 use serde_json::{Value, json};
 
-use crate::support::{Harness, Reply, TREE_3, report};
+use crate::support::{Harness, Reply, TREE_3, report, report_from};
 
 /// The value of `name` in the reply's `Set-Cookie` headers, with the whole header.
 fn set_cookie(reply: &Reply, name: &str) -> Option<(String, String)> {
@@ -605,6 +605,33 @@ async fn a_revoked_machine_reads_as_revoked_not_by_its_last_report() {
             .text()
             .contains("<span class=\"badge low\">Đã thu hồi</span>")
     );
+}
+
+#[tokio::test]
+async fn the_change_history_names_components_in_the_pages_language() {
+    let h = Harness::with_tree(TREE_3).await;
+    let fleet = h.fleet().await;
+    let viewer = h.api_token("viewer").await;
+    let cookie = session(&h, &viewer).await;
+    let server = &fleet.server;
+    let mut r = report_from("s-0");
+    r["inventory"]["memory"]["total_bytes"] = json!(4u64 << 30);
+    r["inventory"]["monitors"] = json!([]);
+    r["inventory"]["memory_modules"][0]["locator"] = json!("DIMM2");
+    assert_eq!(h.report(&server.key, &r).await.status, StatusCode::ACCEPTED);
+    let path = format!("/machines/{}", server.id);
+    for (lang, memory, module) in [
+        ("vi", "Bộ nhớ", "Thanh RAM"),
+        ("en", "Memory", "Memory modules"),
+    ] {
+        let page = get(&h, &format!("{path}?lang={lang}"), &cookie).await;
+        let text = page.text();
+        for (shown, key) in [(memory, "total"), (module, "DIMM2")] {
+            let cell = format!("\">{shown} <small class=\"code\">{key}</small></td>");
+            assert!(text.contains(&cell), "{lang}: {cell} not in {text}");
+        }
+        assert!(!text.contains(">memory_module <small"), "{lang}");
+    }
 }
 
 crate::support::on_every_backend! {

@@ -105,6 +105,24 @@ impl Lang {
         }
     }
 
+    /// The part of a machine an inventory change is about ([`crate::changes::COMPONENTS`]);
+    /// one this version does not know is shown as it is stored.
+    pub(super) fn component(self, component: &str) -> &str {
+        let t = self.t();
+        match component {
+            "system" => t.system,
+            "os" => t.os,
+            "cpu" => t.cpu,
+            "memory" => t.memory,
+            "disk" => t.disks,
+            "network" => t.interfaces,
+            "memory_module" => t.memory_modules,
+            "monitor" => t.monitors,
+            "gpu" => t.gpus,
+            other => other,
+        }
+    }
+
     /// The name of a level the tree uses; an unknown one is shown as it is stored.
     pub(super) fn level(self, level: &str) -> String {
         let t = self.t();
@@ -221,6 +239,7 @@ pub(super) struct Text {
     pub agent_version: &'static str,
     pub inventory: &'static str,
     pub no_inventory: &'static str,
+    pub system: &'static str,
     pub os: &'static str,
     pub cpu: &'static str,
     pub memory: &'static str,
@@ -344,6 +363,7 @@ pub(super) const VI: Text = Text {
     agent_version: "Phiên bản tác tử",
     inventory: "Cấu hình",
     no_inventory: "Chưa có thông tin cấu hình.",
+    system: "Hệ thống",
     os: "Hệ điều hành",
     cpu: "Bộ xử lý",
     memory: "Bộ nhớ",
@@ -467,6 +487,7 @@ pub(super) const EN: Text = Text {
     agent_version: "Agent version",
     inventory: "Inventory",
     no_inventory: "No inventory yet.",
+    system: "System",
     os: "Operating system",
     cpu: "CPU",
     memory: "Memory",
@@ -521,6 +542,16 @@ mod tests {
         assert_eq!(Lang::Vi.int(1_234_567), "1.234.567");
         assert_eq!(Lang::En.int(999), "999");
         assert_eq!(Lang::En.int(1000), "1,000");
+    }
+
+    #[test]
+    fn every_component_of_a_change_has_a_name_in_each_language() {
+        for lang in [Lang::Vi, Lang::En] {
+            for component in crate::changes::COMPONENTS {
+                assert_ne!(lang.component(component), component, "{lang:?}");
+            }
+        }
+        assert_eq!(Lang::Vi.component("keyboard"), "keyboard");
     }
 
     #[test]

@@ -281,7 +281,7 @@ pub(super) async fn show(
                  <td data-label=\"{}\">{}</td><td data-label=\"{}\">{}</td><td data-label=\"{}\">{}</td></tr>",
                 ctx.when(Some(c.at)),
                 E(t.component),
-                E(&c.component),
+                E(lang.component(&c.component)),
                 E(&c.key),
                 E(t.change),
                 E(lang.word(&c.kind)),
