@@ -35,13 +35,21 @@ pub struct HostEvidence {
     pub sample: Option<Sample>,
 }
 
+/// The hosts among `servers`: every one not revoked. A revoked server (decommissioned, stolen,
+/// enrolled by mistake) counts for nothing, as a revoked workstation does; kept, it would read
+/// as up on the data-centre page until its last report aged, then as down for good, its
+/// `hatang_host_up` 0 firing HostDown for a machine nobody runs.
 pub fn compute(servers: &[(AgentRecord, HostEvidence)], now: i64) -> Vec<HostFigures> {
+    let servers: Vec<_> = servers
+        .iter()
+        .filter(|(record, _)| record.revoked_at.is_none())
+        .collect();
     let mut seen: HashMap<&str, usize> = HashMap::new();
-    for (record, _) in servers {
+    for (record, _) in &servers {
         *seen.entry(record.hostname.as_str()).or_default() += 1;
     }
     let mut hosts: Vec<HostFigures> = servers
-        .iter()
+        .into_iter()
         .map(|(record, evidence)| {
             let host = if seen[record.hostname.as_str()] > 1 || record.hostname.is_empty() {
                 let tail = &record.id[record.id.len().saturating_sub(8)..];
@@ -139,6 +147,23 @@ mod tests {
         assert_eq!(hosts[0].state, AgentState::Online);
         assert_eq!(hosts[1].state, AgentState::Stale);
         assert_eq!(hosts[2].state, AgentState::Offline);
+    }
+
+    #[test]
+    fn a_revoked_server_is_no_host_and_leaves_its_name_free() {
+        let mut revoked = record("0000-bbbbbbbb", "db", Some(1000));
+        revoked.revoked_at = Some(999);
+        let servers = vec![
+            (
+                record("0000-aaaaaaaa", "db", Some(1000)),
+                HostEvidence::default(),
+            ),
+            (revoked, HostEvidence::default()),
+        ];
+        let hosts = compute(&servers, 1000);
+        let ids: Vec<&str> = hosts.iter().map(|h| h.agent_id.as_str()).collect();
+        assert_eq!(ids, ["0000-aaaaaaaa"]);
+        assert_eq!(hosts[0].host, "db");
     }
 
     #[test]

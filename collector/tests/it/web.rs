@@ -608,6 +608,31 @@ async fn a_revoked_machine_reads_as_revoked_not_by_its_last_report() {
 }
 
 #[tokio::test]
+async fn a_revoked_server_is_no_data_centre_host() {
+    let h = Harness::with_tree(TREE_3).await;
+    let fleet = h.fleet().await;
+    let viewer = h.api_token("viewer").await;
+    let cookie = session(&h, &viewer).await;
+    let server = &fleet.server;
+    let row = format!("href=\"/machines/{}\"", server.id);
+    assert!(get(&h, "/datacentre", &cookie).await.text().contains(&row));
+    h.store()
+        .revoke_agent(&server.id, hatang_collector::now())
+        .await
+        .unwrap();
+    // Decommissioned: not listed, not counted, and no hatang_host_up to fall to 0 and alert.
+    let datacentre = get(&h, "/datacentre", &cookie).await;
+    assert!(!datacentre.text().contains(&row), "{}", datacentre.text());
+    let overview = get(&h, "/", &cookie).await;
+    assert!(
+        overview
+            .text()
+            .contains("data-hosts-up=\"0\" data-hosts=\"0\"")
+    );
+    assert!(h.metrics().await.series("hatang_host_up").is_empty());
+}
+
+#[tokio::test]
 async fn the_change_history_names_components_in_the_pages_language() {
     let h = Harness::with_tree(TREE_3).await;
     let fleet = h.fleet().await;
