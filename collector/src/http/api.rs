@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::history::{At, figures_at, recent_changes};
+use super::history::{figures_at, recent_changes};
 use super::{ApiError, AppState};
 use crate::figures::{Figures, agent_state};
 use crate::store::{AgentRecord, ApiRole};
@@ -25,12 +25,16 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/services", get(services))
 }
 
+/// `?level=&at=` on the coverage endpoints. Any other parameter is a 400: a misspelt `at`
+/// (`?date=2026-01-01`) would otherwise answer today's figures as if they were that day's.
 #[derive(Debug, Deserialize)]
-struct LevelFilter {
+#[serde(deny_unknown_fields)]
+struct CoverageQuery {
     level: Option<String>,
+    at: Option<String>,
 }
 
-impl LevelFilter {
+impl CoverageQuery {
     /// The level asked for, which must be one the current tree has.
     fn check(&self, figures: &Figures) -> Result<Option<&str>, ApiError> {
         match self.level.as_deref() {
@@ -94,22 +98,20 @@ impl FromRequestParts<AppState> for Admin {
 async fn coverage(
     State(state): State<AppState>,
     _: Viewer,
-    filter: Result<Query<LevelFilter>, QueryRejection>,
-    at: Result<Query<At>, QueryRejection>,
+    filter: Result<Query<CoverageQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let filter = query(filter)?;
-    let f = figures_at(&state, at).await?;
+    let f = figures_at(&state, filter.at.as_deref()).await?;
     Ok(Json(crate::coverage::json(&f, filter.check(&f)?)))
 }
 
 async fn coverage_csv(
     State(state): State<AppState>,
     _: Viewer,
-    filter: Result<Query<LevelFilter>, QueryRejection>,
-    at: Result<Query<At>, QueryRejection>,
+    filter: Result<Query<CoverageQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let filter = query(filter)?;
-    let f = figures_at(&state, at).await?;
+    let f = figures_at(&state, filter.at.as_deref()).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

@@ -26,27 +26,21 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/coverage/history", get(coverage_history))
 }
 
-/// `?at=YYYY-MM-DD` on the coverage endpoints.
-#[derive(Debug, Deserialize)]
-pub(super) struct At {
-    at: Option<String>,
-}
-
 fn date(what: &str, text: &str) -> Result<time::Date, ApiError> {
     crate::history::parse_date(text)
         .map_err(|e| ApiError::bad_request("invalid_query", format!("{what}: {e}")))
 }
 
-/// The current figures, or with `?at=` those of that day's snapshot (404 naming the nearest
-/// days that have one).
+/// The current figures, or with `at` (`?at=YYYY-MM-DD`) those of that day's snapshot (404
+/// naming the nearest days that have one).
 pub(super) async fn figures_at(
     state: &AppState,
-    at: Result<Query<At>, QueryRejection>,
+    at: Option<&str>,
 ) -> Result<Arc<Figures>, ApiError> {
-    let Some(at) = query(at)?.at else {
+    let Some(at) = at else {
         return Ok(state.figures().await?);
     };
-    let day = date("at", &at)?;
+    let day = date("at", at)?;
     match crate::history::figures_at(state.store(), day).await? {
         Ok(figures) => Ok(Arc::new(figures)),
         Err(message) => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", message)),
@@ -64,7 +58,10 @@ pub(super) async fn recent_changes(
         .await?)
 }
 
+/// `?limit=&before=` of the change log. Here and in [`Range`] an unknown parameter is a 400, as
+/// on the lists: a misspelt one is not silently ignored.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Page {
     limit: Option<u32>,
     before: Option<i64>,
@@ -105,6 +102,7 @@ async fn changes(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Range {
     level: Option<String>,
     from: Option<String>,

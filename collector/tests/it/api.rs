@@ -343,3 +343,43 @@ async fn a_wrong_method_is_405_json() {
     reply.error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
     assert_eq!(reply.header(header::ALLOW), "GET,HEAD");
 }
+
+#[tokio::test]
+async fn a_misspelt_parameter_is_a_400_not_another_answer() {
+    let h = Harness::with_tree(TREE_3).await;
+    let fleet = h.fleet().await;
+    let viewer = h.api_token("viewer").await;
+    let changes = format!("/api/v1/agents/{}/changes", fleet.server.id);
+    // `date` for `at` would otherwise answer today's figures as if they were 1 January's.
+    for (path, field) in [
+        ("/api/v1/coverage?date=2026-01-01".to_string(), "date"),
+        ("/api/v1/coverage.csv?levl=commune".to_string(), "levl"),
+        (
+            "/api/v1/coverage/history?since=2026-01-01".to_string(),
+            "since",
+        ),
+        (format!("{changes}?lmit=5"), "lmit"),
+    ] {
+        let message = h
+            .get(&path, Some(&viewer))
+            .await
+            .error(StatusCode::BAD_REQUEST, "invalid_query");
+        assert!(
+            message.contains(&format!("unknown field `{field}`")),
+            "{path}: {message}"
+        );
+    }
+    // the parameters they take still go together
+    for path in [
+        "/api/v1/coverage?level=commune".to_string(),
+        "/api/v1/coverage.csv?level=commune".to_string(),
+        "/api/v1/coverage/history?level=commune&from=2026-01-01&to=2026-01-02".to_string(),
+        format!("{changes}?limit=5&before=9"),
+    ] {
+        assert_eq!(
+            h.get(&path, Some(&viewer)).await.status,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+}
