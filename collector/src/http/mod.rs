@@ -2,7 +2,8 @@
 //!
 //! Every error a caller can cause is a 4xx with the body
 //! `{"error": {"code": "...", "message": "..."}}`; a 5xx says nothing internal and the cause is
-//! logged instead.
+//! logged instead. The web UI's pages answer HTML, their errors too, and so does a path no route
+//! takes when a browser asks for it as a page outside `/api/`.
 
 mod admin;
 mod api;
@@ -280,9 +281,7 @@ pub fn app(state: AppState) -> Router {
                 "this endpoint does not take that method (see the Allow header)",
             )
         })
-        .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
-        })
+        .fallback(web::no_such_path)
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
 }

@@ -485,6 +485,43 @@ async fn every_page_answers_and_has_its_csv() {
     assert!(css.header(header::CONTENT_TYPE).starts_with("text/css"));
 }
 
+#[tokio::test]
+async fn a_browser_asking_for_no_page_gets_a_page_and_scripts_keep_json() {
+    let h = Harness::with_tree(TREE_3).await;
+    let viewer = h.api_token("viewer").await;
+    let cookie = session(&h, &viewer).await;
+    // what a browser sends when someone types an address
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let navigate = |path: &str, accept: &str| {
+        Request::get(path)
+            .header(header::COOKIE, &cookie)
+            .header(header::ACCEPT, accept)
+            .body(Body::empty())
+            .unwrap()
+    };
+    for path in ["/units/", "/machines/x/y", "/nope?lang=en"] {
+        let reply = h.send(navigate(path, browser)).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            reply.header(header::CONTENT_TYPE).starts_with("text/html"),
+            "{path}"
+        );
+        let said = if path.ends_with("lang=en") {
+            "Not found"
+        } else {
+            "Không tìm thấy"
+        };
+        assert!(reply.text().contains(said), "{path}: {}", reply.text());
+        assert!(reply.text().contains("<a href=\"/\">"), "{path}");
+    }
+    // the API's unknown paths, and anything asked for without HTML, stay JSON
+    for (path, accept) in [("/api/v1/nope", browser), ("/units/", "*/*")] {
+        h.send(navigate(path, accept))
+            .await
+            .error(StatusCode::NOT_FOUND, "not_found");
+    }
+}
+
 /// Every `.route("…"` under src/http/web/ is in [`WEB_ROUTES`], and every entry is served.
 #[tokio::test]
 async fn the_web_routes_are_listed_and_served() {

@@ -399,19 +399,42 @@ fn not_found(ctx: &Ctx, state: &AppState, what: &str) -> Response {
     page_with_status(ctx, state, StatusCode::NOT_FOUND, t.not_found, "", &body)
 }
 
+/// The 404 page of an address that names nothing, for a browser that may not be signed in:
+/// no navigation, a link home.
+fn no_page(lang: Lang) -> Response {
+    let t = lang.t();
+    let body = format!(
+        "<section class=\"card\"><h1>{}</h1><p><a href=\"/\">{}</a></p></section>",
+        E(t.not_found),
+        E(t.nav_overview)
+    );
+    html_response(
+        StatusCode::NOT_FOUND,
+        document(lang, t.not_found, None, &body),
+    )
+}
+
+/// The router's answer to a path no route takes. A browser navigating outside the API (it
+/// asks for HTML: `/units/` typed with a slash) gets the 404 page in its language; anything
+/// else gets the API's JSON error, as the contract says of every error.
+pub(crate) async fn no_such_path(headers: HeaderMap, uri: Uri) -> Response {
+    let asks_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if !asks_html || uri.path().starts_with("/api/") {
+        return super::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+            .into_response();
+    }
+    no_page(language(&uri, &headers).0)
+}
+
 /// The 500 page: the cause is logged, the page says nothing internal. A NUL character in the
 /// address (`/machines/%00`), which PostgreSQL refuses to compare, names nothing: 404.
 fn failed(lang: Lang, e: StoreError) -> Response {
     let t = lang.t();
     if e.is_nul_in_text() {
-        let body = format!(
-            "<section class=\"card\"><h1>{}</h1></section>",
-            E(t.not_found)
-        );
-        return html_response(
-            StatusCode::NOT_FOUND,
-            document(lang, t.not_found, None, &body),
-        );
+        return no_page(lang);
     }
     tracing::error!(error = %e, "web page: store error");
     let body = format!("<section class=\"card\"><p>{}</p></section>", E(t.failed));
