@@ -337,6 +337,29 @@ async fn the_overview_says_the_configured_equipment_window() {
     assert!(!en.text().contains("30 days"));
 }
 
+#[tokio::test]
+async fn the_trend_dates_read_as_the_pages_other_dates() {
+    let h = Harness::with_tree(TREE_3).await;
+    h.fleet().await;
+    let figures = hatang_collector::http::compute_figures(h.store(), h.config())
+        .await
+        .unwrap();
+    for date in ["2026-01-01", "2026-01-03"] {
+        hatang_collector::history::write(h.store(), date, &figures)
+            .await
+            .unwrap();
+    }
+    let viewer = h.api_token("viewer").await;
+    let cookie = session(&h, &viewer).await;
+    let page = get(&h, "/", &cookie).await;
+    assert!(
+        page.text().contains(">01/01/2026 → 03/01/2026</th>"),
+        "{}",
+        page.text()
+    );
+    assert!(!page.text().contains("2026-01-01"));
+}
+
 /// Unix time `t` as a page should show it `east_secs` east of UTC: the instant shifted, then
 /// read as UTC (a different path from the collector's change of offset).
 fn shifted(t: i64, east_secs: i64) -> String {

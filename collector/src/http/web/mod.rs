@@ -248,6 +248,16 @@ fn local_time(instant: OffsetDateTime, offset: UtcOffset) -> Option<String> {
     instant.checked_to_offset(offset)?.format(format).ok()
 }
 
+/// A snapshot's date (`YYYY-MM-DD`) in the order [`local_time`] writes dates, `DD/MM/YYYY`; a
+/// text that is no such date, as it is.
+fn day(date: &str) -> String {
+    let format = time::macros::format_description!("[day]/[month]/[year]");
+    crate::history::parse_date(date)
+        .ok()
+        .and_then(|d| d.format(format).ok())
+        .unwrap_or_else(|| date.to_string())
+}
+
 /// The time zone of an offset for people: `UTC+07:00`, `UTC-03:30`, `UTC+00:00`.
 fn zone_name(offset: UtcOffset) -> String {
     let sign = if offset.is_negative() { '-' } else { '+' };
@@ -588,6 +598,8 @@ mod tests {
             local_time(new_year, offset("-03:30")).as_deref(),
             Some("31/12/2024 20:30")
         );
+        assert_eq!(day("2026-01-03"), "03/01/2026");
+        assert_eq!(day("2026-1-3x"), "2026-1-3x");
         assert_eq!(zone_name(offset("+07:00")), "UTC+07:00");
         assert_eq!(zone_name(offset("-03:30")), "UTC-03:30");
         assert_eq!(zone_name(offset("-00:30")), "UTC-00:30");

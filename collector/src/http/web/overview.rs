@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::response::Response;
 
-use super::{Ctx, E, badge, bar, csv_download, failed, heading, page};
+use super::{Ctx, E, badge, bar, csv_download, day, failed, heading, page};
 use crate::figures::{AgentState, Role};
 use crate::http::AppState;
 
@@ -192,8 +192,8 @@ async fn build(state: &AppState, ctx: &Ctx) -> Result<Response, crate::store::St
             body,
             "{}</th><th class=\"wide\">{} → {}</th><th class=\"num\">{}</th></tr></thead><tbody>",
             E(t.level),
-            E(keep[0]),
-            E(keep[keep.len() - 1]),
+            E(&day(keep[0])),
+            E(&day(keep[keep.len() - 1])),
             E(t.ratio)
         );
         for level in order {
