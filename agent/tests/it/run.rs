@@ -1,9 +1,8 @@
 //! `hatang-agent run`: a report every interval, the inventory only when due, a clean stop.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{Answer, FakeCollector, agent, enrol, running, spool_files, wait_until};
+use crate::support::{Answer, FakeCollector, enrol, running, spool_files, wait_until};
 
 #[tokio::test]
 async fn reports_every_interval_and_stops_on_sigterm() {
@@ -13,14 +12,7 @@ async fn reports_every_interval_and_stops_on_sigterm() {
     let config = dir.path().join("agent.toml");
     std::fs::write(&config, "interval_secs = 5\n").unwrap();
 
-    let child = agent(dir.path())
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = running(dir.path(), &config);
     wait_until(Duration::from_secs(15), "two reports arrived", || {
         server.received().len() >= 2
     })
@@ -109,14 +101,7 @@ async fn a_retry_after_delays_the_next_attempt_while_reports_are_spooled() {
     let config = dir.path().join("agent.toml");
     std::fs::write(&config, format!("interval_secs = {INTERVAL_SECS}\n")).unwrap();
 
-    let mut child = agent(dir.path())
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = running(dir.path(), &config);
     wait_until(Duration::from_secs(30), "a second delivery attempt", || {
         server.received().len() >= 2
     })

@@ -395,15 +395,15 @@ pub async fn printed_report(state_dir: &Path, config: &Path) -> Report {
 
 /// The agent binary with its state in `state_dir`, a fixed machine id and none of the caller's
 /// `HATANG_*` settings.
-/// `hatang-agent run --config CONFIG`, its output discarded: an agent running in the
-/// background of a test.
+/// `hatang-agent run --config CONFIG`: an agent running in the background of a test, its log
+/// on the child's stderr for a test that reads it (a few lines: nothing fills the pipe).
 pub fn running(state_dir: &Path, config: &Path) -> tokio::process::Child {
     agent(state_dir)
         .arg("run")
         .arg("--config")
         .arg(config)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap()
 }
