@@ -55,6 +55,10 @@ pub struct RawConfig {
     /// are dated by it and the web UI shows times in it (CSV downloads stay UTC). Vietnam is
     /// `+07:00` all year (no daylight saving time).
     pub utc_offset: String,
+    /// The address browsers reach the web UI by when a reverse proxy stands in front of the
+    /// collector (`https://hatang.example.gov.vn`): sign-in forms must come from it, and with
+    /// `https://` the session cookie is `Secure` although the collector itself speaks HTTP.
+    pub public_url: Option<String>,
 }
 
 /// The `[tls]` table: PEM files, re-read on SIGHUP and when they change.
@@ -126,6 +130,7 @@ impl Default for RawConfig {
             tls: None,
             metrics_token_file: None,
             utc_offset: "+07:00".into(),
+            public_url: None,
         }
     }
 }
@@ -159,6 +164,56 @@ pub struct Config {
     /// SHA-256 digest of the token `/metrics` and `/metrics/detail` require, if any.
     pub metrics_token: Option<Vec<u8>>,
     pub utc_offset: time::UtcOffset,
+    pub public_url: Option<PublicUrl>,
+}
+
+/// The checked `public_url`: its origin as a browser's `Origin` header names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    /// `scheme://host[:port]`, lower case, the scheme's default port left out.
+    origin: String,
+}
+
+impl PublicUrl {
+    /// An absolute `http://` or `https://` address with no path beyond `/`, query or fragment.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let wrong = || {
+            format!(
+                "public_url {text:?} must be the address browsers use, such as \
+                 \"https://hatang.example.gov.vn\" (scheme and host, no path)"
+            )
+        };
+        let uri: axum::http::Uri = text.parse().map_err(|_| wrong())?;
+        let scheme = uri.scheme_str().map(str::to_ascii_lowercase);
+        let default_port = match scheme.as_deref() {
+            Some("https") => 443,
+            Some("http") => 80,
+            _ => return Err(wrong()),
+        };
+        let authority = uri.authority().ok_or_else(wrong)?;
+        if authority.as_str().contains('@')
+            || !matches!(uri.path(), "" | "/")
+            || uri.query().is_some()
+            || text.contains('#')
+        {
+            return Err(wrong());
+        }
+        let host = authority.host().to_ascii_lowercase();
+        let origin = match authority.port_u16() {
+            Some(port) if port != default_port => format!("{}://{host}:{port}", scheme.unwrap()),
+            _ => format!("{}://{host}", scheme.unwrap()),
+        };
+        Ok(Self { origin })
+    }
+
+    /// Whether a request's `Origin` header names this address.
+    pub fn is_origin_of(&self, origin: &str) -> bool {
+        origin.eq_ignore_ascii_case(&self.origin)
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.origin.starts_with("https://")
+    }
 }
 
 impl Config {
@@ -192,6 +247,7 @@ impl fmt::Debug for Config {
                 &self.metrics_token.as_ref().map(|_| "<redacted>"),
             )
             .field("utc_offset", &self.utc_offset)
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -305,6 +361,10 @@ impl RawConfig {
             .metrics_token_file
             .as_deref()
             .and_then(|path| read_token(path).map_err(|e| errors.push(e)).ok());
+        let public_url = self
+            .public_url
+            .as_deref()
+            .and_then(|text| PublicUrl::parse(text).map_err(|e| errors.push(e)).ok());
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
@@ -325,6 +385,7 @@ impl RawConfig {
             tls: self.tls,
             metrics_token,
             utc_offset,
+            public_url,
         })
     }
 }
@@ -552,5 +613,44 @@ mod tests {
             })
             .unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_public_url_is_kept_as_the_origin_a_browser_sends() {
+        let origin = |text: &str| PublicUrl::parse(text).map(|u| u.origin);
+        assert_eq!(
+            origin("https://Hatang.Example.gov.vn"),
+            Ok("https://hatang.example.gov.vn".into())
+        );
+        assert_eq!(
+            origin("https://hatang.example.gov.vn:443/"),
+            Ok("https://hatang.example.gov.vn".into())
+        );
+        assert_eq!(
+            origin("http://10.0.0.5:8080"),
+            Ok("http://10.0.0.5:8080".into())
+        );
+        assert!(PublicUrl::parse("https://h.example").unwrap().is_https());
+        assert!(!PublicUrl::parse("http://h.example").unwrap().is_https());
+        for wrong in [
+            "hatang.example.gov.vn",
+            "ftp://hatang.example.gov.vn",
+            "https://hatang.example.gov.vn/hatang",
+            "https://hatang.example.gov.vn/?a=1",
+            "https://user@hatang.example.gov.vn",
+            "https://hatang.example.gov.vn/#top",
+        ] {
+            let e = PublicUrl::parse(wrong).unwrap_err();
+            assert!(
+                e.starts_with(&format!("public_url {wrong:?} must be")),
+                "{e}"
+            );
+        }
+        let raw = RawConfig::from_toml("public_url = \"hatang.example.gov.vn\"\n").unwrap();
+        let err = raw.check(&Overrides::default()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("public_url \"hatang.example.gov.vn\" must be"),
+            "{err}"
+        );
     }
 }

@@ -150,6 +150,51 @@ async fn sign_in_refuses_a_form_without_its_csrf_cookie_or_from_another_site() {
     assert!(set_cookie(&reply, "hatang_session").is_none());
 }
 
+/// A sign-in through a reverse proxy that sends its own `Host` (the collector's address) and
+/// the browser's `Origin`, with a matching CSRF cookie and field.
+async fn proxied_sign_in(h: &Harness, origin: &str, token: &str) -> Reply {
+    let request = Request::post("/login")
+        .header(header::HOST, "127.0.0.1:8080")
+        .header(header::ORIGIN, origin)
+        .header(header::COOKIE, "hatang_csrf=abc")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("csrf=abc&token={token}")))
+        .unwrap();
+    h.send(request).await
+}
+
+/// Behind a reverse proxy the request's `Host` is often the proxy's way to the collector
+/// (nginx's default), not the address in the browser: with `public_url` the sign-in form's
+/// `Origin` is checked against that address, and the cookie is `Secure` for an https one.
+#[tokio::test]
+async fn behind_a_proxy_sign_in_is_checked_against_the_public_url() {
+    const PUBLIC: &str = "https://hatang.example.gov.vn";
+    let without = Harness::with_tree(TREE_3).await;
+    let viewer = without.api_token("viewer").await;
+    let reply = proxied_sign_in(&without, PUBLIC, &viewer).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::FORBIDDEN,
+        "the Host is the proxy's"
+    );
+
+    let behind = Harness::with_config(|c| {
+        c.public_url = Some(hatang_collector::config::PublicUrl::parse(PUBLIC).unwrap());
+    })
+    .await;
+    behind.import(TREE_3).await;
+    let viewer = behind.api_token("viewer").await;
+    let reply = proxied_sign_in(&behind, PUBLIC, &viewer).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
+    let (_, cookie) = set_cookie(&reply, "hatang_session").expect("a session");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    for elsewhere in ["https://evil.example", "http://hatang.example.gov.vn"] {
+        let reply = proxied_sign_in(&behind, elsewhere, &viewer).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{elsewhere}");
+        assert!(set_cookie(&reply, "hatang_session").is_none());
+    }
+}
+
 #[tokio::test]
 async fn pages_redirect_to_the_sign_in_without_a_live_session() {
     let h = Harness::with_tree(TREE_3).await;

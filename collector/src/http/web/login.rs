@@ -87,12 +87,17 @@ pub(super) struct SignIn {
     csrf: String,
 }
 
-/// Whether an `Origin` the request names (browsers send one on every POST) is this host.
-/// Absent: not a browser's cross-site form, and the CSRF token still has to match.
-fn same_origin(headers: &HeaderMap) -> bool {
+/// Whether an `Origin` the request names (browsers send one on every POST) is this collector:
+/// its `public_url` when one is configured (behind a reverse proxy, `Host` is often the
+/// proxy's way to the collector, not the browser's), else the request's `Host`. Absent: not a
+/// browser's cross-site form, and the CSRF token still has to match.
+fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
+    if let Some(public) = &state.config().public_url {
+        return public.is_origin_of(origin);
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -123,7 +128,7 @@ pub(super) async fn sign_in(
 ) -> Response {
     let (lang, _) = lang_of(&headers, &uri);
     let t = lang.t();
-    if !same_origin(&headers) {
+    if !same_origin(&state, &headers) {
         return forbidden();
     }
     let Ok(Form(form)) = form else {
@@ -190,7 +195,7 @@ pub(super) async fn sign_out(
     form: Result<Form<SignOut>, FormRejection>,
 ) -> Response {
     let (lang, _) = lang_of(&headers, &uri);
-    if !same_origin(&headers) {
+    if !same_origin(&state, &headers) {
         return forbidden();
     }
     let Some(session_id) = cookie(&headers, SESSION_COOKIE).filter(|id| valid_session_id(id))

@@ -147,9 +147,12 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.trim())
 }
 
-/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, and Secure when served over TLS.
+/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, and Secure when served over TLS, here or
+/// at the reverse proxy `public_url` names.
 fn set_cookie(state: &AppState, name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
-    let secure = if state.config().tls.is_some() {
+    let config = state.config();
+    let secure = if config.tls.is_some() || config.public_url.as_ref().is_some_and(|u| u.is_https())
+    {
         "; Secure"
     } else {
         ""
