@@ -87,12 +87,19 @@ pub async fn measure(collector: &str, agent_key: &str, bytes: u64, tls: &TlsFile
     };
     let started = Instant::now();
     let down = download(&client, collector, agent_key, bytes).await;
-    let up = upload(&client, collector, agent_key, bytes).await;
+    // A collector too busy for the download is too busy for the upload, and would answer so
+    // only once the upload's first megabyte had crossed the link: try again next time.
+    let up = match &down {
+        Err(Failed { busy: true, .. }) => {
+            Err("not tried: the collector was busy".to_owned().into())
+        }
+        _ => upload(&client, collector, agent_key, bytes).await,
+    };
     let errors: Vec<String> = [("download", &down), ("upload", &up)]
         .into_iter()
-        .filter_map(|(what, r)| r.as_ref().err().map(|e| format!("{what}: {e}")))
+        .filter_map(|(what, r)| r.as_ref().err().map(|e| format!("{what}: {}", e.message)))
         .collect();
-    let moved = |r: &Result<Transfer, String>| r.as_ref().map_or(0, |t| t.bytes);
+    let moved = |r: &Result<Transfer, Failed>| r.as_ref().map_or(0, |t| t.bytes);
     SpeedTest {
         download_bits_per_second: down.as_ref().ok().and_then(|t| t.bits_per_second()),
         upload_bits_per_second: up.as_ref().ok().and_then(|t| t.bits_per_second()),
@@ -107,7 +114,7 @@ async fn download(
     collector: &str,
     agent_key: &str,
     bytes: u64,
-) -> Result<Transfer, String> {
+) -> Result<Transfer, Failed> {
     let started = Instant::now();
     let deadline = started + DIRECTION_LIMIT;
     let request = client
@@ -127,7 +134,7 @@ async fn download(
     }
     let seconds = started.elapsed().as_secs_f64();
     if got < bytes && Instant::now() < deadline {
-        return Err(format!("collector sent {got} of {bytes} bytes"));
+        return Err(format!("collector sent {got} of {bytes} bytes").into());
     }
     Ok(Transfer {
         bytes: got,
@@ -140,7 +147,7 @@ async fn upload(
     collector: &str,
     agent_key: &str,
     bytes: u64,
-) -> Result<Transfer, String> {
+) -> Result<Transfer, Failed> {
     let started = Instant::now();
     let deadline = started + DIRECTION_LIMIT;
     let mut sent = 0u64;
@@ -164,15 +171,12 @@ async fn upload(
         let counted: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
         match counted["bytes"].as_u64() {
             Some(c) if c == n => sent += c,
-            _ => return Err(format!("collector counted {counted} for {n} bytes sent")),
+            _ => return Err(format!("collector counted {counted} for {n} bytes sent").into()),
         }
         counted_until = Instant::now();
     }
     if sent == 0 {
-        return Err(format!(
-            "no chunk arrived within {} s",
-            DIRECTION_LIMIT.as_secs()
-        ));
+        return Err(format!("no chunk arrived within {} s", DIRECTION_LIMIT.as_secs()).into());
     }
     Ok(Transfer {
         bytes: sent,
@@ -180,18 +184,41 @@ async fn upload(
     })
 }
 
+/// Why a direction has no figure.
+#[derive(Debug)]
+struct Failed {
+    message: String,
+    /// The collector said it was busy (429, or 503: too many tests at once).
+    busy: bool,
+}
+
+impl From<String> for Failed {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            busy: false,
+        }
+    }
+}
+
 /// The response if the request was answered with a success in time.
 fn accepted(
     answer: Result<reqwest::Result<reqwest::Response>, tokio::time::error::Elapsed>,
-) -> Result<reqwest::Response, String> {
+) -> Result<reqwest::Response, Failed> {
     let response = answer
         .map_err(|_| format!("no answer within {} s", DIRECTION_LIMIT.as_secs()))?
         .map_err(|e| hatang_probe::root_cause(&e))?;
-    if response.status().is_success() {
-        Ok(response)
-    } else {
-        Err(format!("collector answered {}", response.status()))
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
     }
+    Err(Failed {
+        message: format!("collector answered {status}"),
+        busy: matches!(
+            status,
+            reqwest::StatusCode::TOO_MANY_REQUESTS | reqwest::StatusCode::SERVICE_UNAVAILABLE
+        ),
+    })
 }
 
 #[cfg(test)]

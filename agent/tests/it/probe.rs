@@ -268,6 +268,30 @@ async fn a_refused_speed_test_has_no_figures_and_says_why() {
     );
 }
 
+/// A collector too busy for a speed test (503, as with too many at once) is not sent the
+/// upload's first megabyte only to refuse it too.
+#[tokio::test]
+async fn a_busy_collector_gets_no_upload_after_refusing_the_download() {
+    let server = FakeCollector::start([202]).await;
+    server.set_down(true);
+
+    let test = speed::measure(&server.url, AGENT_KEY, 64 << 10, &Default::default()).await;
+
+    assert_eq!(
+        (test.download_bits_per_second, test.upload_bits_per_second),
+        (None, None)
+    );
+    assert_eq!(
+        test.error.as_deref(),
+        Some(
+            "download: collector answered 503 Service Unavailable; \
+             upload: not tried: the collector was busy"
+        )
+    );
+    let paths: Vec<String> = server.speedtests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["download"]);
+}
+
 /// A configuration with one TCP probe to `addr` and the given extra lines.
 fn probe_config(dir: &std::path::Path, addr: SocketAddr, extra: &str) -> std::path::PathBuf {
     let path = dir.join("agent.toml");

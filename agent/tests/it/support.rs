@@ -101,7 +101,7 @@ struct Shared {
     dedup: bool,
     /// Time between recording a request and answering it.
     delay: Duration,
-    /// Answer 503 to every report, storing nothing.
+    /// Answer 503 to every report and speed test, storing nothing.
     down: bool,
     /// Speed-test requests, kept apart from `received` (which holds reports).
     speedtests: Vec<SpeedRequest>,
@@ -169,7 +169,7 @@ impl FakeCollector {
         self.shared.lock().unwrap().speedtests.clone()
     }
 
-    /// Makes the collector answer 503 to every report (`true`), or work again.
+    /// Makes the collector answer 503 to every report and speed test (`true`), or work again.
     pub fn set_down(&self, down: bool) {
         self.shared.lock().unwrap().down = down;
     }
@@ -289,8 +289,8 @@ async fn speed_download(
     axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, u64>>,
 ) -> Response {
     let bytes = query.get("bytes").copied().unwrap_or(4 << 20);
-    if !speed_request(&shared, "download", &headers, bytes) {
-        return StatusCode::UNAUTHORIZED.into_response();
+    if let Err(refused) = speed_request(&shared, "download", &headers, bytes) {
+        return refused.into_response();
     }
     vec![0u8; usize::try_from(bytes).unwrap()].into_response()
 }
@@ -301,23 +301,36 @@ async fn speed_upload(
     body: Bytes,
 ) -> Response {
     let bytes = body.len() as u64;
-    if !speed_request(&shared, "upload", &headers, bytes) {
-        return StatusCode::UNAUTHORIZED.into_response();
+    if let Err(refused) = speed_request(&shared, "upload", &headers, bytes) {
+        return refused.into_response();
     }
     axum::Json(json!({"bytes": bytes, "seconds": 0.001})).into_response()
 }
 
-/// Records a speed-test request; returns whether it carried the agent key.
-fn speed_request(shared: &Mutex<Shared>, path: &str, headers: &HeaderMap, bytes: u64) -> bool {
+/// Records a speed-test request; the status to refuse it with, if any: 503 while the
+/// collector is down, 401 without the agent key.
+fn speed_request(
+    shared: &Mutex<Shared>,
+    path: &str,
+    headers: &HeaderMap,
+    bytes: u64,
+) -> Result<(), StatusCode> {
     let authorized = headers
         .get("authorization")
         .is_some_and(|v| v.as_bytes() == format!("Bearer {AGENT_KEY}").as_bytes());
-    shared.lock().unwrap().speedtests.push(SpeedRequest {
+    let mut shared = shared.lock().unwrap();
+    shared.speedtests.push(SpeedRequest {
         path: path.to_owned(),
         authorized,
         bytes,
     });
-    authorized
+    if shared.down {
+        Err(StatusCode::SERVICE_UNAVAILABLE)
+    } else if authorized {
+        Ok(())
+    } else {
+        Err(StatusCode::UNAUTHORIZED)
+    }
 }
 
 /// A port nothing listens on (bound, then released).
