@@ -35,9 +35,10 @@ struct CoverageQuery {
 }
 
 impl CoverageQuery {
-    /// The level asked for, which must be one the current tree has.
+    /// The level asked for, which must be one the current tree has; `?level=` (a form's "all
+    /// levels") is none, as on the listing endpoints.
     fn check(&self, figures: &Figures) -> Result<Option<&str>, ApiError> {
-        match self.level.as_deref() {
+        match self.level.as_deref().filter(|l| !l.is_empty()) {
             Some(l) if !figures.levels.iter().any(|x| x.level == l) => {
                 Err(ApiError::not_found(format!("level {l}")))
             }

@@ -118,6 +118,8 @@ async fn coverage_history(
     range: Result<Query<Range>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let range = query(range)?;
+    // `?level=` (a form's "all levels") is no filter, as on the listing endpoints.
+    let level = range.level.as_deref().filter(|l| !l.is_empty());
     let from = range.from.as_deref().map(|d| date("from", d)).transpose()?;
     let to = range.to.as_deref().map(|d| date("to", d)).transpose()?;
     if let (Some(from), Some(to)) = (from, to)
@@ -132,7 +134,7 @@ async fn coverage_history(
     let to = to.map(crate::history::format_date);
     let rows = state
         .store()
-        .level_history(range.level.as_deref(), from.as_deref(), to.as_deref())
+        .level_history(level, from.as_deref(), to.as_deref())
         .await?;
     let points: Vec<Value> = rows
         .iter()
@@ -148,7 +150,7 @@ async fn coverage_history(
         })
         .collect();
     Ok(Json(json!({
-        "level": range.level,
+        "level": level,
         "from": from,
         "to": to,
         "points": points,

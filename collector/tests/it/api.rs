@@ -383,3 +383,24 @@ async fn a_misspelt_parameter_is_a_400_not_another_answer() {
         );
     }
 }
+
+/// `?level=` with nothing after it, as a form's "all levels" sends it, is no filter, on the
+/// coverage endpoints as on the listings: not a level called "" that does not exist.
+#[tokio::test]
+async fn an_empty_level_is_every_level() {
+    // One figures value for both requests: their `at` is the same.
+    let h = Harness::with_config(|c| c.figures_cache_secs = 3600).await;
+    h.import(TREE_3).await;
+    h.fleet().await;
+    let viewer = h.api_token("viewer").await;
+    for path in [
+        "/api/v1/coverage",
+        "/api/v1/coverage.csv",
+        "/api/v1/coverage/history",
+    ] {
+        let every = h.get(path, Some(&viewer)).await;
+        let empty = h.get(&format!("{path}?level="), Some(&viewer)).await;
+        assert_eq!(empty.status, StatusCode::OK, "{path}?level=");
+        assert_eq!(empty.body, every.body, "{path}?level=");
+    }
+}
