@@ -1,6 +1,7 @@
 //! Scale-out: two collector processes on one PostgreSQL, agents reporting to either, both
 //! replicas computing the same figures and one of them publishing them to Prometheus.
 
+use std::process::Command;
 use std::time::Duration;
 
 use crate::support::{Agent, Collector, Metrics, eventually, get_as, run_ok, testdata};
@@ -90,4 +91,34 @@ fn two_replicas_on_one_postgres_agree() {
     let ma = a.metrics();
     assert_eq!(ma.get("hatang_figures_published", &[]), Some(0.0));
     assert_eq!(figures(&ma), []);
+}
+
+/// A publisher that stops answering without its connection closing (a hung machine, or one
+/// behind a connection pooler that keeps its own connection to the server up) loses the lock
+/// to the server's idle limit, and the other replica takes over; woken again, the old one
+/// finds its session ended and stands by.
+#[test]
+fn a_hung_publisher_is_replaced() {
+    let Some(mut a) = Collector::on_postgres() else {
+        return;
+    };
+    let mut b = a.replica();
+    a.start(0);
+    b.start(0);
+    let published = |c: &Collector| c.metrics().get("hatang_figures_published", &[]);
+    assert_eq!((published(&a), published(&b)), (Some(1.0), Some(0.0)));
+
+    // SIGSTOP: the kernel still answers for its sockets, so TCP keepalives see nothing wrong.
+    let pid = a.pid().to_string();
+    run_ok(Command::new("kill").args(["-STOP", &pid]));
+    let took_over = std::time::Instant::now();
+    eventually(Duration::from_secs(60), || {
+        (published(&b) == Some(1.0)).then_some(())
+    });
+    let waited = took_over.elapsed();
+    run_ok(Command::new("kill").args(["-CONT", &pid]));
+    eventually(Duration::from_secs(30), || {
+        (published(&a) == Some(0.0)).then_some(())
+    });
+    assert_eq!(published(&b), Some(1.0), "after {waited:?}");
 }
