@@ -199,9 +199,22 @@ impl PublicUrl {
             return Err(wrong());
         }
         let host = authority.host().to_ascii_lowercase();
-        let origin = match authority.port_u16() {
-            Some(port) if port != default_port => format!("{}://{host}:{port}", scheme.unwrap()),
-            _ => format!("{}://{host}", scheme.unwrap()),
+        // A port that is written must be one: `https://h:99999` is a mistake, not `https://h`
+        // (the `http` crate's own port reading says nothing of a port it cannot read).
+        let written = authority.as_str().strip_prefix(authority.host());
+        let port = match written.map(|rest| (rest, rest.strip_prefix(':'))) {
+            Some(("", _)) => default_port,
+            Some((_, Some(port))) => match port.parse::<u16>() {
+                Ok(n) if n > 0 => n,
+                _ => return Err(wrong()),
+            },
+            _ => return Err(wrong()),
+        };
+        let scheme = scheme.unwrap_or_default();
+        let origin = if port == default_port {
+            format!("{scheme}://{host}")
+        } else {
+            format!("{scheme}://{host}:{port}")
         };
         Ok(Self { origin })
     }
@@ -630,6 +643,10 @@ mod tests {
             origin("http://10.0.0.5:8080"),
             Ok("http://10.0.0.5:8080".into())
         );
+        assert_eq!(
+            origin("https://[::1]:8443"),
+            Ok("https://[::1]:8443".into())
+        );
         assert!(PublicUrl::parse("https://h.example").unwrap().is_https());
         assert!(!PublicUrl::parse("http://h.example").unwrap().is_https());
         for wrong in [
@@ -639,6 +656,8 @@ mod tests {
             "https://hatang.example.gov.vn/?a=1",
             "https://user@hatang.example.gov.vn",
             "https://hatang.example.gov.vn/#top",
+            "https://hatang.example.gov.vn:99999",
+            "https://hatang.example.gov.vn:0",
         ] {
             let e = PublicUrl::parse(wrong).unwrap_err();
             assert!(
