@@ -117,10 +117,20 @@ impl SqliteStore {
         // a permission gives as well. Named absolute: the default `hatang.db` is relative to
         // wherever the command was run.
         let file = options.get_filename();
-        if !create && !file.exists() {
-            return Err(StoreError::Missing(
-                std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()),
-            ));
+        if !create {
+            let named = || std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+            match file.try_exists() {
+                Ok(true) => {}
+                Ok(false) => return Err(StoreError::Missing(named())),
+                // A directory this user may not enter (the service's 0750 state directory,
+                // read by another account) is no missing file.
+                Err(e) => {
+                    return Err(StoreError::Conflict(format!(
+                        "cannot open {}: {e}",
+                        named().display()
+                    )));
+                }
+            }
         }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
