@@ -184,10 +184,9 @@ impl PublicUrl {
             )
         };
         let uri: axum::http::Uri = text.parse().map_err(|_| wrong())?;
-        let scheme = uri.scheme_str().map(str::to_ascii_lowercase);
-        let default_port = match scheme.as_deref() {
-            Some("https") => 443,
-            Some("http") => 80,
+        let (scheme, default_port) = match uri.scheme_str().map(str::to_ascii_lowercase) {
+            Some(s) if s == "https" => ("https", 443),
+            Some(s) if s == "http" => ("http", 80),
             _ => return Err(wrong()),
         };
         let authority = uri.authority().ok_or_else(wrong)?;
@@ -210,7 +209,6 @@ impl PublicUrl {
             },
             _ => return Err(wrong()),
         };
-        let scheme = scheme.unwrap_or_default();
         let origin = if port == default_port {
             format!("{scheme}://{host}")
         } else {

@@ -80,11 +80,7 @@ struct Expr {
 /// series selectors of `label_values(…)` / `query_result(…)` template variables.
 fn dashboard_expressions() -> Vec<Expr> {
     let mut exprs = Vec::new();
-    for path in files(&dashboards_dir().join("grafana"), ".json") {
-        let file = name_of(&path);
-        let text = std::fs::read_to_string(&path).unwrap();
-        let dash: serde_json::Value =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+    for (file, dash) in dashboards() {
         assert!(
             dash["uid"].as_str().is_some_and(|u| !u.is_empty()),
             "{file}: a uid, so links and provisioning are stable"
@@ -133,6 +129,19 @@ fn dashboard_expressions() -> Vec<Expr> {
     exprs
 }
 
+/// Every dashboard of `dashboards/grafana/`: (file name, parsed JSON).
+fn dashboards() -> Vec<(String, serde_json::Value)> {
+    files(&dashboards_dir().join("grafana"), ".json")
+        .iter()
+        .map(|path| {
+            let file = name_of(path);
+            let text = std::fs::read_to_string(path).unwrap();
+            let dash = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            (file, dash)
+        })
+        .collect()
+}
+
 /// The panels of a dashboard, those inside rows included, rows themselves left out.
 fn panels_of(dash: &serde_json::Value) -> Vec<&serde_json::Value> {
     let mut panels = Vec::new();
@@ -155,10 +164,7 @@ fn panels_of(dash: &serde_json::Value) -> Vec<&serde_json::Value> {
 /// below 0 and green from 0.
 #[test]
 fn no_panel_judges_an_equipment_ratio_by_fixed_thresholds() {
-    for path in files(&dashboards_dir().join("grafana"), ".json") {
-        let file = name_of(&path);
-        let dash: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for (file, dash) in dashboards() {
         for panel in panels_of(&dash) {
             let shows_a_ratio = panel["targets"]
                 .as_array()
