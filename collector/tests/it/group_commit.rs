@@ -289,3 +289,59 @@ fn a_full_queue_is_answered_503_with_retry_after() {
     let response = ApiError::from(StoreError::Revoked("x".into())).into_response();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// The PostgreSQL ingest writer keeps a session of its own. When the server ends it (a restart,
+/// an administrator, a network that dropped it), a report that meets the dead session is refused
+/// with 503 and not stored, and the writer opens a new session for the next batch: the agent's
+/// resend is stored, once.
+#[tokio::test]
+async fn the_ingest_writer_opens_a_new_session_when_the_server_ends_its_own() {
+    use sqlx::Connection as _;
+    let Some(db) = crate::support::Backend::postgres() else {
+        return;
+    };
+    let h = Harness::with_tree_on(&db, TREE_3).await;
+    let agent = h.enrolled(&h.enrol_token("4351", None).await, "m").await;
+    h.report(&agent.key, &report())
+        .await
+        .json(StatusCode::ACCEPTED);
+
+    let mut admin = sqlx::PgConnection::connect(h.db_url()).await.unwrap();
+    let writers = "SELECT pid FROM pg_stat_activity
+                   WHERE application_name = 'hatang-collector ingest' AND datname = current_database()";
+    let before: Vec<i32> = sqlx::query_scalar(writers)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(before.len(), 1, "one writer session: {before:?}");
+    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+        .bind(before[0])
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert!(ended);
+
+    // The agent resends what was not acknowledged, as its spool does.
+    let next = report();
+    let mut answers = Vec::new();
+    loop {
+        let reply = h.report(&agent.key, &next).await;
+        answers.push(reply.status);
+        if reply.status != StatusCode::SERVICE_UNAVAILABLE || answers.len() == 3 {
+            break;
+        }
+        assert_eq!(
+            h.store().report_count(None).await.unwrap(),
+            1,
+            "a refused report was stored"
+        );
+    }
+    assert_eq!(answers.last(), Some(&StatusCode::ACCEPTED), "{answers:?}");
+    assert_eq!(h.store().report_count(None).await.unwrap(), 2);
+    let after: Vec<i32> = sqlx::query_scalar(writers)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after, before, "the writer opened a new session");
+}

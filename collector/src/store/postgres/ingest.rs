@@ -28,26 +28,96 @@
 //! before, so each report gets an answer of its own.
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
 use tokio::sync::mpsc;
 
 use super::super::batch::{self, Answer, Batch, Job, Prepared};
 use super::super::{AgentUpdate, StoreError, Stored, accepted, inventory_changes_of};
 use crate::changes::Change;
 
-/// Starts the writer task of a store on `pool`; it ends when the returned queue's every sender
-/// is gone.
-pub(super) fn start(pool: PgPool) -> mpsc::Sender<Job> {
+/// Starts the writer task of a store connecting with `options`; it ends when the returned
+/// queue's every sender is gone.
+pub(super) fn start(options: PgConnectOptions, connect_timeout: Duration) -> mpsc::Sender<Job> {
     let (queue, mut jobs) = batch::queue();
     tokio::spawn(async move {
+        let mut writer = Writer {
+            options: options.application_name(APPLICATION_NAME),
+            connect_timeout,
+            session: None,
+        };
         while let Some(first) = jobs.recv().await {
             let batch = Batch::gather(first, &mut jobs);
-            let result = store_batch(&pool, &batch.reports()).await;
+            let result = writer.store(&batch.reports()).await;
             batch.reply(result);
         }
     });
     queue
+}
+
+/// How the writer's session is named in `pg_stat_activity`.
+const APPLICATION_NAME: &str = "hatang-collector ingest";
+
+/// A session left idle this long is closed rather than used again: a firewall or NAT between
+/// the replica and the server may have dropped it without a word, and a write into such a
+/// socket waits for TCP to give up, minutes later. At full load the writer is never idle.
+const IDLE_REUSE: Duration = Duration::from_secs(60);
+
+/// The ingest writer and its own session, kept out of the pool: a batch taken through the pool
+/// cost a ping of the connection and then the statement, two round trips, each on whichever of
+/// the pool's ten server processes was idle longest. One session kept hot is one round trip a
+/// batch (docs/benchmarks.md, "The writer's own session").
+struct Writer {
+    options: PgConnectOptions,
+    connect_timeout: Duration,
+    /// The session and when it was last used; `None` until the first batch, and after one that
+    /// failed on a session which then did not answer a ping.
+    session: Option<(PgConnection, Instant)>,
+}
+
+impl Writer {
+    /// Stores `batch` on the writer's session, opening one first if there is none.
+    async fn store(&mut self, batch: &[&Prepared]) -> Result<Vec<Answer>, StoreError> {
+        let mut session = match self.session.take() {
+            Some((session, used)) if used.elapsed() < IDLE_REUSE => session,
+            _ => self.connect().await?,
+        };
+        let result = store_batch(&mut session, batch).await;
+        // A failure may have come from the session itself (the server restarted, the network
+        // dropped it): keep it only if it still answers.
+        let healthy = match &result {
+            Ok(answers) if answers.iter().all(Result::is_ok) => true,
+            _ => matches!(
+                tokio::time::timeout(self.connect_timeout, session.ping()).await,
+                Ok(Ok(()))
+            ),
+        };
+        if healthy {
+            self.session = Some((session, Instant::now()));
+        } else {
+            tracing::warn!(
+                "the ingest writer's database session failed; the next batch opens a new one"
+            );
+        }
+        result
+    }
+
+    async fn connect(&self) -> Result<PgConnection, StoreError> {
+        match tokio::time::timeout(
+            self.connect_timeout,
+            PgConnection::connect_with(&self.options),
+        )
+        .await
+        {
+            Ok(connected) => Ok(connected?),
+            Err(_) => Err(StoreError::ConnectTimeout {
+                url: format!("{}:{}", self.options.get_host(), self.options.get_port()),
+                secs: self.connect_timeout.as_secs(),
+            }),
+        }
+    }
 }
 
 /// Where each report's `report_id` occurs earlier in `batch`, if it does: that one is the one
@@ -69,21 +139,24 @@ const LOST_BET: &str = "HTB01";
 
 /// Stores `batch` in one statement when it can ([`store_at_once`]), else with its agents locked
 /// first, else one report at a time.
-async fn store_batch(pool: &PgPool, batch: &[&Prepared]) -> Result<Vec<Answer>, StoreError> {
-    match store_at_once(pool, batch).await {
+async fn store_batch(
+    session: &mut PgConnection,
+    batch: &[&Prepared],
+) -> Result<Vec<Answer>, StoreError> {
+    match store_at_once(session, batch).await {
         Ok(Some(answers)) => return Ok(answers),
         Ok(None) => {}
         Err(e) => {
             tracing::debug!(reports = batch.len(), error = %e, "ingest batch not stored in one statement; storing it with its agents locked");
         }
     }
-    match store_together(pool, batch).await {
+    match store_together(session, batch).await {
         Ok(answers) => Ok(answers),
         Err(e) => {
             tracing::warn!(reports = batch.len(), error = %e, cause = ?std::error::Error::source(&e), "ingest batch failed; storing its reports one at a time");
             let mut answers = Vec::with_capacity(batch.len());
             for prepared in batch {
-                let alone = store_together(pool, std::slice::from_ref(prepared)).await;
+                let alone = store_together(session, std::slice::from_ref(prepared)).await;
                 answers.push(alone.and_then(|mut answer| {
                     // One answer per report, so one here; the empty case is only the type's.
                     answer.pop().unwrap_or_else(|| {
@@ -109,7 +182,7 @@ async fn store_batch(pool: &PgPool, batch: &[&Prepared]) -> Result<Vec<Answer>, 
 /// the changes found, `COMMIT`. Not when one agent's reports came with two keys (re-enrolled
 /// while they waited).
 async fn store_at_once(
-    pool: &PgPool,
+    session: &mut PgConnection,
     batch: &[&Prepared],
 ) -> Result<Option<Vec<Answer>>, StoreError> {
     let earlier = earlier_occurrences(batch);
@@ -151,24 +224,6 @@ async fn store_at_once(
         .collect();
     with_inventory.sort_unstable();
     with_inventory.dedup();
-    // Without inventories the statement is the whole transaction: no BEGIN or COMMIT to wait
-    // for, and a lost bet is an error that undoes it.
-    let mut tx = if with_inventory.is_empty() {
-        None
-    } else {
-        Some(pool.begin().await?)
-    };
-    let on_record: HashMap<String, Option<String>> = match &mut tx {
-        None => HashMap::new(),
-        Some(tx) => sqlx::query_as(
-            "SELECT id, inventory FROM agents WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
-        )
-        .bind(&with_inventory)
-        .fetch_all(&mut **tx)
-        .await?
-        .into_iter()
-        .collect(),
-    };
     let statement = bind_updates(sqlx::query(sqlx::AssertSqlSafe(sql)), &updates)
         .bind(&report_ids)
         .bind(
@@ -193,16 +248,53 @@ async fn store_at_once(
         )
         .bind(i64::try_from(new.len()).unwrap_or(i64::MAX))
         .bind(i64::try_from(updates.len()).unwrap_or(i64::MAX));
-    let stored = match &mut tx {
-        None => statement.execute(pool).await,
-        Some(tx) => statement.execute(&mut **tx).await,
-    };
-    match stored {
-        Ok(_) => {}
-        // Rolled back (a transaction dropped without commit, or the statement undone).
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(LOST_BET) => return Ok(None),
-        Err(e) => return Err(e.into()),
+    // Without inventories the statement is the whole transaction: no BEGIN or COMMIT to wait
+    // for, and a lost bet is an error that undoes it.
+    if with_inventory.is_empty() {
+        if !bet_held(statement.execute(&mut *session).await)? {
+            return Ok(None);
+        }
+        let (answers, _no_inventories) = answers_at_once(batch, &earlier, &HashMap::new());
+        return Ok(Some(answers));
     }
+    let mut tx = session.begin().await?;
+    let on_record: HashMap<String, Option<String>> = sqlx::query_as(
+        "SELECT id, inventory FROM agents WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+    )
+    .bind(&with_inventory)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    // A lost bet drops the transaction uncommitted: rolled back.
+    if !bet_held(statement.execute(&mut *tx).await)? {
+        return Ok(None);
+    }
+    let (answers, changes) = answers_at_once(batch, &earlier, &on_record);
+    insert_changes(&mut tx, batch, &changes).await?;
+    tx.commit().await?;
+    Ok(Some(answers))
+}
+
+/// Whether the statement of [`store_at_once`] stored its batch (`false`: the bet was lost and
+/// the statement undone).
+fn bet_held(
+    stored: Result<sqlx::postgres::PgQueryResult, sqlx::Error>,
+) -> Result<bool, StoreError> {
+    match stored {
+        Ok(_) => Ok(true),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(LOST_BET) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The answers to a batch [`store_at_once`] stored, and the inventory changes its reports
+/// brought (each with its report's index), against the inventories `on_record` before it.
+fn answers_at_once(
+    batch: &[&Prepared],
+    earlier: &[Option<usize>],
+    on_record: &HashMap<String, Option<String>>,
+) -> (Vec<Answer>, Vec<(usize, Change)>) {
     // Every first occurrence was stored; a later one of the same report_id is its duplicate.
     let mut inventories: HashMap<&str, Option<String>> = HashMap::new();
     let mut changes: Vec<(usize, Change)> = Vec::new();
@@ -220,11 +312,7 @@ async fn store_at_once(
             Some(_) => Stored::Duplicate,
         }));
     }
-    if let Some(mut tx) = tx {
-        insert_changes(&mut tx, batch, &changes).await?;
-        tx.commit().await?;
-    }
-    Ok(Some(answers))
+    (answers, changes)
 }
 
 /// An agent as the batch found it, locked.
@@ -238,9 +326,12 @@ struct Locked {
 }
 
 /// The batch in one transaction; an error means nothing of it was stored.
-async fn store_together(pool: &PgPool, batch: &[&Prepared]) -> Result<Vec<Answer>, StoreError> {
+async fn store_together(
+    session: &mut PgConnection,
+    batch: &[&Prepared],
+) -> Result<Vec<Answer>, StoreError> {
     let earlier = earlier_occurrences(batch);
-    let mut tx = pool.begin().await?;
+    let mut tx = session.begin().await?;
     let mut ids: Vec<&str> = batch.iter().map(|p| p.incoming.agent_id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -367,7 +458,7 @@ fn changes_in_turn<'a>(
 
 /// One `INSERT` of `changes` (each with the index in `batch` of the report that brought it).
 async fn insert_changes(
-    tx: &mut sqlx::PgConnection,
+    tx: &mut PgConnection,
     batch: &[&Prepared],
     changes: &[(usize, Change)],
 ) -> Result<(), StoreError> {
@@ -456,10 +547,7 @@ fn bind_updates<'q>(query: PgQuery<'q>, updates: &'q [Folded<'q>]) -> PgQuery<'q
 }
 
 /// One `UPDATE` for every agent of the batch, each row to what its reports leave.
-async fn update_agents(
-    tx: &mut sqlx::PgConnection,
-    updates: &[Folded<'_>],
-) -> Result<(), StoreError> {
+async fn update_agents(tx: &mut PgConnection, updates: &[Folded<'_>]) -> Result<(), StoreError> {
     let sql = format!("UPDATE agents a SET {AGENT_SET} FROM {AGENT_VALUES} WHERE a.id = v.id");
     bind_updates(sqlx::query(sqlx::AssertSqlSafe(sql)), updates)
         .execute(&mut *tx)

@@ -57,9 +57,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgre
 /// How the store connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgresSettings {
-    /// Connections each collector process keeps at most. Ten serves hundreds of reports a
-    /// second (each is one short transaction) and leaves room under PostgreSQL's default
-    /// `max_connections` (100) for several replicas and operators.
+    /// Connections the request pool keeps at most (the ingest writer and the figures lock each
+    /// hold one session more of their own). Ten serves the readers of a busy collector and
+    /// leaves room under PostgreSQL's default `max_connections` (100) for several replicas and
+    /// operators.
     pub max_connections: u32,
     /// How long opening the store may take before it gives up: a wrong host or port should
     /// fail at start-up within seconds, not hang.
@@ -110,7 +111,10 @@ impl PostgresStore {
             Ok(Err(e)) => return Err(e.into()),
         };
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
-        let ingest = ingest::start(pool.clone());
+        let ingest = ingest::start(
+            PgConnectOptions::clone(&pool.connect_options()),
+            settings.connect_timeout,
+        );
         Ok(Self { pool, ingest })
     }
 }
