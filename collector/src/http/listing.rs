@@ -11,7 +11,7 @@
 //! so machines enrolled while someone pages come after those already listed, and none is listed
 //! twice or skipped); units in the tree's order, the cursor being the code of the last unit
 //! seen. A CSV without `limit` is the whole list, an export; with `limit` it is one page and the
-//! next cursor is in the `X-Next-Cursor` header.
+//! next cursor is in the `X-Next-Cursor` header, percent-encoded as it goes into `after=`.
 
 use axum::Json;
 use axum::Router;
@@ -20,6 +20,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -284,7 +285,17 @@ async fn units_csv(
     Ok(csv_response("hatang-units.csv", text, next))
 }
 
-/// A CSV download; `next` (a page's next cursor) in the `X-Next-Cursor` header.
+/// What a cursor may keep as it is in `X-Next-Cursor`: letters, digits and the URL's other
+/// unreserved characters (RFC 3986), so a UUID or a GSO code reads as itself.
+const CURSOR_KEPT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A CSV download; `next` (a page's next cursor) in the `X-Next-Cursor` header, percent-encoded:
+/// a header holds only ASCII, and a unit code may not be (`Đ01`), and so encoded it goes into
+/// `after=` as it is.
 fn csv_response(filename: &str, text: String, next: Option<String>) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -294,8 +305,12 @@ fn csv_response(filename: &str, text: String, next: Option<String>) -> Response 
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
-    if let Some(v) = next.and_then(|n| HeaderValue::from_str(&n).ok()) {
-        headers.insert("x-next-cursor", v);
+    if let Some(next) = next {
+        let encoded = utf8_percent_encode(&next, CURSOR_KEPT).to_string();
+        // Percent-encoded text is visible ASCII, always a valid header value.
+        if let Ok(v) = HeaderValue::from_str(&encoded) {
+            headers.insert("x-next-cursor", v);
+        }
     }
     (headers, text).into_response()
 }

@@ -426,3 +426,37 @@ async fn a_machine_named_like_a_formula_is_text_in_the_csv() {
         .json(StatusCode::OK);
     assert_eq!(list["agents"][0]["hostname"], name, "{list}");
 }
+
+/// A unit code may be any text without spaces (`Đ-01`), and a header holds only ASCII: the CSV's
+/// `X-Next-Cursor` is percent-encoded, ready for `after=`, so walking the pages by it reaches
+/// every unit. (It used to carry the code's raw UTF-8 bytes, which HTTP clients read as Latin-1
+/// or refuse, and a `&` in a code broke the query it went into.)
+#[tokio::test]
+async fn csv_pages_walk_every_unit_when_codes_are_not_ascii() {
+    // `/`, `&` and `=` would also change the query if written as they are.
+    let tree = "code,name,level,parent_code,staff
+Đ,Tỉnh Đông,province,,0
+Đ-01,Xã Đồng Tâm,commune,Đ,3
+Đ-02,Xã Đồng Lạc,commune,Đ,5
+Đ/03&x=1,Xã Ba,commune,Đ,5
+";
+    let h = Harness::with_tree(tree).await;
+    let viewer = h.api_token("viewer").await;
+    let mut seen = Vec::new();
+    let mut url = "/api/v1/units.csv?limit=1".to_string();
+    for _ in 0..10 {
+        let reply = h.get(&url, Some(&viewer)).await;
+        let page: Vec<String> = csv::Reader::from_reader(csv_text(&reply).as_bytes())
+            .records()
+            .map(|r| r.unwrap()[1].to_string())
+            .collect();
+        seen.extend(page);
+        match reply.headers.get("x-next-cursor") {
+            Some(next) => {
+                url = format!("/api/v1/units.csv?limit=1&after={}", next.to_str().unwrap())
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["Đ", "Đ-01", "Đ-02", "Đ/03&x=1"]);
+}
