@@ -1,6 +1,7 @@
 //! The one error type of the HTTP layer and its JSON body.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::http::{StatusCode, header};
@@ -98,12 +99,76 @@ impl From<StoreError> for ApiError {
                 "a value in this request holds a NUL character (%00 or \\u0000), which no name or id can",
             ),
             other => {
-                tracing::error!(error = %other, cause = ?std::error::Error::source(&other), "storage failure");
+                log_storage_failure(&other);
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "storage_unavailable",
                     "the collector could not use its database; try again later",
                 )
+            }
+        }
+    }
+}
+
+/// How often at most a storage failure is said at ERROR. In an outage every request fails
+/// alike: a line for each (hundreds a second at a province's load) would bury everything else,
+/// and journald drops lines beyond its rate limit, the first ones among them.
+const STORAGE_FAILURE_EVERY: Duration = Duration::from_secs(10);
+
+/// The storage failures not said since the last one that was (at most one each
+/// [`STORAGE_FAILURE_EVERY`]).
+static STORAGE_FAILURES: Mutex<Throttle> = Mutex::new(Throttle::new(STORAGE_FAILURE_EVERY));
+
+fn log_storage_failure(e: &StoreError) {
+    let said = STORAGE_FAILURES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .admit(Instant::now());
+    match said {
+        Some(0) => {
+            tracing::error!(error = %e, cause = ?std::error::Error::source(e), "storage failure");
+        }
+        Some(unsaid) => tracing::error!(
+            error = %e,
+            cause = ?std::error::Error::source(e),
+            unsaid,
+            "storage failure ({unsaid} more since the last one logged, not logged each)"
+        ),
+        None => {
+            tracing::debug!(error = %e, cause = ?std::error::Error::source(e), "storage failure");
+        }
+    }
+}
+
+/// Lets one event through per interval and counts those held back.
+#[derive(Debug)]
+struct Throttle {
+    every: Duration,
+    /// When the last event was let through.
+    last: Option<Instant>,
+    held_back: u64,
+}
+
+impl Throttle {
+    const fn new(every: Duration) -> Self {
+        Self {
+            every,
+            last: None,
+            held_back: 0,
+        }
+    }
+
+    /// An event at `now`: `Some(held back since the last one let through)` to let it through,
+    /// `None` to hold it back.
+    fn admit(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(last) if now.saturating_duration_since(last) < self.every => {
+                self.held_back += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.held_back))
             }
         }
     }
@@ -129,5 +194,24 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, secs.into());
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_throttle_lets_one_event_through_per_interval_and_counts_the_rest() {
+        let mut t = Throttle::new(Duration::from_secs(10));
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        assert_eq!(t.admit(at(0)), Some(0));
+        assert_eq!(t.admit(at(1)), None);
+        assert_eq!(t.admit(at(9)), None);
+        assert_eq!(t.admit(at(10)), Some(2));
+        assert_eq!(t.admit(at(15)), None);
+        assert_eq!(t.admit(at(30)), Some(1));
+        assert_eq!(t.admit(at(41)), Some(0));
     }
 }
