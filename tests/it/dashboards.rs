@@ -4,12 +4,13 @@
 //!
 //! Which metric names count as existing: the sample names of a collector that has a unit tree,
 //! an enrolled server and workstation that reported once, and a `[[services]]` check of an
-//! HTTP URL (its own `/healthz`), plus the recording rules of `dashboards/prometheus/`. Four
-//! families need what this test does not set up (an HTTPS service with a certificate, the
-//! collector serving HTTPS, an agent speed test, a running agent's second CPU reading); for
-//! them, and only them, `docs/metrics.md` is the reference: its table is checked against the
-//! exposition by the collector's own test (`reference_lists_every_family`), so a name listed
-//! there is one the collector exposes.
+//! HTTP URL (its own `/healthz`), plus the recording rules of `dashboards/prometheus/`. The
+//! families of [`CONFIG_ONLY`] need what this test does not set up (an HTTPS service with a
+//! certificate, the collector serving HTTPS, an agent speed test, a running agent's second CPU
+//! reading, temperature sensors, a spool with reports waiting or dropped); for them, and only
+//! them, `docs/metrics.md` is the reference: its table is checked against the exposition by the
+//! collector's own test (`reference_lists_every_family_on_its_endpoint`), so a name listed there
+//! is one the collector exposes.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
