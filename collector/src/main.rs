@@ -96,9 +96,13 @@ impl Command {
 
 #[derive(Debug, Subcommand)]
 enum UnitsCommand {
-    /// Import or re-import the tree from a CSV file with header code,name,level,parent_code,staff.
-    /// All or nothing: any error is reported with its line and nothing is imported. Units absent
-    /// from the file are retired from the current figures.
+    /// Import or re-import the tree from a CSV file (all or nothing).
+    ///
+    /// The header is code,name,level,parent_code,staff and optionally merged_into: a row
+    /// OLD,,,,,NEW says unit OLD was merged into NEW, and its agents and enrolment tokens move
+    /// there. Any error is reported with its line and nothing is imported. Units absent from the
+    /// file are retired from the current figures. With --config (the file serve uses), today's
+    /// figures under the tree being replaced are first kept as today's snapshot.
     Import { file: PathBuf },
     /// Print the current tree.
     List,

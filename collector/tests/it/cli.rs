@@ -333,6 +333,19 @@ fn files(dir: &std::path::Path) -> Vec<String> {
     names
 }
 
+/// What the README says of `units import` is in its `--help` too: the optional `merged_into`
+/// column and what `--config` changes.
+#[test]
+fn units_import_help_names_the_merged_into_column_and_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = collector(dir.path(), &["units", "import", "--help"]);
+    assert!(out.status.success(), "{out:?}");
+    let help = String::from_utf8(out.stdout).unwrap();
+    for words in ["merged_into", "OLD,,,,,NEW", "--config", "snapshot"] {
+        assert!(help.contains(words), "{words:?} missing from:\n{help}");
+    }
+}
+
 #[test]
 fn commands_that_read_refuse_a_missing_database_and_create_nothing() {
     let dir = tempfile::tempdir().unwrap();
