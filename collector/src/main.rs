@@ -53,7 +53,7 @@ enum Command {
     /// Enrolled agents and their keys.
     #[command(subcommand)]
     Agent(AgentCommand),
-    /// Print the equipment coverage per level (and per unit with --level).
+    /// Print the equipment coverage per level and unit (the table lists units only with --level).
     Coverage {
         /// Only this level, with its units.
         #[arg(long)]

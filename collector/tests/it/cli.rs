@@ -333,6 +333,20 @@ fn files(dir: &std::path::Path) -> Vec<String> {
     names
 }
 
+/// `coverage` without `--level` leaves the units out of the table only: CSV and JSON carry
+/// them, and its help says so.
+#[test]
+fn coverage_help_says_which_formats_list_the_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = collector(dir.path(), &["coverage", "--help"]);
+    assert!(out.status.success(), "{out:?}");
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        help.contains("per level and unit (the table lists units only with --level)"),
+        "{help}"
+    );
+}
+
 /// What the README says of `units import` is in its `--help` too: the optional `merged_into`
 /// column and what `--config` changes.
 #[test]
