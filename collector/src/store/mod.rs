@@ -526,12 +526,12 @@ impl HashedRole {
     }
 }
 
-/// The live session with this digest joined to a still-valid API token; `?` placeholders,
-/// bound (session digest, now, now).
+/// The live session with this digest joined to a still-valid API token; bound (session
+/// digest, now).
 const SESSION_ROLE_SQL: &str = "SELECT s.session_hash AS hash, t.role FROM sessions s
      JOIN api_tokens t ON t.token_hash = s.token_hash
-     WHERE s.session_hash = ? AND s.expires_at > ?
-       AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)";
+     WHERE s.session_hash = $1 AND s.expires_at > $2
+       AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)";
 
 /// What opening a SQLite database whose file does not exist does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -788,24 +788,23 @@ pub(crate) fn unknown_merge(merge: &crate::units::Merge) -> StoreError {
 /// A query's arguments, for the binding helpers both implementations share.
 type Args<DB> = <DB as sqlx::Database>::Arguments;
 
-/// [`crate::figures::group`] as SQL, with SQLite's numbered placeholders (`?1`; PostgreSQL gets
-/// `$1` through `numbered`), bound by [`bind_group_params`]. Every condition mirrors one rule of
+/// [`crate::figures::group`] as SQL, bound by [`bind_group_params`]. Every condition mirrors one rule of
 /// `figures` (a NULL time satisfies none of them); casts keep each column a 64-bit integer on
 /// both databases (PostgreSQL's `SUM` of a `BIGINT` is `NUMERIC`).
 pub(crate) const AGENT_GROUPS_SQL: &str = "SELECT unit_code, role,
        CAST(COUNT(*) AS BIGINT) AS agents,
-       CAST(SUM(CASE WHEN last_report_at >= ?2 THEN 1 ELSE 0 END) AS BIGINT) AS active,
-       CAST(SUM(CASE WHEN last_report_at >= ?1 - ?6 * COALESCE(interval_secs, ?7) THEN 1
+       CAST(SUM(CASE WHEN last_report_at >= $2 THEN 1 ELSE 0 END) AS BIGINT) AS active,
+       CAST(SUM(CASE WHEN last_report_at >= $1 - $6 * COALESCE(interval_secs, $7) THEN 1
                      ELSE 0 END) AS BIGINT) AS online,
-       CAST(SUM(CASE WHEN last_report_at >= ?1 - ?6 * COALESCE(interval_secs, ?7) THEN 0
-                     WHEN last_report_at >= ?3 THEN 1 ELSE 0 END) AS BIGINT) AS stale,
-       CAST(MAX(CASE WHEN lan_up AND last_report_at >= ?2 THEN 1 ELSE 0 END) AS BIGINT) AS lan,
-       CAST(MAX(CASE WHEN internet_ok_at >= ?4
-                      AND (speed_at IS NULL OR download_bps IS NULL OR download_bps >= ?5)
+       CAST(SUM(CASE WHEN last_report_at >= $1 - $6 * COALESCE(interval_secs, $7) THEN 0
+                     WHEN last_report_at >= $3 THEN 1 ELSE 0 END) AS BIGINT) AS stale,
+       CAST(MAX(CASE WHEN lan_up AND last_report_at >= $2 THEN 1 ELSE 0 END) AS BIGINT) AS lan,
+       CAST(MAX(CASE WHEN internet_ok_at >= $4
+                      AND (speed_at IS NULL OR download_bps IS NULL OR download_bps >= $5)
                      THEN 1 ELSE 0 END) AS BIGINT) AS broadband,
-       CAST(MAX(CASE WHEN internet_ok_at >= ?4 THEN 1 ELSE 0 END) AS BIGINT) AS internet,
-       CAST(MAX(CASE WHEN gov_wan_ok_at >= ?4 THEN 1 ELSE 0 END) AS BIGINT) AS gov_wan,
-       CAST(MAX(CASE WHEN datacentre_ok_at >= ?4 THEN 1 ELSE 0 END) AS BIGINT) AS datacentre,
+       CAST(MAX(CASE WHEN internet_ok_at >= $4 THEN 1 ELSE 0 END) AS BIGINT) AS internet,
+       CAST(MAX(CASE WHEN gov_wan_ok_at >= $4 THEN 1 ELSE 0 END) AS BIGINT) AS gov_wan,
+       CAST(MAX(CASE WHEN datacentre_ok_at >= $4 THEN 1 ELSE 0 END) AS BIGINT) AS datacentre,
        MAX(CASE WHEN speed_at IS NOT NULL THEN download_bps END) AS download_bps,
        CAST(SUM(CASE WHEN spool_dropped IS NOT NULL THEN COALESCE(spool_waiting, 0) ELSE 0 END)
             AS BIGINT) AS spool_waiting,
@@ -1032,12 +1031,10 @@ impl TokenRow {
 
     /// `UPDATE` that revokes this token (bind the time, then [`Self::id`]); the first
     /// revocation's time is kept.
-    fn revoke_sql(&self, placeholder: fn(usize) -> String) -> String {
+    fn revoke_sql(&self) -> String {
         format!(
-            "UPDATE {} SET revoked_at = COALESCE(revoked_at, {}) WHERE id = {}",
-            self.kind().table(),
-            placeholder(1),
-            placeholder(2)
+            "UPDATE {} SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2",
+            self.kind().table()
         )
     }
 }
@@ -1065,15 +1062,10 @@ pub struct Revoked<T> {
 
 /// `UPDATE` that revokes an agent's key unless it is revoked already. Binds: the time, the
 /// agent id. Then [`agent_revocation`] reads what it did.
-fn revoke_agent_sql(placeholder: fn(usize) -> String) -> String {
-    format!(
-        "UPDATE agents SET revoked_at = {} WHERE id = {} AND revoked_at IS NULL",
-        placeholder(1),
-        placeholder(2)
-    )
-}
+const REVOKE_AGENT_SQL: &str =
+    "UPDATE agents SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
 
-/// The outcome of [`revoke_agent_sql`] (`updated` rows) with the agent read afterwards.
+/// The outcome of [`REVOKE_AGENT_SQL`] (`updated` rows) with the agent read afterwards.
 fn agent_revocation(
     record: Option<AgentRecord>,
     updated: u64,
@@ -1105,8 +1097,7 @@ enum Arg {
     Int(i64),
 }
 
-/// The listing query for `filter`, with the engine's placeholders (`?` or `$n`) and the values to
-/// bind in order.
+/// The listing query for `filter`, with `$n` placeholders, and the values to bind in order.
 ///
 /// Pages are keyset pages on the agent id (UUIDv7, so agents enrolled while someone pages land
 /// after the ones already listed): `id > after ORDER BY id LIMIT n`, never `OFFSET`, so a page
@@ -1116,17 +1107,12 @@ enum Arg {
 ///
 /// The state conditions restate [`crate::figures::agent_state`] in SQL so the database filters
 /// before the limit; the paging tests check the two agree.
-fn agents_page_sql(
-    filter: &AgentFilter,
-    limit: u32,
-    now: i64,
-    placeholder: fn(usize) -> String,
-) -> (String, Vec<Arg>) {
+fn agents_page_sql(filter: &AgentFilter, limit: u32, now: i64) -> (String, Vec<Arg>) {
     use crate::figures::{DEFAULT_INTERVAL_SECS, ONLINE_INTERVALS, STALE_AFTER_SECS};
     let mut args = Vec::new();
     let mut bind = |a: Arg| {
         args.push(a);
-        placeholder(args.len())
+        format!("${}", args.len())
     };
     let mut sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE 1 = 1");
     if let Some(unit) = &filter.unit {
@@ -1168,12 +1154,11 @@ fn agents_page_sql(
     (sql, args)
 }
 
-/// [`agents_page_sql`] as a query, its values bound, in the dialect `placeholder` writes.
+/// [`agents_page_sql`] as a query, its values bound.
 fn agents_page_query<'q, DB>(
     filter: &AgentFilter,
     limit: u32,
     now: i64,
-    placeholder: fn(usize) -> String,
 ) -> sqlx::query::QueryAs<'q, DB, AgentRecord, <DB as sqlx::Database>::Arguments>
 where
     DB: sqlx::Database,
@@ -1181,7 +1166,7 @@ where
     for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
 {
-    let (sql, args) = agents_page_sql(filter, limit, now, placeholder);
+    let (sql, args) = agents_page_sql(filter, limit, now);
     args.into_iter().fold(
         sqlx::query_as(sqlx::AssertSqlSafe(sql)),
         |q, arg| match arg {
@@ -1357,7 +1342,7 @@ mod tests {
             hostname: Some("PC_10%".into()),
             after: Some("0190".into()),
         };
-        let (sql, args) = agents_page_sql(&filter, 5, 1000, |n| format!("${n}"));
+        let (sql, args) = agents_page_sql(&filter, 5, 1000);
         // one placeholder per value, numbered in order; the state's times are each used once
         assert_eq!(sql.matches('$').count(), args.len(), "{sql}");
         assert!(sql.find("$5").unwrap() < sql.find("$6").unwrap(), "{sql}");
@@ -1374,8 +1359,8 @@ mod tests {
             ]
         );
         assert!(sql.ends_with("ORDER BY id LIMIT $7"), "{sql}");
-        let (sql, args) = agents_page_sql(&AgentFilter::default(), 100, 0, |_| "?".into());
-        assert_eq!((sql.matches('?').count(), args.len()), (1, 1));
+        let (sql, args) = agents_page_sql(&AgentFilter::default(), 100, 0);
+        assert_eq!((sql.matches('$').count(), args.len()), (1, 1));
     }
 
     #[test]

@@ -40,8 +40,8 @@ use super::{
     AGENT_GROUPS_SQL, HashedRole, SESSION_ROLE_SQL, bind_group_params, groups_of, unknown_merge,
 };
 use super::{
-    AgentFilter, Revoked, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation, agents_page_query,
-    revoke_agent_sql, token_by_fingerprint,
+    AgentFilter, REVOKE_AGENT_SQL, Revoked, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation,
+    agents_page_query, token_by_fingerprint,
 };
 use crate::Background;
 use crate::figures::{AgentGroup, Role, Rules, UnitRow};
@@ -289,7 +289,7 @@ impl Store for PostgresStore {
     ) -> Result<Revoked<TokenInfo>, StoreError> {
         let rows: Vec<TokenRow> = sqlx::query_as(TOKENS_SQL).fetch_all(&self.pool).await?;
         let row = token_by_fingerprint(rows, fingerprint)?;
-        sqlx::query(sqlx::AssertSqlSafe(row.revoke_sql(|n| format!("${n}"))))
+        sqlx::query(sqlx::AssertSqlSafe(row.revoke_sql()))
             .bind(now)
             .bind(row.id)
             .execute(&self.pool)
@@ -298,7 +298,7 @@ impl Store for PostgresStore {
     }
 
     async fn revoke_agent(&self, id: &str, now: i64) -> Result<Revoked<AgentRecord>, StoreError> {
-        let updated = sqlx::query(sqlx::AssertSqlSafe(revoke_agent_sql(|n| format!("${n}"))))
+        let updated = sqlx::query(REVOKE_AGENT_SQL)
             .bind(now)
             .bind(id)
             .execute(&self.pool)
@@ -318,7 +318,7 @@ impl Store for PostgresStore {
         limit: u32,
         now: i64,
     ) -> Result<Vec<AgentRecord>, StoreError> {
-        Ok(agents_page_query(filter, limit, now, |n| format!("${n}"))
+        Ok(agents_page_query(filter, limit, now)
             .fetch_all(&self.pool)
             .await?)
     }
@@ -442,7 +442,7 @@ impl Store for PostgresStore {
     }
 
     async fn agent_groups(&self, rules: &Rules, now: i64) -> Result<Vec<AgentGroup>, StoreError> {
-        let query = sqlx::query_as(sqlx::AssertSqlSafe(numbered(AGENT_GROUPS_SQL)));
+        let query = sqlx::query_as(AGENT_GROUPS_SQL);
         let rows = bind_group_params(query, rules, now)
             .fetch_all(&self.pool)
             .await?;
@@ -648,10 +648,8 @@ impl Store for PostgresStore {
         session_digest: &[u8],
         now: i64,
     ) -> Result<Option<ApiRole>, StoreError> {
-        let sql = numbered(SESSION_ROLE_SQL);
-        let row: Option<HashedRole> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let row: Option<HashedRole> = sqlx::query_as(SESSION_ROLE_SQL)
             .bind(session_digest)
-            .bind(now)
             .bind(now)
             .fetch_optional(&self.pool)
             .await?;
@@ -664,42 +662,5 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-}
-
-/// `sql` with SQLite's placeholders as PostgreSQL's: each bare `?` numbered `$1`, `$2`, … in
-/// order, and an explicitly numbered `?N` (a parameter used more than once) as `$N`. The SQL
-/// shared with SQLite has no `?` inside literals.
-fn numbered(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut n = 0;
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '?' {
-            out.push(c);
-        } else if chars.peek().is_some_and(char::is_ascii_digit) {
-            out.push('$');
-        } else {
-            n += 1;
-            out.push_str(&format!("${n}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::numbered;
-
-    #[test]
-    fn placeholders_are_numbered_in_order_or_as_given() {
-        assert_eq!(
-            numbered("a = ? AND b > ? OR c < ?"),
-            "a = $1 AND b > $2 OR c < $3"
-        );
-        assert_eq!(
-            numbered("x >= ?2 - ?6 * COALESCE(y, ?7) AND z >= ?2"),
-            "x >= $2 - $6 * COALESCE(y, $7) AND z >= $2"
-        );
     }
 }

@@ -65,8 +65,8 @@ use super::{
     AGENT_GROUPS_SQL, HashedRole, SESSION_ROLE_SQL, bind_group_params, groups_of, unknown_merge,
 };
 use super::{
-    AgentFilter, Revoked, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation, agents_page_query,
-    revoke_agent_sql, token_by_fingerprint,
+    AgentFilter, REVOKE_AGENT_SQL, Revoked, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation,
+    agents_page_query, token_by_fingerprint,
 };
 use crate::figures::{AgentGroup, Role, Rules, UnitRow};
 use crate::units::UnitFile;
@@ -166,14 +166,14 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         let mut summary = import_summary(current, units);
-        sqlx::query("UPDATE units SET retired_at = ? WHERE retired_at IS NULL")
+        sqlx::query("UPDATE units SET retired_at = $1 WHERE retired_at IS NULL")
             .bind(now)
             .execute(&mut *tx)
             .await?;
         for (position, u) in units.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO units (code, name, level, parent_code, staff, depth, position, imported_at, retired_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)
                  ON CONFLICT (code) DO UPDATE SET name = excluded.name, level = excluded.level,
                    parent_code = excluded.parent_code, staff = excluded.staff, depth = excluded.depth,
                    position = excluded.position, imported_at = excluded.imported_at, retired_at = NULL",
@@ -190,20 +190,20 @@ impl Store for SqliteStore {
             .await?;
         }
         for merge in &file.merges {
-            let known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM units WHERE code = ?")
+            let known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM units WHERE code = $1")
                 .bind(&merge.code)
                 .fetch_one(&mut *tx)
                 .await?;
             if known == 0 {
                 return Err(unknown_merge(merge));
             }
-            let moved = sqlx::query("UPDATE agents SET unit_code = ? WHERE unit_code = ?")
+            let moved = sqlx::query("UPDATE agents SET unit_code = $1 WHERE unit_code = $2")
                 .bind(&merge.into)
                 .bind(&merge.code)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            sqlx::query("UPDATE enrol_tokens SET unit_code = ? WHERE unit_code = ?")
+            sqlx::query("UPDATE enrol_tokens SET unit_code = $1 WHERE unit_code = $2")
                 .bind(&merge.into)
                 .bind(&merge.code)
                 .execute(&mut *tx)
@@ -235,7 +235,7 @@ impl Store for SqliteStore {
         max_uses: Option<u32>,
     ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let known = sqlx::query("SELECT 1 FROM units WHERE code = ? AND retired_at IS NULL")
+        let known = sqlx::query("SELECT 1 FROM units WHERE code = $1 AND retired_at IS NULL")
             .bind(unit_code)
             .fetch_optional(&mut *tx)
             .await?;
@@ -244,7 +244,7 @@ impl Store for SqliteStore {
         }
         sqlx::query(
             "INSERT INTO enrol_tokens (token_hash, unit_code, role, created_at, expires_at, max_uses)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(digest)
         .bind(unit_code)
@@ -266,7 +266,7 @@ impl Store for SqliteStore {
         expires_at: Option<i64>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO api_tokens (token_hash, role, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO api_tokens (token_hash, role, created_at, expires_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(digest)
         .bind(role.as_str())
@@ -279,8 +279,8 @@ impl Store for SqliteStore {
 
     async fn api_token_role(&self, digest: &[u8], now: i64) -> Result<Option<ApiRole>, StoreError> {
         let row: Option<HashedRole> = sqlx::query_as(
-            "SELECT token_hash AS hash, role FROM api_tokens WHERE token_hash = ?
-             AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+            "SELECT token_hash AS hash, role FROM api_tokens WHERE token_hash = $1
+             AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
         )
         .bind(digest)
         .bind(now)
@@ -301,7 +301,7 @@ impl Store for SqliteStore {
     ) -> Result<Revoked<TokenInfo>, StoreError> {
         let rows: Vec<TokenRow> = sqlx::query_as(TOKENS_SQL).fetch_all(&self.writer).await?;
         let row = token_by_fingerprint(rows, fingerprint)?;
-        sqlx::query(sqlx::AssertSqlSafe(row.revoke_sql(|_| "?".to_string())))
+        sqlx::query(sqlx::AssertSqlSafe(row.revoke_sql()))
             .bind(now)
             .bind(row.id)
             .execute(&self.writer)
@@ -310,13 +310,13 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_agent(&self, id: &str, now: i64) -> Result<Revoked<AgentRecord>, StoreError> {
-        let updated = sqlx::query(sqlx::AssertSqlSafe(revoke_agent_sql(|_| "?".to_string())))
+        let updated = sqlx::query(REVOKE_AGENT_SQL)
             .bind(now)
             .bind(id)
             .execute(&self.writer)
             .await?
             .rows_affected();
-        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?");
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1");
         let record: Option<AgentRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(&self.writer)
@@ -330,7 +330,7 @@ impl Store for SqliteStore {
         limit: u32,
         now: i64,
     ) -> Result<Vec<AgentRecord>, StoreError> {
-        Ok(agents_page_query(filter, limit, now, |_| "?".to_string())
+        Ok(agents_page_query(filter, limit, now)
             .fetch_all(&self.reader)
             .await?)
     }
@@ -348,7 +348,7 @@ impl Store for SqliteStore {
             "SELECT t.id, t.token_hash, t.unit_code, t.role, t.expires_at, t.revoked_at,
                     u.retired_at AS unit_retired_at
              FROM enrol_tokens t JOIN units u ON u.code = t.unit_code
-             WHERE t.token_hash = ?",
+             WHERE t.token_hash = $1",
         )
         .bind(token_digest)
         .fetch_optional(&mut *tx)
@@ -366,7 +366,7 @@ impl Store for SqliteStore {
         // no revoke can come between, but one statement keeps the two stores alike.
         let claimed = sqlx::query(
             "UPDATE enrol_tokens SET uses = uses + 1
-             WHERE id = ? AND revoked_at IS NULL AND (max_uses IS NULL OR uses < max_uses)",
+             WHERE id = $1 AND revoked_at IS NULL AND (max_uses IS NULL OR uses < max_uses)",
         )
         .bind(token.id)
         .execute(&mut *tx)
@@ -376,7 +376,7 @@ impl Store for SqliteStore {
             return Ok(Err(EnrolRefusal::UsedUp));
         }
         let existing: Option<String> =
-            sqlx::query_scalar("SELECT id FROM agents WHERE machine_id = ?")
+            sqlx::query_scalar("SELECT id FROM agents WHERE machine_id = $1")
                 .bind(machine_id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -384,9 +384,9 @@ impl Store for SqliteStore {
         let agent_id = match existing {
             Some(id) => {
                 sqlx::query(
-                    "UPDATE agents SET unit_code = ?, role = ?, hostname = ?, key_hash = ?,
+                    "UPDATE agents SET unit_code = $1, role = $2, hostname = $3, key_hash = $4,
                        revoked_at = NULL
-                     WHERE id = ?",
+                     WHERE id = $5",
                 )
                 .bind(&unit_code)
                 .bind(role.as_str())
@@ -401,7 +401,7 @@ impl Store for SqliteStore {
                 let id = uuid::Uuid::now_v7().to_string();
                 sqlx::query(
                     "INSERT INTO agents (id, machine_id, unit_code, role, hostname, key_hash, enrolled_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(&id)
                 .bind(machine_id)
@@ -426,7 +426,7 @@ impl Store for SqliteStore {
 
     async fn agent_by_key(&self, key_digest: &[u8]) -> Result<Option<AgentIdentity>, StoreError> {
         let row: Option<AgentIdentity> = sqlx::query_as(
-            "SELECT id, unit_code, key_hash FROM agents WHERE key_hash = ? AND revoked_at IS NULL",
+            "SELECT id, unit_code, key_hash FROM agents WHERE key_hash = $1 AND revoked_at IS NULL",
         )
         .bind(key_digest)
         .fetch_optional(&self.reader)
@@ -461,7 +461,7 @@ impl Store for SqliteStore {
     }
 
     async fn agent(&self, id: &str) -> Result<Option<(AgentRecord, AgentEvidence)>, StoreError> {
-        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?");
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1");
         let record: Option<AgentRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(&self.reader)
@@ -469,7 +469,7 @@ impl Store for SqliteStore {
         let Some(record) = record else {
             return Ok(None);
         };
-        let sql = format!("SELECT {EVIDENCE_COLUMNS} FROM {AGENTS_WITH_INVENTORY} WHERE id = ?");
+        let sql = format!("SELECT {EVIDENCE_COLUMNS} FROM {AGENTS_WITH_INVENTORY} WHERE id = $1");
         let evidence: AgentEvidence = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_one(&self.reader)
@@ -481,7 +481,7 @@ impl Store for SqliteStore {
         let count = match agent_id {
             None => sqlx::query_scalar("SELECT COUNT(*) FROM reports"),
             Some(id) => {
-                sqlx::query_scalar("SELECT reports_stored FROM agents WHERE id = ?").bind(id)
+                sqlx::query_scalar("SELECT reports_stored FROM agents WHERE id = $1").bind(id)
             }
         };
         Ok(count.fetch_optional(&self.reader).await?.unwrap_or(0))
@@ -491,7 +491,7 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let gone: Vec<String> = sqlx::query_scalar(
             "DELETE FROM reports WHERE rowid IN
-               (SELECT rowid FROM reports WHERE received_at < ? LIMIT ?)
+               (SELECT rowid FROM reports WHERE received_at < $1 LIMIT $2)
              RETURNING agent_id",
         )
         .bind(received_before)
@@ -499,7 +499,7 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         for (agent, reports) in counted(&gone) {
-            sqlx::query("UPDATE agents SET reports_stored = reports_stored - ? WHERE id = ?")
+            sqlx::query("UPDATE agents SET reports_stored = reports_stored - $1 WHERE id = $2")
                 .bind(reports)
                 .bind(agent)
                 .execute(&mut *tx)
@@ -531,11 +531,10 @@ impl Store for SqliteStore {
     ) -> Result<Vec<InventoryChange>, StoreError> {
         let sql = format!(
             "SELECT {CHANGE_COLUMNS} FROM inventory_changes
-             WHERE agent_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?"
+             WHERE agent_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
         );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(agent_id)
-            .bind(before)
             .bind(before)
             .bind(i64::from(limit))
             .fetch_all(&self.reader)
@@ -550,7 +549,7 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let claimed = sqlx::query(
-            "INSERT INTO figure_snapshot_dates (date, taken_at) VALUES (?, ?)
+            "INSERT INTO figure_snapshot_dates (date, taken_at) VALUES ($1, $2)
              ON CONFLICT (date) DO NOTHING",
         )
         .bind(date)
@@ -564,7 +563,7 @@ impl Store for SqliteStore {
         }
         let sql = format!(
             "INSERT INTO figure_snapshots ({SNAPSHOT_COLUMNS})
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
              ON CONFLICT (date, scope, code) DO NOTHING"
         );
         for row in rows {
@@ -578,7 +577,7 @@ impl Store for SqliteStore {
 
     async fn snapshot(&self, date: &str) -> Result<Option<(i64, Vec<SnapshotRow>)>, StoreError> {
         let taken_at: Option<i64> =
-            sqlx::query_scalar("SELECT taken_at FROM figure_snapshot_dates WHERE date = ?")
+            sqlx::query_scalar("SELECT taken_at FROM figure_snapshot_dates WHERE date = $1")
                 .bind(date)
                 .fetch_optional(&self.reader)
                 .await?;
@@ -586,7 +585,7 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let sql = format!(
-            "SELECT {SNAPSHOT_COLUMNS} FROM figure_snapshots WHERE date = ?
+            "SELECT {SNAPSHOT_COLUMNS} FROM figure_snapshots WHERE date = $1
              ORDER BY scope, position"
         );
         let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -601,10 +600,9 @@ impl Store for SqliteStore {
         date: &str,
     ) -> Result<(Option<String>, Option<String>), StoreError> {
         Ok(sqlx::query_as(
-            "SELECT (SELECT MAX(date) FROM figure_snapshot_dates WHERE date < ?),
-                    (SELECT MIN(date) FROM figure_snapshot_dates WHERE date > ?)",
+            "SELECT (SELECT MAX(date) FROM figure_snapshot_dates WHERE date < $1),
+                    (SELECT MIN(date) FROM figure_snapshot_dates WHERE date > $1)",
         )
-        .bind(date)
         .bind(date)
         .fetch_one(&self.reader)
         .await?)
@@ -618,16 +616,13 @@ impl Store for SqliteStore {
     ) -> Result<Vec<SnapshotRow>, StoreError> {
         let sql = format!(
             "SELECT {SNAPSHOT_COLUMNS} FROM figure_snapshots
-             WHERE scope = 'level' AND (? IS NULL OR level = ?)
-               AND (? IS NULL OR date >= ?) AND (? IS NULL OR date <= ?)
+             WHERE scope = 'level' AND ($1 IS NULL OR level = $1)
+               AND ($2 IS NULL OR date >= $2) AND ($3 IS NULL OR date <= $3)
              ORDER BY date, position"
         );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(level)
-            .bind(level)
             .bind(from)
-            .bind(from)
-            .bind(to)
             .bind(to)
             .fetch_all(&self.reader)
             .await?)
@@ -641,13 +636,13 @@ impl Store for SqliteStore {
         expires_at: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
             .bind(now)
             .execute(&mut *tx)
             .await?;
         sqlx::query(
             "INSERT INTO sessions (session_hash, token_hash, created_at, expires_at)
-             VALUES (?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4)",
         )
         .bind(session_digest)
         .bind(token_digest)
@@ -667,14 +662,13 @@ impl Store for SqliteStore {
         let row: Option<HashedRole> = sqlx::query_as(SESSION_ROLE_SQL)
             .bind(session_digest)
             .bind(now)
-            .bind(now)
             .fetch_optional(&self.reader)
             .await?;
         Ok(row.and_then(|r| r.role_for(session_digest)))
     }
 
     async fn delete_session(&self, session_digest: &[u8]) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE session_hash = ?")
+        sqlx::query("DELETE FROM sessions WHERE session_hash = $1")
             .bind(session_digest)
             .execute(&self.writer)
             .await?;
