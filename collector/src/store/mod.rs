@@ -7,6 +7,7 @@
 
 mod batch;
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::collections::HashMap;

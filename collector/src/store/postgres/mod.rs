@@ -26,22 +26,15 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{FromRow, PgPool};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
+use sqlx::{PgPool, Postgres};
 use tokio::sync::mpsc;
 
 use super::{
-    AGENT_COLUMNS, AgentEvidence, AgentIdentity, AgentRecord, ApiRole, CHANGE_COLUMNS,
-    EnrolRefusal, EnrolTokenRow, Enrolled, ImportSummary, Incoming, InventoryChange,
-    SNAPSHOT_COLUMNS, SnapshotRow, Store, StoreError, Stored, StoredUnit, bind_snapshot_row,
-    import_summary, redact_url,
-};
-use super::{
-    AGENT_GROUPS_SQL, HashedRole, SESSION_ROLE_SQL, bind_group_params, groups_of, unknown_merge,
-};
-use super::{
-    AgentFilter, REVOKE_AGENT_SQL, Revoked, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation,
-    agents_page_query, token_by_fingerprint,
+    AgentEvidence, AgentFilter, AgentIdentity, AgentRecord, ApiRole, EnrolRefusal, EnrolTokenRow,
+    Enrolled, ImportSummary, Incoming, InventoryChange, Revoked, SNAPSHOT_COLUMNS, SnapshotRow,
+    Store, StoreError, Stored, StoredUnit, TokenInfo, bind_snapshot_row, import_summary,
+    redact_url, unknown_merge,
 };
 use crate::Background;
 use crate::figures::{AgentGroup, Role, Rules, UnitRow};
@@ -51,8 +44,23 @@ mod ingest;
 mod publisher;
 
 use super::batch::{self, Job};
+use super::sql::Dialect;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// The statements this store shares with SQLite's.
+type Sql = super::sql::Sql<Postgres>;
+
+impl Dialect for Postgres {
+    const BYTE_ORDER: &'static str = " COLLATE \"C\"";
+    /// The evidence is kept on the agent's row.
+    const AGENTS_WITH_EVIDENCE: &'static str = "agents";
+    const EVIDENCE_COLUMNS: &'static str = "inventory, sample, probes";
+
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
 
 /// How the store connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,8 +130,7 @@ impl PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        Sql::ping(&self.pool).await
     }
 
     async fn claim_figures(&self, held: Arc<AtomicBool>) -> Option<Background> {
@@ -200,13 +207,7 @@ impl Store for PostgresStore {
     }
 
     async fn units(&self) -> Result<Vec<UnitRow>, StoreError> {
-        let rows: Vec<StoredUnit> = sqlx::query_as(
-            "SELECT code, name, level, parent_code, staff, depth FROM units
-             WHERE retired_at IS NULL ORDER BY position",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(StoredUnit::into_row).collect())
+        Sql::units(&self.pool).await
     }
 
     async fn create_enrol_token(
@@ -252,34 +253,15 @@ impl Store for PostgresStore {
         now: i64,
         expires_at: Option<i64>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO api_tokens (token_hash, role, created_at, expires_at)
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(digest)
-        .bind(role.as_str())
-        .bind(now)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        Sql::create_api_token(&self.pool, digest, role, now, expires_at).await
     }
 
     async fn api_token_role(&self, digest: &[u8], now: i64) -> Result<Option<ApiRole>, StoreError> {
-        let row: Option<HashedRole> = sqlx::query_as(
-            "SELECT token_hash AS hash, role FROM api_tokens WHERE token_hash = $1
-             AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
-        )
-        .bind(digest)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.and_then(|r| r.role_for(digest)))
+        Sql::api_token_role(&self.pool, digest, now).await
     }
 
     async fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
-        let rows: Vec<TokenRow> = sqlx::query_as(TOKENS_SQL).fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(TokenRow::into_info).collect())
+        Sql::tokens(&self.pool).await
     }
 
     async fn revoke_token(
@@ -287,29 +269,11 @@ impl Store for PostgresStore {
         fingerprint: &str,
         now: i64,
     ) -> Result<Revoked<TokenInfo>, StoreError> {
-        let rows: Vec<TokenRow> = sqlx::query_as(TOKENS_SQL).fetch_all(&self.pool).await?;
-        let row = token_by_fingerprint(rows, fingerprint)?;
-        sqlx::query(sqlx::AssertSqlSafe(row.revoke_sql()))
-            .bind(now)
-            .bind(row.id)
-            .execute(&self.pool)
-            .await?;
-        Ok(row.into_revoked(now))
+        Sql::revoke_token(&self.pool, fingerprint, now).await
     }
 
     async fn revoke_agent(&self, id: &str, now: i64) -> Result<Revoked<AgentRecord>, StoreError> {
-        let updated = sqlx::query(REVOKE_AGENT_SQL)
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1");
-        let record: Option<AgentRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        agent_revocation(record, updated, id)
+        Sql::revoke_agent(&self.pool, id, now).await
     }
 
     async fn agents_page(
@@ -318,9 +282,7 @@ impl Store for PostgresStore {
         limit: u32,
         now: i64,
     ) -> Result<Vec<AgentRecord>, StoreError> {
-        Ok(agents_page_query(filter, limit, now)
-            .fetch_all(&self.pool)
-            .await?)
+        Sql::agents_page(&self.pool, filter, limit, now).await
     }
 
     async fn enroll(
@@ -409,13 +371,7 @@ impl Store for PostgresStore {
     }
 
     async fn agent_by_key(&self, key_digest: &[u8]) -> Result<Option<AgentIdentity>, StoreError> {
-        let row: Option<AgentIdentity> = sqlx::query_as(
-            "SELECT id, unit_code, key_hash FROM agents WHERE key_hash = $1 AND revoked_at IS NULL",
-        )
-        .bind(key_digest)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.filter(|a| crate::secret::same(&a.key_hash, key_digest)))
+        Sql::agent_by_key(&self.pool, key_digest).await
     }
 
     async fn store_reports(
@@ -430,50 +386,19 @@ impl Store for PostgresStore {
     }
 
     async fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
-        // Byte order, as SQLite sorts: the server's collation (en_US, vi_VN…) must not change
-        // what the API lists first.
-        let sql = format!(
-            "SELECT {AGENT_COLUMNS} FROM agents
-             ORDER BY unit_code COLLATE \"C\", hostname COLLATE \"C\", id COLLATE \"C\""
-        );
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await?)
+        Sql::agents(&self.pool).await
     }
 
     async fn agent_groups(&self, rules: &Rules, now: i64) -> Result<Vec<AgentGroup>, StoreError> {
-        let query = sqlx::query_as(AGENT_GROUPS_SQL);
-        let rows = bind_group_params(query, rules, now)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(groups_of(rows))
+        Sql::agent_groups(&self.pool, rules, now).await
     }
 
     async fn agent(&self, id: &str) -> Result<Option<(AgentRecord, AgentEvidence)>, StoreError> {
-        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1");
-        let record: Option<AgentRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(record) = record else {
-            return Ok(None);
-        };
-        let evidence: AgentEvidence =
-            sqlx::query_as("SELECT inventory, sample, probes FROM agents WHERE id = $1")
-                .bind(id)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(Some((record, evidence)))
+        Sql::agent(&self.pool, id).await
     }
 
     async fn report_count(&self, agent_id: Option<&str>) -> Result<i64, StoreError> {
-        let count = match agent_id {
-            None => sqlx::query_scalar("SELECT COUNT(*) FROM reports"),
-            Some(id) => {
-                sqlx::query_scalar("SELECT reports_stored FROM agents WHERE id = $1").bind(id)
-            }
-        };
-        Ok(count.fetch_optional(&self.pool).await?.unwrap_or(0))
+        Sql::report_count(&self.pool, agent_id).await
     }
 
     async fn prune_reports(&self, received_before: i64, limit: u32) -> Result<u64, StoreError> {
@@ -499,17 +424,7 @@ impl Store for PostgresStore {
     }
 
     async fn servers(&self) -> Result<Vec<(AgentRecord, AgentEvidence)>, StoreError> {
-        let sql = format!(
-            "SELECT {AGENT_COLUMNS}, inventory, sample, probes FROM agents
-             WHERE role = 'server' ORDER BY id COLLATE \"C\""
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Ok((AgentRecord::from_row(r)?, AgentEvidence::from_row(r)?)))
-            .collect::<Result<_, sqlx::Error>>()?)
+        Sql::servers(&self.pool).await
     }
 
     async fn inventory_changes(
@@ -518,16 +433,7 @@ impl Store for PostgresStore {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<InventoryChange>, StoreError> {
-        let sql = format!(
-            "SELECT {CHANGE_COLUMNS} FROM inventory_changes
-             WHERE agent_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
-        );
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(agent_id)
-            .bind(before)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?)
+        Sql::inventory_changes(&self.pool, agent_id, before, limit).await
     }
 
     async fn write_snapshot(
@@ -565,36 +471,14 @@ impl Store for PostgresStore {
     }
 
     async fn snapshot(&self, date: &str) -> Result<Option<(i64, Vec<SnapshotRow>)>, StoreError> {
-        let taken_at: Option<i64> =
-            sqlx::query_scalar("SELECT taken_at FROM figure_snapshot_dates WHERE date = $1")
-                .bind(date)
-                .fetch_optional(&self.pool)
-                .await?;
-        let Some(taken_at) = taken_at else {
-            return Ok(None);
-        };
-        let sql = format!(
-            "SELECT {SNAPSHOT_COLUMNS} FROM figure_snapshots WHERE date = $1
-             ORDER BY scope COLLATE \"C\", position"
-        );
-        let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(date)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(Some((taken_at, rows)))
+        Sql::snapshot(&self.pool, date).await
     }
 
     async fn snapshot_dates_around(
         &self,
         date: &str,
     ) -> Result<(Option<String>, Option<String>), StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT (SELECT MAX(date) FROM figure_snapshot_dates WHERE date < $1),
-                    (SELECT MIN(date) FROM figure_snapshot_dates WHERE date > $1)",
-        )
-        .bind(date)
-        .fetch_one(&self.pool)
-        .await?)
+        Sql::snapshot_dates_around(&self.pool, date).await
     }
 
     async fn level_history(
@@ -603,18 +487,7 @@ impl Store for PostgresStore {
         from: Option<&str>,
         to: Option<&str>,
     ) -> Result<Vec<SnapshotRow>, StoreError> {
-        let sql = format!(
-            "SELECT {SNAPSHOT_COLUMNS} FROM figure_snapshots
-             WHERE scope = 'level' AND ($1::text IS NULL OR level = $1)
-               AND ($2::text IS NULL OR date >= $2) AND ($3::text IS NULL OR date <= $3)
-             ORDER BY date COLLATE \"C\", position"
-        );
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(level)
-            .bind(from)
-            .bind(to)
-            .fetch_all(&self.pool)
-            .await?)
+        Sql::level_history(&self.pool, level, from, to).await
     }
 
     async fn create_session(
@@ -648,19 +521,10 @@ impl Store for PostgresStore {
         session_digest: &[u8],
         now: i64,
     ) -> Result<Option<ApiRole>, StoreError> {
-        let row: Option<HashedRole> = sqlx::query_as(SESSION_ROLE_SQL)
-            .bind(session_digest)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.and_then(|r| r.role_for(session_digest)))
+        Sql::session_role(&self.pool, session_digest, now).await
     }
 
     async fn delete_session(&self, session_digest: &[u8]) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE session_hash = $1")
-            .bind(session_digest)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        Sql::delete_session(&self.pool, session_digest).await
     }
 }

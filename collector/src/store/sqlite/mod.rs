@@ -51,22 +51,18 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{FromRow, SqlitePool};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
+};
+use sqlx::{Sqlite, SqlitePool};
 use tokio::sync::mpsc;
 
 use super::{
-    AGENT_COLUMNS, AgentEvidence, AgentIdentity, AgentRecord, ApiRole, CHANGE_COLUMNS,
-    EnrolRefusal, EnrolTokenRow, Enrolled, ImportSummary, Incoming, InventoryChange, Missing,
-    SNAPSHOT_COLUMNS, SnapshotRow, Store, StoreError, Stored, StoredUnit, bind_snapshot_row,
-    import_summary,
-};
-use super::{
-    AGENT_GROUPS_SQL, HashedRole, SESSION_ROLE_SQL, bind_group_params, groups_of, unknown_merge,
-};
-use super::{
-    AgentFilter, REVOKE_AGENT_SQL, Revoked, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation,
-    agents_page_query, token_by_fingerprint,
+    AgentEvidence, AgentFilter, AgentIdentity, AgentRecord, ApiRole, EnrolRefusal, EnrolTokenRow,
+    Enrolled, ImportSummary, Incoming, InventoryChange, Missing, Revoked, SNAPSHOT_COLUMNS,
+    SnapshotRow, Store, StoreError, Stored, StoredUnit, TokenInfo, bind_snapshot_row,
+    import_summary, unknown_merge,
 };
 use crate::figures::{AgentGroup, Role, Rules, UnitRow};
 use crate::units::UnitFile;
@@ -74,16 +70,26 @@ use crate::units::UnitFile;
 mod ingest;
 
 use super::batch::{self, Job};
+use super::sql::Dialect;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
-/// Agents with their inventory, which has a table of its own here (migration 0008: every report
-/// rewrites its agent's row, and the inventory made that row several pages).
-const AGENTS_WITH_INVENTORY: &str =
-    "agents LEFT JOIN agent_inventory ON agent_inventory.agent_id = agents.id";
+/// The statements this store shares with PostgreSQL's.
+type Sql = super::sql::Sql<Sqlite>;
 
-/// [`AgentEvidence`]'s columns from [`AGENTS_WITH_INVENTORY`].
-const EVIDENCE_COLUMNS: &str = "agent_inventory.inventory, sample, probes";
+impl Dialect for Sqlite {
+    /// SQLite's own order (`BINARY`).
+    const BYTE_ORDER: &'static str = "";
+    /// The inventory has a table of its own here (migration 0008: every report rewrites its
+    /// agent's row, and the inventory made that row several pages).
+    const AGENTS_WITH_EVIDENCE: &'static str =
+        "agents LEFT JOIN agent_inventory ON agent_inventory.agent_id = agents.id";
+    const EVIDENCE_COLUMNS: &'static str = "agent_inventory.inventory, sample, probes";
+
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
 
 /// Database page size of a new file (an existing one keeps its own). Every page a commit changes
 /// is written whole to the WAL, and a report changes its agent's row (about 1.5 KB) and a few
@@ -153,8 +159,7 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
+        Sql::ping(&self.reader).await
     }
 
     async fn import_units(&self, file: &UnitFile, now: i64) -> Result<ImportSummary, StoreError> {
@@ -216,13 +221,7 @@ impl Store for SqliteStore {
     }
 
     async fn units(&self) -> Result<Vec<UnitRow>, StoreError> {
-        let rows: Vec<StoredUnit> = sqlx::query_as(
-            "SELECT code, name, level, parent_code, staff, depth FROM units
-             WHERE retired_at IS NULL ORDER BY position",
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.into_iter().map(StoredUnit::into_row).collect())
+        Sql::units(&self.reader).await
     }
 
     async fn create_enrol_token(
@@ -265,33 +264,15 @@ impl Store for SqliteStore {
         now: i64,
         expires_at: Option<i64>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO api_tokens (token_hash, role, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(digest)
-        .bind(role.as_str())
-        .bind(now)
-        .bind(expires_at)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        Sql::create_api_token(&self.writer, digest, role, now, expires_at).await
     }
 
     async fn api_token_role(&self, digest: &[u8], now: i64) -> Result<Option<ApiRole>, StoreError> {
-        let row: Option<HashedRole> = sqlx::query_as(
-            "SELECT token_hash AS hash, role FROM api_tokens WHERE token_hash = $1
-             AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
-        )
-        .bind(digest)
-        .bind(now)
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(row.and_then(|r| r.role_for(digest)))
+        Sql::api_token_role(&self.reader, digest, now).await
     }
 
     async fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
-        let rows: Vec<TokenRow> = sqlx::query_as(TOKENS_SQL).fetch_all(&self.reader).await?;
-        Ok(rows.into_iter().map(TokenRow::into_info).collect())
+        Sql::tokens(&self.reader).await
     }
 
     async fn revoke_token(
@@ -299,29 +280,11 @@ impl Store for SqliteStore {
         fingerprint: &str,
         now: i64,
     ) -> Result<Revoked<TokenInfo>, StoreError> {
-        let rows: Vec<TokenRow> = sqlx::query_as(TOKENS_SQL).fetch_all(&self.writer).await?;
-        let row = token_by_fingerprint(rows, fingerprint)?;
-        sqlx::query(sqlx::AssertSqlSafe(row.revoke_sql()))
-            .bind(now)
-            .bind(row.id)
-            .execute(&self.writer)
-            .await?;
-        Ok(row.into_revoked(now))
+        Sql::revoke_token(&self.writer, fingerprint, now).await
     }
 
     async fn revoke_agent(&self, id: &str, now: i64) -> Result<Revoked<AgentRecord>, StoreError> {
-        let updated = sqlx::query(REVOKE_AGENT_SQL)
-            .bind(now)
-            .bind(id)
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
-        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1");
-        let record: Option<AgentRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.writer)
-            .await?;
-        agent_revocation(record, updated, id)
+        Sql::revoke_agent(&self.writer, id, now).await
     }
 
     async fn agents_page(
@@ -330,9 +293,7 @@ impl Store for SqliteStore {
         limit: u32,
         now: i64,
     ) -> Result<Vec<AgentRecord>, StoreError> {
-        Ok(agents_page_query(filter, limit, now)
-            .fetch_all(&self.reader)
-            .await?)
+        Sql::agents_page(&self.reader, filter, limit, now).await
     }
 
     async fn enroll(
@@ -425,13 +386,7 @@ impl Store for SqliteStore {
     }
 
     async fn agent_by_key(&self, key_digest: &[u8]) -> Result<Option<AgentIdentity>, StoreError> {
-        let row: Option<AgentIdentity> = sqlx::query_as(
-            "SELECT id, unit_code, key_hash FROM agents WHERE key_hash = $1 AND revoked_at IS NULL",
-        )
-        .bind(key_digest)
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(row.filter(|a| crate::secret::same(&a.key_hash, key_digest)))
+        Sql::agent_by_key(&self.reader, key_digest).await
     }
 
     async fn store_reports(
@@ -446,45 +401,19 @@ impl Store for SqliteStore {
     }
 
     async fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
-        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY unit_code, hostname, id");
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.reader)
-            .await?)
+        Sql::agents(&self.reader).await
     }
 
     async fn agent_groups(&self, rules: &Rules, now: i64) -> Result<Vec<AgentGroup>, StoreError> {
-        let query = sqlx::query_as(AGENT_GROUPS_SQL);
-        let rows = bind_group_params(query, rules, now)
-            .fetch_all(&self.reader)
-            .await?;
-        Ok(groups_of(rows))
+        Sql::agent_groups(&self.reader, rules, now).await
     }
 
     async fn agent(&self, id: &str) -> Result<Option<(AgentRecord, AgentEvidence)>, StoreError> {
-        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1");
-        let record: Option<AgentRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
-        let Some(record) = record else {
-            return Ok(None);
-        };
-        let sql = format!("SELECT {EVIDENCE_COLUMNS} FROM {AGENTS_WITH_INVENTORY} WHERE id = $1");
-        let evidence: AgentEvidence = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_one(&self.reader)
-            .await?;
-        Ok(Some((record, evidence)))
+        Sql::agent(&self.reader, id).await
     }
 
     async fn report_count(&self, agent_id: Option<&str>) -> Result<i64, StoreError> {
-        let count = match agent_id {
-            None => sqlx::query_scalar("SELECT COUNT(*) FROM reports"),
-            Some(id) => {
-                sqlx::query_scalar("SELECT reports_stored FROM agents WHERE id = $1").bind(id)
-            }
-        };
-        Ok(count.fetch_optional(&self.reader).await?.unwrap_or(0))
+        Sql::report_count(&self.reader, agent_id).await
     }
 
     async fn prune_reports(&self, received_before: i64, limit: u32) -> Result<u64, StoreError> {
@@ -510,17 +439,7 @@ impl Store for SqliteStore {
     }
 
     async fn servers(&self) -> Result<Vec<(AgentRecord, AgentEvidence)>, StoreError> {
-        let sql = format!(
-            "SELECT {AGENT_COLUMNS}, {EVIDENCE_COLUMNS} FROM {AGENTS_WITH_INVENTORY}
-             WHERE role = 'server' ORDER BY id"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.reader)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Ok((AgentRecord::from_row(r)?, AgentEvidence::from_row(r)?)))
-            .collect::<Result<_, sqlx::Error>>()?)
+        Sql::servers(&self.reader).await
     }
 
     async fn inventory_changes(
@@ -529,16 +448,7 @@ impl Store for SqliteStore {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<InventoryChange>, StoreError> {
-        let sql = format!(
-            "SELECT {CHANGE_COLUMNS} FROM inventory_changes
-             WHERE agent_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
-        );
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(agent_id)
-            .bind(before)
-            .bind(i64::from(limit))
-            .fetch_all(&self.reader)
-            .await?)
+        Sql::inventory_changes(&self.reader, agent_id, before, limit).await
     }
 
     async fn write_snapshot(
@@ -576,36 +486,14 @@ impl Store for SqliteStore {
     }
 
     async fn snapshot(&self, date: &str) -> Result<Option<(i64, Vec<SnapshotRow>)>, StoreError> {
-        let taken_at: Option<i64> =
-            sqlx::query_scalar("SELECT taken_at FROM figure_snapshot_dates WHERE date = $1")
-                .bind(date)
-                .fetch_optional(&self.reader)
-                .await?;
-        let Some(taken_at) = taken_at else {
-            return Ok(None);
-        };
-        let sql = format!(
-            "SELECT {SNAPSHOT_COLUMNS} FROM figure_snapshots WHERE date = $1
-             ORDER BY scope, position"
-        );
-        let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(date)
-            .fetch_all(&self.reader)
-            .await?;
-        Ok(Some((taken_at, rows)))
+        Sql::snapshot(&self.reader, date).await
     }
 
     async fn snapshot_dates_around(
         &self,
         date: &str,
     ) -> Result<(Option<String>, Option<String>), StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT (SELECT MAX(date) FROM figure_snapshot_dates WHERE date < $1),
-                    (SELECT MIN(date) FROM figure_snapshot_dates WHERE date > $1)",
-        )
-        .bind(date)
-        .fetch_one(&self.reader)
-        .await?)
+        Sql::snapshot_dates_around(&self.reader, date).await
     }
 
     async fn level_history(
@@ -614,18 +502,7 @@ impl Store for SqliteStore {
         from: Option<&str>,
         to: Option<&str>,
     ) -> Result<Vec<SnapshotRow>, StoreError> {
-        let sql = format!(
-            "SELECT {SNAPSHOT_COLUMNS} FROM figure_snapshots
-             WHERE scope = 'level' AND ($1 IS NULL OR level = $1)
-               AND ($2 IS NULL OR date >= $2) AND ($3 IS NULL OR date <= $3)
-             ORDER BY date, position"
-        );
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(level)
-            .bind(from)
-            .bind(to)
-            .fetch_all(&self.reader)
-            .await?)
+        Sql::level_history(&self.reader, level, from, to).await
     }
 
     async fn create_session(
@@ -659,20 +536,11 @@ impl Store for SqliteStore {
         session_digest: &[u8],
         now: i64,
     ) -> Result<Option<ApiRole>, StoreError> {
-        let row: Option<HashedRole> = sqlx::query_as(SESSION_ROLE_SQL)
-            .bind(session_digest)
-            .bind(now)
-            .fetch_optional(&self.reader)
-            .await?;
-        Ok(row.and_then(|r| r.role_for(session_digest)))
+        Sql::session_role(&self.reader, session_digest, now).await
     }
 
     async fn delete_session(&self, session_digest: &[u8]) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE session_hash = $1")
-            .bind(session_digest)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        Sql::delete_session(&self.writer, session_digest).await
     }
 }
 
