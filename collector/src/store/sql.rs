@@ -12,16 +12,20 @@
 
 use std::marker::PhantomData;
 
-use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use sqlx::{
+    ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type,
+};
 
 use super::{
     AGENT_COLUMNS, AGENT_GROUPS_SQL, AgentEvidence, AgentFilter, AgentIdentity, AgentRecord,
-    ApiRole, CHANGE_COLUMNS, GroupRow, HashedRole, InventoryChange, REVOKE_AGENT_SQL, Revoked,
-    SESSION_ROLE_SQL, SNAPSHOT_COLUMNS, SnapshotRow, StoreError, StoredUnit, TOKENS_SQL, TokenInfo,
-    TokenRow, agent_revocation, agents_page_query, bind_group_params, groups_of,
-    token_by_fingerprint,
+    ApiRole, CHANGE_COLUMNS, EnrolRefusal, EnrolTokenRow, GroupRow, HashedRole, ImportSummary,
+    InventoryChange, REVOKE_AGENT_SQL, Revoked, SESSION_ROLE_SQL, SNAPSHOT_COLUMNS, SnapshotRow,
+    StoreError, StoredUnit, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation, agents_page_query,
+    bind_group_params, bind_snapshot_row, groups_of, import_summary, token_by_fingerprint,
+    unknown_merge,
 };
-use crate::figures::{AgentGroup, Rules, UnitRow};
+use crate::figures::{AgentGroup, Role, Rules, UnitRow};
+use crate::units::{Merge, NewUnit};
 
 /// What the shared statements need to know of an engine.
 pub(super) trait Dialect: sqlx::Database {
@@ -32,9 +36,18 @@ pub(super) trait Dialect: sqlx::Database {
     /// The agents joined to wherever their evidence is kept, and [`AgentEvidence`]'s columns there.
     const AGENTS_WITH_EVIDENCE: &'static str;
     const EVIDENCE_COLUMNS: &'static str;
+    /// Whether a read in a write transaction must lock the rows the write relies on (`FOR
+    /// SHARE`): PostgreSQL's transactions run side by side, while SQLite's write transaction
+    /// holds the whole database from its `BEGIN IMMEDIATE`.
+    const LOCKS_ROWS: bool;
 
     /// How many rows a statement changed (sqlx has no engine-neutral accessor).
     fn rows_affected(result: &Self::QueryResult) -> u64;
+}
+
+/// `lock` (a `FOR SHARE` clause) where `DB` locks rows, else nothing.
+fn share_lock<DB: Dialect>(lock: &'static str) -> &'static str {
+    if DB::LOCKS_ROWS { lock } else { "" }
 }
 
 /// The shared statements of the store on database `DB`: a namespace, never built.
@@ -55,9 +68,11 @@ where
     for<'a> Option<i64>: Encode<'a, DB>,
     for<'a> f64: Encode<'a, DB> + Type<DB>,
     for<'a> Option<f64>: Encode<'a, DB>,
+    for<'a> bool: Decode<'a, DB> + Type<DB>,
     for<'r> AgentRecord: FromRow<'r, DB::Row>,
     for<'r> AgentEvidence: FromRow<'r, DB::Row>,
     for<'r> AgentIdentity: FromRow<'r, DB::Row>,
+    for<'r> EnrolTokenRow: FromRow<'r, DB::Row>,
     for<'r> GroupRow: FromRow<'r, DB::Row>,
     for<'r> HashedRole: FromRow<'r, DB::Row>,
     for<'r> InventoryChange: FromRow<'r, DB::Row>,
@@ -78,6 +93,155 @@ where
         .fetch_all(pool)
         .await?;
         Ok(rows.into_iter().map(StoredUnit::into_row).collect())
+    }
+
+    /// The first step of a unit import in its transaction: what the import changes against the
+    /// current tree, which is then retired (the import's own rows bring back the units it keeps).
+    pub(super) async fn retire_units(
+        conn: &mut DB::Connection,
+        units: &[NewUnit],
+        now: i64,
+    ) -> Result<ImportSummary, StoreError> {
+        let current: Vec<StoredUnit> = sqlx::query_as(
+            "SELECT code, name, level, parent_code, staff, depth FROM units WHERE retired_at IS NULL",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let summary = import_summary(current, units);
+        sqlx::query("UPDATE units SET retired_at = $1 WHERE retired_at IS NULL")
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        Ok(summary)
+    }
+
+    /// The last step of a unit import, once its units are written: each merged unit hands its
+    /// agents and enrolment tokens to the unit that absorbed it, counted into `summary`.
+    pub(super) async fn merge_units(
+        conn: &mut DB::Connection,
+        merges: &[Merge],
+        summary: &mut ImportSummary,
+    ) -> Result<(), StoreError> {
+        for merge in merges {
+            let known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM units WHERE code = $1")
+                .bind(&merge.code)
+                .fetch_one(&mut *conn)
+                .await?;
+            if known == 0 {
+                return Err(unknown_merge(merge));
+            }
+            let moved = sqlx::query("UPDATE agents SET unit_code = $1 WHERE unit_code = $2")
+                .bind(&merge.into)
+                .bind(&merge.code)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("UPDATE enrol_tokens SET unit_code = $1 WHERE unit_code = $2")
+                .bind(&merge.into)
+                .bind(&merge.code)
+                .execute(&mut *conn)
+                .await?;
+            summary.merged += 1;
+            summary.agents_moved += DB::rows_affected(&moved);
+        }
+        Ok(())
+    }
+
+    /// [`super::Store::create_enrol_token`] in `tx`, the store's write transaction.
+    pub(super) async fn create_enrol_token(
+        mut tx: Transaction<'_, DB>,
+        digest: &[u8],
+        unit_code: &str,
+        role: Role,
+        now: i64,
+        expires_at: Option<i64>,
+        max_uses: Option<u32>,
+    ) -> Result<(), StoreError> {
+        // FOR SHARE (PostgreSQL): an import running now finishes first, so the unit is current
+        // when the token lands, not retired a moment later by a replica's import.
+        let sql = format!(
+            "SELECT 1 FROM units WHERE code = $1 AND retired_at IS NULL{}",
+            share_lock::<DB>(" FOR SHARE")
+        );
+        let known = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(unit_code)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if known.is_none() {
+            return Err(StoreError::NotFound(format!("unit {unit_code}")));
+        }
+        sqlx::query(
+            "INSERT INTO enrol_tokens (token_hash, unit_code, role, created_at, expires_at, max_uses)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(digest)
+        .bind(unit_code)
+        .bind(role.as_str())
+        .bind(now)
+        .bind(expires_at)
+        .bind(max_uses.map(i64::from))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The first step of an enrolment in its transaction: the token is read, checked and one of
+    /// its uses claimed. The unit and role it grants, or why it does not; on a refusal the
+    /// caller drops the transaction, so nothing is written.
+    pub(super) async fn claim_enrol_token(
+        conn: &mut DB::Connection,
+        token_digest: &[u8],
+        now: i64,
+    ) -> Result<Result<(String, Role), EnrolRefusal>, StoreError> {
+        // The unit row is locked FOR SHARE (see create_enrol_token); the token row is not
+        // locked here: two enrolments with one token would both hold a share lock and then
+        // deadlock upgrading it for `uses + 1`. The UPDATE below takes its own row lock.
+        let sql = format!(
+            "SELECT t.id, t.token_hash, t.unit_code, t.role, t.expires_at, t.revoked_at,
+                    u.retired_at AS unit_retired_at
+             FROM enrol_tokens t JOIN units u ON u.code = t.unit_code
+             WHERE t.token_hash = $1{}",
+            share_lock::<DB>(" FOR SHARE OF u")
+        );
+        let token: Option<EnrolTokenRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(token_digest)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let Some(token) = token else {
+            return Ok(Err(EnrolRefusal::UnknownToken));
+        };
+        let granted = match token.grant(token_digest, now) {
+            Ok(granted) => granted,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        // The use is claimed in one statement that re-checks the limit on the row it updates,
+        // so enrolments racing on the last use cannot both get it (on PostgreSQL the second
+        // waits for the first's row lock, then sees its count; on SQLite the single writer
+        // would do, but one statement keeps the two stores alike).
+        // The revocation is checked again here for the same reason: a revoke that committed
+        // after the SELECT above read the token (the UPDATE waits for its row lock, then sees
+        // its row) must refuse this enrolment, not let it finish after the revoke was answered.
+        // (On SQLite nothing can come between, so a use refused there is always used up.)
+        let claimed = sqlx::query(
+            "UPDATE enrol_tokens SET uses = uses + 1
+             WHERE id = $1 AND revoked_at IS NULL AND (max_uses IS NULL OR uses < max_uses)",
+        )
+        .bind(token.id)
+        .execute(&mut *conn)
+        .await?;
+        if DB::rows_affected(&claimed) == 0 {
+            let revoked: bool =
+                sqlx::query_scalar("SELECT revoked_at IS NOT NULL FROM enrol_tokens WHERE id = $1")
+                    .bind(token.id)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            return Ok(Err(if revoked {
+                EnrolRefusal::Revoked
+            } else {
+                EnrolRefusal::UsedUp
+            }));
+        }
+        Ok(Ok(granted))
     }
 
     pub(super) async fn create_api_token(
@@ -275,6 +439,39 @@ where
             .await?)
     }
 
+    /// [`super::Store::write_snapshot`] in `tx`, the store's write transaction.
+    pub(super) async fn write_snapshot(
+        mut tx: Transaction<'_, DB>,
+        date: &str,
+        taken_at: i64,
+        rows: &[SnapshotRow],
+    ) -> Result<bool, StoreError> {
+        let claimed = sqlx::query(
+            "INSERT INTO figure_snapshot_dates (date, taken_at) VALUES ($1, $2)
+             ON CONFLICT (date) DO NOTHING",
+        )
+        .bind(date)
+        .bind(taken_at)
+        .execute(&mut *tx)
+        .await?;
+        if DB::rows_affected(&claimed) == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let sql = format!(
+            "INSERT INTO figure_snapshots ({SNAPSHOT_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+             ON CONFLICT (date, scope, code) DO NOTHING"
+        );
+        for row in rows {
+            bind_snapshot_row(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), row)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     pub(super) async fn snapshot(
         pool: &Pool<DB>,
         date: &str,
@@ -333,6 +530,32 @@ where
             .bind(to)
             .fetch_all(pool)
             .await?)
+    }
+
+    pub(super) async fn create_session(
+        pool: &Pool<DB>,
+        session_digest: &[u8],
+        token_digest: &[u8],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = pool.begin().await?;
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (session_hash, token_hash, created_at, expires_at)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(session_digest)
+        .bind(token_digest)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub(super) async fn session_role(

@@ -31,10 +31,9 @@ use sqlx::{PgPool, Postgres};
 use tokio::sync::mpsc;
 
 use super::{
-    AgentEvidence, AgentFilter, AgentIdentity, AgentRecord, ApiRole, EnrolRefusal, EnrolTokenRow,
-    Enrolled, ImportSummary, Incoming, InventoryChange, Revoked, SNAPSHOT_COLUMNS, SnapshotRow,
-    Store, StoreError, Stored, StoredUnit, TokenInfo, bind_snapshot_row, import_summary,
-    redact_url, unknown_merge,
+    AgentEvidence, AgentFilter, AgentIdentity, AgentRecord, ApiRole, EnrolRefusal, Enrolled,
+    ImportSummary, Incoming, InventoryChange, Revoked, SnapshotRow, Store, StoreError, Stored,
+    TokenInfo, redact_url,
 };
 use crate::Background;
 use crate::figures::{AgentGroup, Role, Rules, UnitRow};
@@ -56,6 +55,7 @@ impl Dialect for Postgres {
     /// The evidence is kept on the agent's row.
     const AGENTS_WITH_EVIDENCE: &'static str = "agents";
     const EVIDENCE_COLUMNS: &'static str = "inventory, sample, probes";
+    const LOCKS_ROWS: bool = true;
 
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()
@@ -144,16 +144,7 @@ impl Store for PostgresStore {
         sqlx::query("LOCK TABLE units IN EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;
-        let current: Vec<StoredUnit> = sqlx::query_as(
-            "SELECT code, name, level, parent_code, staff, depth FROM units WHERE retired_at IS NULL",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut summary = import_summary(current, units);
-        sqlx::query("UPDATE units SET retired_at = $1 WHERE retired_at IS NULL")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        let mut summary = Sql::retire_units(&mut tx, units, now).await?;
         // One statement for the whole tree (arrays, one element per unit) rather than one
         // round trip per unit: the database may be across the network.
         let column = |f: fn(&NewUnit) -> String| units.iter().map(f).collect::<Vec<_>>();
@@ -180,28 +171,7 @@ impl Store for PostgresStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        for merge in &file.merges {
-            let known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM units WHERE code = $1")
-                .bind(&merge.code)
-                .fetch_one(&mut *tx)
-                .await?;
-            if known == 0 {
-                return Err(unknown_merge(merge));
-            }
-            let moved = sqlx::query("UPDATE agents SET unit_code = $1 WHERE unit_code = $2")
-                .bind(&merge.into)
-                .bind(&merge.code)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            sqlx::query("UPDATE enrol_tokens SET unit_code = $1 WHERE unit_code = $2")
-                .bind(&merge.into)
-                .bind(&merge.code)
-                .execute(&mut *tx)
-                .await?;
-            summary.merged += 1;
-            summary.agents_moved += moved;
-        }
+        Sql::merge_units(&mut tx, &file.merges, &mut summary).await?;
         tx.commit().await?;
         Ok(summary)
     }
@@ -219,31 +189,8 @@ impl Store for PostgresStore {
         expires_at: Option<i64>,
         max_uses: Option<u32>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // FOR SHARE: an import running now finishes first, so the unit is current when the
-        // token lands, not retired a moment later by a replica's import.
-        let known =
-            sqlx::query("SELECT 1 FROM units WHERE code = $1 AND retired_at IS NULL FOR SHARE")
-                .bind(unit_code)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if known.is_none() {
-            return Err(StoreError::NotFound(format!("unit {unit_code}")));
-        }
-        sqlx::query(
-            "INSERT INTO enrol_tokens (token_hash, unit_code, role, created_at, expires_at, max_uses)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(digest)
-        .bind(unit_code)
-        .bind(role.as_str())
-        .bind(now)
-        .bind(expires_at)
-        .bind(max_uses.map(i64::from))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let tx = self.pool.begin().await?;
+        Sql::create_enrol_token(tx, digest, unit_code, role, now, expires_at, max_uses).await
     }
 
     async fn create_api_token(
@@ -294,53 +241,10 @@ impl Store for PostgresStore {
         now: i64,
     ) -> Result<Result<Enrolled, EnrolRefusal>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        // The unit row is locked FOR SHARE (see create_enrol_token); the token row is not
-        // locked here: two enrolments with one token would both hold a share lock and then
-        // deadlock upgrading it for `uses + 1`. The UPDATE below takes its own row lock.
-        let token: Option<EnrolTokenRow> = sqlx::query_as(
-            "SELECT t.id, t.token_hash, t.unit_code, t.role, t.expires_at, t.revoked_at,
-                    u.retired_at AS unit_retired_at
-             FROM enrol_tokens t JOIN units u ON u.code = t.unit_code
-             WHERE t.token_hash = $1
-             FOR SHARE OF u",
-        )
-        .bind(token_digest)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(token) = token else {
-            return Ok(Err(EnrolRefusal::UnknownToken));
-        };
-        let (unit_code, role) = match token.grant(token_digest, now) {
+        let (unit_code, role) = match Sql::claim_enrol_token(&mut tx, token_digest, now).await? {
             Ok(granted) => granted,
             Err(refusal) => return Ok(Err(refusal)),
         };
-        // The use is claimed first, in one statement that re-checks the limit on the row it
-        // updates, so enrolments racing on the last use cannot both get it (on PostgreSQL the
-        // second waits for the first's row lock, then sees its count). Nothing is written if it
-        // is refused: the transaction is dropped.
-        // The revocation is checked again here for the same reason: a revoke that committed
-        // after the SELECT above read the token (the UPDATE waits for its row lock, then sees
-        // its row) must refuse this enrolment, not let it finish after the revoke was answered.
-        let claimed = sqlx::query(
-            "UPDATE enrol_tokens SET uses = uses + 1
-             WHERE id = $1 AND revoked_at IS NULL AND (max_uses IS NULL OR uses < max_uses)",
-        )
-        .bind(token.id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if claimed == 0 {
-            let revoked: bool =
-                sqlx::query_scalar("SELECT revoked_at IS NOT NULL FROM enrol_tokens WHERE id = $1")
-                    .bind(token.id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            return Ok(Err(if revoked {
-                EnrolRefusal::Revoked
-            } else {
-                EnrolRefusal::UsedUp
-            }));
-        }
         // The id is only used if the machine is new: RETURNING gives the stored one, so
         // "reused" is exactly "the id that came back is not the one we proposed".
         let proposed = uuid::Uuid::now_v7().to_string();
@@ -442,32 +346,8 @@ impl Store for PostgresStore {
         taken_at: i64,
         rows: &[SnapshotRow],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let claimed = sqlx::query(
-            "INSERT INTO figure_snapshot_dates (date, taken_at) VALUES ($1, $2)
-             ON CONFLICT (date) DO NOTHING",
-        )
-        .bind(date)
-        .bind(taken_at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if claimed == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        let sql = format!(
-            "INSERT INTO figure_snapshots ({SNAPSHOT_COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-             ON CONFLICT (date, scope, code) DO NOTHING"
-        );
-        for row in rows {
-            bind_snapshot_row(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), row)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        let tx = self.pool.begin().await?;
+        Sql::write_snapshot(tx, date, taken_at, rows).await
     }
 
     async fn snapshot(&self, date: &str) -> Result<Option<(i64, Vec<SnapshotRow>)>, StoreError> {
@@ -497,23 +377,7 @@ impl Store for PostgresStore {
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO sessions (session_hash, token_hash, created_at, expires_at)
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(session_digest)
-        .bind(token_digest)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        Sql::create_session(&self.pool, session_digest, token_digest, now, expires_at).await
     }
 
     async fn session_role(

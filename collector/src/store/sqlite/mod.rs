@@ -59,10 +59,9 @@ use sqlx::{Sqlite, SqlitePool};
 use tokio::sync::mpsc;
 
 use super::{
-    AgentEvidence, AgentFilter, AgentIdentity, AgentRecord, ApiRole, EnrolRefusal, EnrolTokenRow,
-    Enrolled, ImportSummary, Incoming, InventoryChange, Missing, Revoked, SNAPSHOT_COLUMNS,
-    SnapshotRow, Store, StoreError, Stored, StoredUnit, TokenInfo, bind_snapshot_row,
-    import_summary, unknown_merge,
+    AgentEvidence, AgentFilter, AgentIdentity, AgentRecord, ApiRole, EnrolRefusal, Enrolled,
+    ImportSummary, Incoming, InventoryChange, Missing, Revoked, SnapshotRow, Store, StoreError,
+    Stored, TokenInfo,
 };
 use crate::figures::{AgentGroup, Role, Rules, UnitRow};
 use crate::units::UnitFile;
@@ -85,6 +84,8 @@ impl Dialect for Sqlite {
     const AGENTS_WITH_EVIDENCE: &'static str =
         "agents LEFT JOIN agent_inventory ON agent_inventory.agent_id = agents.id";
     const EVIDENCE_COLUMNS: &'static str = "agent_inventory.inventory, sample, probes";
+    /// Every write transaction begins `BEGIN IMMEDIATE`, taking the one write lock.
+    const LOCKS_ROWS: bool = false;
 
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()
@@ -165,16 +166,7 @@ impl Store for SqliteStore {
     async fn import_units(&self, file: &UnitFile, now: i64) -> Result<ImportSummary, StoreError> {
         let units = &file.units;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let current: Vec<StoredUnit> = sqlx::query_as(
-            "SELECT code, name, level, parent_code, staff, depth FROM units WHERE retired_at IS NULL",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut summary = import_summary(current, units);
-        sqlx::query("UPDATE units SET retired_at = $1 WHERE retired_at IS NULL")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        let mut summary = Sql::retire_units(&mut tx, units, now).await?;
         for (position, u) in units.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO units (code, name, level, parent_code, staff, depth, position, imported_at, retired_at)
@@ -194,28 +186,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        for merge in &file.merges {
-            let known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM units WHERE code = $1")
-                .bind(&merge.code)
-                .fetch_one(&mut *tx)
-                .await?;
-            if known == 0 {
-                return Err(unknown_merge(merge));
-            }
-            let moved = sqlx::query("UPDATE agents SET unit_code = $1 WHERE unit_code = $2")
-                .bind(&merge.into)
-                .bind(&merge.code)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            sqlx::query("UPDATE enrol_tokens SET unit_code = $1 WHERE unit_code = $2")
-                .bind(&merge.into)
-                .bind(&merge.code)
-                .execute(&mut *tx)
-                .await?;
-            summary.merged += 1;
-            summary.agents_moved += moved;
-        }
+        Sql::merge_units(&mut tx, &file.merges, &mut summary).await?;
         tx.commit().await?;
         Ok(summary)
     }
@@ -233,28 +204,8 @@ impl Store for SqliteStore {
         expires_at: Option<i64>,
         max_uses: Option<u32>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let known = sqlx::query("SELECT 1 FROM units WHERE code = $1 AND retired_at IS NULL")
-            .bind(unit_code)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if known.is_none() {
-            return Err(StoreError::NotFound(format!("unit {unit_code}")));
-        }
-        sqlx::query(
-            "INSERT INTO enrol_tokens (token_hash, unit_code, role, created_at, expires_at, max_uses)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(digest)
-        .bind(unit_code)
-        .bind(role.as_str())
-        .bind(now)
-        .bind(expires_at)
-        .bind(max_uses.map(i64::from))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        Sql::create_enrol_token(tx, digest, unit_code, role, now, expires_at, max_uses).await
     }
 
     async fn create_api_token(
@@ -305,37 +256,10 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<Result<Enrolled, EnrolRefusal>, StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let token: Option<EnrolTokenRow> = sqlx::query_as(
-            "SELECT t.id, t.token_hash, t.unit_code, t.role, t.expires_at, t.revoked_at,
-                    u.retired_at AS unit_retired_at
-             FROM enrol_tokens t JOIN units u ON u.code = t.unit_code
-             WHERE t.token_hash = $1",
-        )
-        .bind(token_digest)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(token) = token else {
-            return Ok(Err(EnrolRefusal::UnknownToken));
-        };
-        let (unit_code, role) = match token.grant(token_digest, now) {
+        let (unit_code, role) = match Sql::claim_enrol_token(&mut tx, token_digest, now).await? {
             Ok(granted) => granted,
             Err(refusal) => return Ok(Err(refusal)),
         };
-        // The use is claimed first; nothing is written if it is refused (the transaction is
-        // dropped). PostgreSQL needs the conditions in the UPDATE itself; here the single
-        // writer (this transaction took the write lock before reading the token) would do, so
-        // no revoke can come between, but one statement keeps the two stores alike.
-        let claimed = sqlx::query(
-            "UPDATE enrol_tokens SET uses = uses + 1
-             WHERE id = $1 AND revoked_at IS NULL AND (max_uses IS NULL OR uses < max_uses)",
-        )
-        .bind(token.id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if claimed == 0 {
-            return Ok(Err(EnrolRefusal::UsedUp));
-        }
         let existing: Option<String> =
             sqlx::query_scalar("SELECT id FROM agents WHERE machine_id = $1")
                 .bind(machine_id)
@@ -457,32 +381,8 @@ impl Store for SqliteStore {
         taken_at: i64,
         rows: &[SnapshotRow],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let claimed = sqlx::query(
-            "INSERT INTO figure_snapshot_dates (date, taken_at) VALUES ($1, $2)
-             ON CONFLICT (date) DO NOTHING",
-        )
-        .bind(date)
-        .bind(taken_at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if claimed == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        let sql = format!(
-            "INSERT INTO figure_snapshots ({SNAPSHOT_COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-             ON CONFLICT (date, scope, code) DO NOTHING"
-        );
-        for row in rows {
-            bind_snapshot_row(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), row)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        Sql::write_snapshot(tx, date, taken_at, rows).await
     }
 
     async fn snapshot(&self, date: &str) -> Result<Option<(i64, Vec<SnapshotRow>)>, StoreError> {
@@ -512,23 +412,7 @@ impl Store for SqliteStore {
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO sessions (session_hash, token_hash, created_at, expires_at)
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(session_digest)
-        .bind(token_digest)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        Sql::create_session(&self.writer, session_digest, token_digest, now, expires_at).await
     }
 
     async fn session_role(
