@@ -18,11 +18,11 @@ use sqlx::{
 
 use super::{
     AGENT_COLUMNS, AGENT_GROUPS_SQL, AgentEvidence, AgentFilter, AgentIdentity, AgentRecord,
-    ApiRole, CHANGE_COLUMNS, EnrolRefusal, EnrolTokenRow, GroupRow, HashedRole, ImportSummary,
-    InventoryChange, REVOKE_AGENT_SQL, Revoked, SESSION_ROLE_SQL, SNAPSHOT_COLUMNS, SnapshotRow,
-    StoreError, StoredUnit, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation, agents_page_query,
-    bind_group_params, bind_snapshot_row, groups_of, import_summary, token_by_fingerprint,
-    unknown_merge,
+    ApiRole, CHANGE_COLUMNS, EnrolRefusal, EnrolTokenRow, Enrolled, GroupRow, HashedRole,
+    ImportSummary, InventoryChange, REVOKE_AGENT_SQL, Revoked, SESSION_ROLE_SQL, SNAPSHOT_COLUMNS,
+    SnapshotRow, StoreError, StoredUnit, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation,
+    agents_page_query, bind_group_params, bind_snapshot_row, groups_of, import_summary,
+    token_by_fingerprint, unknown_merge,
 };
 use crate::figures::{AgentGroup, Role, Rules, UnitRow};
 use crate::units::{Merge, NewUnit};
@@ -185,10 +185,54 @@ where
         Ok(())
     }
 
-    /// The first step of an enrolment in its transaction: the token is read, checked and one of
-    /// its uses claimed. The unit and role it grants, or why it does not; on a refusal the
-    /// caller drops the transaction, so nothing is written.
-    pub(super) async fn claim_enrol_token(
+    /// [`super::Store::enroll`] in `tx`, the store's write transaction.
+    pub(super) async fn enroll(
+        mut tx: Transaction<'_, DB>,
+        token_digest: &[u8],
+        machine_id: &str,
+        hostname: &str,
+        key_digest: &[u8],
+        now: i64,
+    ) -> Result<Result<Enrolled, EnrolRefusal>, StoreError> {
+        let (unit_code, role) = match Self::claim_enrol_token(&mut tx, token_digest, now).await? {
+            Ok(granted) => granted,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        // One statement, never a read followed by a write, so two replicas enrolling one machine
+        // at once end with one record and the same id. The id is only used if the machine is
+        // new: RETURNING gives the stored one, so "reused" is exactly "the id that came back is
+        // not the one we proposed".
+        let proposed = uuid::Uuid::now_v7().to_string();
+        let agent_id: String = sqlx::query_scalar(
+            "INSERT INTO agents (id, machine_id, unit_code, role, hostname, key_hash, enrolled_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (machine_id) DO UPDATE SET unit_code = EXCLUDED.unit_code,
+               role = EXCLUDED.role, hostname = EXCLUDED.hostname, key_hash = EXCLUDED.key_hash,
+               revoked_at = NULL
+             RETURNING id",
+        )
+        .bind(&proposed)
+        .bind(machine_id)
+        .bind(&unit_code)
+        .bind(role.as_str())
+        .bind(hostname)
+        .bind(key_digest)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(Enrolled {
+            reused: agent_id != proposed,
+            agent_id,
+            unit_code,
+            role,
+        }))
+    }
+
+    /// The first step of an enrolment: the token is read, checked and one of its uses claimed.
+    /// The unit and role it grants, or why it does not; on a refusal the caller drops the
+    /// transaction, so nothing is written.
+    async fn claim_enrol_token(
         conn: &mut DB::Connection,
         token_digest: &[u8],
         now: i64,

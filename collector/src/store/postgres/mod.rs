@@ -240,38 +240,8 @@ impl Store for PostgresStore {
         key_digest: &[u8],
         now: i64,
     ) -> Result<Result<Enrolled, EnrolRefusal>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let (unit_code, role) = match Sql::claim_enrol_token(&mut tx, token_digest, now).await? {
-            Ok(granted) => granted,
-            Err(refusal) => return Ok(Err(refusal)),
-        };
-        // The id is only used if the machine is new: RETURNING gives the stored one, so
-        // "reused" is exactly "the id that came back is not the one we proposed".
-        let proposed = uuid::Uuid::now_v7().to_string();
-        let agent_id: String = sqlx::query_scalar(
-            "INSERT INTO agents (id, machine_id, unit_code, role, hostname, key_hash, enrolled_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (machine_id) DO UPDATE SET unit_code = EXCLUDED.unit_code,
-               role = EXCLUDED.role, hostname = EXCLUDED.hostname, key_hash = EXCLUDED.key_hash,
-               revoked_at = NULL
-             RETURNING id",
-        )
-        .bind(&proposed)
-        .bind(machine_id)
-        .bind(&unit_code)
-        .bind(role.as_str())
-        .bind(hostname)
-        .bind(key_digest)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Ok(Enrolled {
-            reused: agent_id != proposed,
-            agent_id,
-            unit_code,
-            role,
-        }))
+        let tx = self.pool.begin().await?;
+        Sql::enroll(tx, token_digest, machine_id, hostname, key_digest, now).await
     }
 
     async fn agent_by_key(&self, key_digest: &[u8]) -> Result<Option<AgentIdentity>, StoreError> {

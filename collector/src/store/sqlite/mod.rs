@@ -255,58 +255,8 @@ impl Store for SqliteStore {
         key_digest: &[u8],
         now: i64,
     ) -> Result<Result<Enrolled, EnrolRefusal>, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let (unit_code, role) = match Sql::claim_enrol_token(&mut tx, token_digest, now).await? {
-            Ok(granted) => granted,
-            Err(refusal) => return Ok(Err(refusal)),
-        };
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT id FROM agents WHERE machine_id = $1")
-                .bind(machine_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let reused = existing.is_some();
-        let agent_id = match existing {
-            Some(id) => {
-                sqlx::query(
-                    "UPDATE agents SET unit_code = $1, role = $2, hostname = $3, key_hash = $4,
-                       revoked_at = NULL
-                     WHERE id = $5",
-                )
-                .bind(&unit_code)
-                .bind(role.as_str())
-                .bind(hostname)
-                .bind(key_digest)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
-                id
-            }
-            None => {
-                let id = uuid::Uuid::now_v7().to_string();
-                sqlx::query(
-                    "INSERT INTO agents (id, machine_id, unit_code, role, hostname, key_hash, enrolled_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&id)
-                .bind(machine_id)
-                .bind(&unit_code)
-                .bind(role.as_str())
-                .bind(hostname)
-                .bind(key_digest)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                id
-            }
-        };
-        tx.commit().await?;
-        Ok(Ok(Enrolled {
-            agent_id,
-            unit_code,
-            role,
-            reused,
-        }))
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        Sql::enroll(tx, token_digest, machine_id, hostname, key_digest, now).await
     }
 
     async fn agent_by_key(&self, key_digest: &[u8]) -> Result<Option<AgentIdentity>, StoreError> {
