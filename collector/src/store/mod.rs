@@ -527,8 +527,13 @@ impl HashedRole {
     }
 }
 
-/// The live session with this digest joined to a still-valid API token; bound (session
-/// digest, now).
+/// The valid (unexpired, unrevoked) API token with this digest, as a [`HashedRole`]; bound
+/// (token digest, now).
+const API_TOKEN_ROLE_SQL: &str = "SELECT token_hash AS hash, role FROM api_tokens
+     WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)";
+
+/// The live session with this digest joined to a still-valid API token, as a [`HashedRole`];
+/// bound (session digest, now).
 const SESSION_ROLE_SQL: &str = "SELECT s.session_hash AS hash, t.role FROM sessions s
      JOIN api_tokens t ON t.token_hash = s.token_hash
      WHERE s.session_hash = $1 AND s.expires_at > $2

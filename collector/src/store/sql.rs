@@ -19,10 +19,10 @@ use sqlx::{
 use super::{
     AGENT_COLUMNS, AGENT_GROUPS_SQL, AgentEvidence, AgentFilter, AgentIdentity, AgentRecord,
     ApiRole, CHANGE_COLUMNS, EnrolRefusal, EnrolTokenRow, Enrolled, GroupRow, HashedRole,
-    ImportSummary, InventoryChange, REVOKE_AGENT_SQL, Revoked, SESSION_ROLE_SQL, SNAPSHOT_COLUMNS,
-    SnapshotRow, StoreError, StoredUnit, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation,
-    agents_page_query, bind_group_params, bind_snapshot_row, groups_of, import_summary,
-    token_by_fingerprint, unknown_merge,
+    ImportSummary, InventoryChange, REVOKE_AGENT_SQL, Revoked, SNAPSHOT_COLUMNS, SnapshotRow,
+    StoreError, StoredUnit, TOKENS_SQL, TokenInfo, TokenRow, agent_revocation, agents_page_query,
+    bind_group_params, bind_snapshot_row, groups_of, import_summary, token_by_fingerprint,
+    unknown_merge,
 };
 use crate::figures::{AgentGroup, Role, Rules, UnitRow};
 use crate::units::{Merge, NewUnit};
@@ -308,22 +308,6 @@ where
         Ok(())
     }
 
-    pub(super) async fn api_token_role(
-        pool: &Pool<DB>,
-        digest: &[u8],
-        now: i64,
-    ) -> Result<Option<ApiRole>, StoreError> {
-        let row: Option<HashedRole> = sqlx::query_as(
-            "SELECT token_hash AS hash, role FROM api_tokens WHERE token_hash = $1
-             AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
-        )
-        .bind(digest)
-        .bind(now)
-        .fetch_optional(pool)
-        .await?;
-        Ok(row.and_then(|r| r.role_for(digest)))
-    }
-
     pub(super) async fn tokens(pool: &Pool<DB>) -> Result<Vec<TokenInfo>, StoreError> {
         let rows: Vec<TokenRow> = sqlx::query_as(TOKENS_SQL).fetch_all(pool).await?;
         Ok(rows.into_iter().map(TokenRow::into_info).collect())
@@ -602,17 +586,21 @@ where
         Ok(())
     }
 
-    pub(super) async fn session_role(
+    /// The role the valid secret with this digest grants at `now`: `sql` is
+    /// [`super::API_TOKEN_ROLE_SQL`] or [`super::SESSION_ROLE_SQL`]. The digest is compared
+    /// again in constant time ([`HashedRole::role_for`]).
+    pub(super) async fn secret_role(
         pool: &Pool<DB>,
-        session_digest: &[u8],
+        sql: &'static str,
+        digest: &[u8],
         now: i64,
     ) -> Result<Option<ApiRole>, StoreError> {
-        let row: Option<HashedRole> = sqlx::query_as(SESSION_ROLE_SQL)
-            .bind(session_digest)
+        let row: Option<HashedRole> = sqlx::query_as(sql)
+            .bind(digest)
             .bind(now)
             .fetch_optional(pool)
             .await?;
-        Ok(row.and_then(|r| r.role_for(session_digest)))
+        Ok(row.and_then(|r| r.role_for(digest)))
     }
 
     pub(super) async fn delete_session(

@@ -31,9 +31,9 @@ use sqlx::{PgPool, Postgres};
 use tokio::sync::mpsc;
 
 use super::{
-    AgentEvidence, AgentFilter, AgentIdentity, AgentRecord, ApiRole, EnrolRefusal, Enrolled,
-    ImportSummary, Incoming, InventoryChange, Revoked, SnapshotRow, Store, StoreError, Stored,
-    TokenInfo, redact_url,
+    API_TOKEN_ROLE_SQL, AgentEvidence, AgentFilter, AgentIdentity, AgentRecord, ApiRole,
+    EnrolRefusal, Enrolled, ImportSummary, Incoming, InventoryChange, Revoked, SESSION_ROLE_SQL,
+    SnapshotRow, Store, StoreError, Stored, TokenInfo, redact_url,
 };
 use crate::Background;
 use crate::figures::{AgentGroup, Role, Rules, UnitRow};
@@ -204,7 +204,7 @@ impl Store for PostgresStore {
     }
 
     async fn api_token_role(&self, digest: &[u8], now: i64) -> Result<Option<ApiRole>, StoreError> {
-        Sql::api_token_role(&self.pool, digest, now).await
+        Sql::secret_role(&self.pool, API_TOKEN_ROLE_SQL, digest, now).await
     }
 
     async fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
@@ -355,7 +355,7 @@ impl Store for PostgresStore {
         session_digest: &[u8],
         now: i64,
     ) -> Result<Option<ApiRole>, StoreError> {
-        Sql::session_role(&self.pool, session_digest, now).await
+        Sql::secret_role(&self.pool, SESSION_ROLE_SQL, session_digest, now).await
     }
 
     async fn delete_session(&self, session_digest: &[u8]) -> Result<(), StoreError> {

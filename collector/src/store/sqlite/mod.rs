@@ -59,9 +59,9 @@ use sqlx::{Sqlite, SqlitePool};
 use tokio::sync::mpsc;
 
 use super::{
-    AgentEvidence, AgentFilter, AgentIdentity, AgentRecord, ApiRole, EnrolRefusal, Enrolled,
-    ImportSummary, Incoming, InventoryChange, Missing, Revoked, SnapshotRow, Store, StoreError,
-    Stored, TokenInfo,
+    API_TOKEN_ROLE_SQL, AgentEvidence, AgentFilter, AgentIdentity, AgentRecord, ApiRole,
+    EnrolRefusal, Enrolled, ImportSummary, Incoming, InventoryChange, Missing, Revoked,
+    SESSION_ROLE_SQL, SnapshotRow, Store, StoreError, Stored, TokenInfo,
 };
 use crate::figures::{AgentGroup, Role, Rules, UnitRow};
 use crate::units::UnitFile;
@@ -219,7 +219,7 @@ impl Store for SqliteStore {
     }
 
     async fn api_token_role(&self, digest: &[u8], now: i64) -> Result<Option<ApiRole>, StoreError> {
-        Sql::api_token_role(&self.reader, digest, now).await
+        Sql::secret_role(&self.reader, API_TOKEN_ROLE_SQL, digest, now).await
     }
 
     async fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
@@ -370,7 +370,7 @@ impl Store for SqliteStore {
         session_digest: &[u8],
         now: i64,
     ) -> Result<Option<ApiRole>, StoreError> {
-        Sql::session_role(&self.reader, session_digest, now).await
+        Sql::secret_role(&self.reader, SESSION_ROLE_SQL, session_digest, now).await
     }
 
     async fn delete_session(&self, session_digest: &[u8]) -> Result<(), StoreError> {
