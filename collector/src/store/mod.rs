@@ -882,8 +882,8 @@ pub(crate) fn groups_of(rows: Vec<GroupRow>) -> Vec<AgentGroup> {
     groups
 }
 
-/// Binds `row` to an `INSERT INTO figure_snapshots ({SNAPSHOT_COLUMNS})` with twenty
-/// placeholders in the store's dialect.
+/// Binds `row` to an `INSERT INTO figure_snapshots ({SNAPSHOT_COLUMNS})` with placeholders `$1`
+/// to `$20`.
 fn bind_snapshot_row<'q, DB>(
     query: sqlx::query::Query<'q, DB, Args<DB>>,
     row: &SnapshotRow,

@@ -3,8 +3,9 @@
 //! The SQL uses PostgreSQL's `$N` placeholders, which sqlx-sqlite binds by number too (SQLite's
 //! named parameters), so a parameter used twice is bound once. What differs between the engines
 //! in these statements is a [`Dialect`] constant; a difference in what a method does (SQLite's
-//! `BEGIN IMMEDIATE`, PostgreSQL's one-statement unit import and enrolment) stays in the store,
-//! which passes in the pool, or the transaction it began.
+//! `BEGIN IMMEDIATE`, PostgreSQL's `LOCK TABLE` and one-statement unit import, each engine's
+//! pruning of reports) stays in the store, which passes in the pool, or the transaction it
+//! began.
 //!
 //! Rejected: `sqlx::Any` (no timestamps, UUIDs or JSON), and a macro stamping these bodies out
 //! once per store (its errors and documentation would point into the macro). The bounds sqlx
@@ -33,7 +34,8 @@ pub(super) trait Dialect: sqlx::Database {
     /// PostgreSQL's would follow the server's collation (en_US, vi_VN…), and that must not change
     /// what the API lists first.
     const BYTE_ORDER: &'static str;
-    /// The agents joined to wherever their evidence is kept, and [`AgentEvidence`]'s columns there.
+    /// The agents joined to wherever their evidence is kept, and [`AgentEvidence`]'s columns
+    /// there.
     const AGENTS_WITH_EVIDENCE: &'static str;
     const EVIDENCE_COLUMNS: &'static str;
     /// Whether a read in a write transaction must lock the rows the write relies on (`FOR
