@@ -340,11 +340,7 @@ where
             .bind(id)
             .execute(pool)
             .await?;
-        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1");
-        let record: Option<AgentRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
+        let record = Self::agent_record(pool, id).await?;
         agent_revocation(record, DB::rows_affected(&result), id)
     }
 
@@ -393,15 +389,20 @@ where
         Ok(groups_of(rows))
     }
 
+    /// The agent with this id, without its evidence.
+    async fn agent_record(pool: &Pool<DB>, id: &str) -> Result<Option<AgentRecord>, StoreError> {
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?)
+    }
+
     pub(super) async fn agent(
         pool: &Pool<DB>,
         id: &str,
     ) -> Result<Option<(AgentRecord, AgentEvidence)>, StoreError> {
-        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1");
-        let record: Option<AgentRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
+        let record = Self::agent_record(pool, id).await?;
         let Some(record) = record else {
             return Ok(None);
         };
