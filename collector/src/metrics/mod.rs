@@ -429,7 +429,7 @@ fn units(x: &mut Expositions, figures: &Figures) {
             Endpoint::Metrics,
             (
                 "hatang_unit_lan_up",
-                "1 when an agent of the unit showed an up, non-loopback interface carrying the default route.",
+                "1 when an agent of the unit that reported within the equipment window showed an up, non-loopback interface carrying the default route.",
                 |u| Some(f64::from(u8::from(u.lan))),
             ),
         ),
