@@ -628,23 +628,20 @@ mod tests {
 
     #[test]
     fn the_public_url_is_kept_as_the_origin_a_browser_sends() {
-        let origin = |text: &str| PublicUrl::parse(text).map(|u| u.origin);
-        assert_eq!(
-            origin("https://Hatang.Example.gov.vn"),
-            Ok("https://hatang.example.gov.vn".into())
-        );
-        assert_eq!(
-            origin("https://hatang.example.gov.vn:443/"),
-            Ok("https://hatang.example.gov.vn".into())
-        );
-        assert_eq!(
-            origin("http://10.0.0.5:8080"),
-            Ok("http://10.0.0.5:8080".into())
-        );
-        assert_eq!(
-            origin("https://[::1]:8443"),
-            Ok("https://[::1]:8443".into())
-        );
+        for (text, origin) in [
+            (
+                "https://Hatang.Example.gov.vn",
+                "https://hatang.example.gov.vn",
+            ),
+            (
+                "https://hatang.example.gov.vn:443/",
+                "https://hatang.example.gov.vn",
+            ),
+            ("http://10.0.0.5:8080", "http://10.0.0.5:8080"),
+            ("https://[::1]:8443", "https://[::1]:8443"),
+        ] {
+            assert_eq!(PublicUrl::parse(text).map(|u| u.origin), Ok(origin.into()));
+        }
         assert!(PublicUrl::parse("https://h.example").unwrap().is_https());
         assert!(!PublicUrl::parse("http://h.example").unwrap().is_https());
         for wrong in [

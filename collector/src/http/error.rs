@@ -125,14 +125,12 @@ fn log_storage_failure(e: &StoreError) {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .admit(Instant::now());
     match said {
-        Some(0) => {
-            tracing::error!(error = %e, cause = ?std::error::Error::source(e), "storage failure");
-        }
-        Some(unsaid) => tracing::error!(
+        // The failures since the last one logged went to DEBUG only.
+        Some(held_back) => tracing::error!(
             error = %e,
             cause = ?std::error::Error::source(e),
-            unsaid,
-            "storage failure ({unsaid} more since the last one logged, not logged each)"
+            not_logged_since_last = held_back,
+            "storage failure"
         ),
         None => {
             tracing::debug!(error = %e, cause = ?std::error::Error::source(e), "storage failure");
