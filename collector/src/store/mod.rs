@@ -62,6 +62,10 @@ pub enum StoreError {
     /// failed, now or earlier): it is not acknowledged, and the agent resends it.
     #[error("{0}")]
     NotDurable(String),
+    /// The database did not answer the PostgreSQL store's ingest writer within its write
+    /// timeout; the writer gave up that session. Nothing of the batch is acknowledged.
+    #[error("the database did not answer within {secs} s")]
+    WriteTimeout { secs: u64 },
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -9,7 +9,7 @@ use hatang_collector::store::{Incoming, StoreError, Stored};
 use hatang_protocol::Report;
 use serde_json::{Value, json};
 
-use crate::support::{Harness, TREE_3, on_every_backend, report};
+use crate::support::{Harness, SilentCut, TREE_3, on_every_backend, report};
 
 /// `report` as the store receives it from `agent_id`.
 fn incoming(agent_id: &str, report: &Value) -> Incoming {
@@ -344,4 +344,156 @@ async fn the_ingest_writer_opens_a_new_session_when_the_server_ends_its_own() {
         .unwrap();
     assert_eq!(after.len(), 1, "{after:?}");
     assert_ne!(after, before, "the writer opened a new session");
+}
+
+/// A replica of `h`'s database whose connections go through a [`SilentCut`] relay, with a
+/// writer that gives a batch two seconds.
+async fn replica_behind_a_relay(h: &Harness) -> (Harness, SilentCut) {
+    use hatang_collector::store::{PostgresSettings, PostgresStore};
+    let options: sqlx::postgres::PgConnectOptions = h.db_url().parse().unwrap();
+    let server = format!("{}:{}", options.get_host(), options.get_port());
+    let cut = SilentCut::to(server.clone()).await;
+    let relayed = h.db_url().replacen(&server, &cut.addr.to_string(), 1);
+    assert_ne!(relayed, h.db_url(), "the test URL names {server}");
+    let settings = PostgresSettings {
+        write_timeout: WRITE_TIMEOUT,
+        ..PostgresSettings::default()
+    };
+    let store = PostgresStore::open(&relayed, &settings).await.unwrap();
+    (h.replica_on(Box::new(store)), cut)
+}
+
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The ingest writers' sessions on the test's database.
+const WRITERS: &str = "SELECT pid FROM pg_stat_activity
+                       WHERE application_name = 'hatang-collector ingest' AND datname = current_database()";
+
+/// A firewall or NAT between a replica and PostgreSQL may forget the writer's connection without
+/// a word: what the writer sends goes nowhere and no answer ever comes, and TCP would wait a
+/// quarter of an hour to say so while every report queued behind the batch. The writer gives up
+/// the batch after its write timeout: those reports are refused with 503 and not stored, and the
+/// next batch, on a new connection, stores the agent's resend once.
+#[tokio::test]
+async fn the_ingest_writer_gives_up_a_session_the_network_dropped_silently() {
+    use std::time::{Duration, Instant};
+    let Some(db) = crate::support::Backend::postgres() else {
+        return;
+    };
+    let h = Harness::with_tree_on(&db, TREE_3).await;
+    let agent = h.enrolled(&h.enrol_token("4351", None).await, "m").await;
+    let (replica, cut) = replica_behind_a_relay(&h).await;
+    replica
+        .report(&agent.key, &report())
+        .await
+        .json(StatusCode::ACCEPTED);
+
+    cut.cut();
+    let next = report();
+    // Without the write timeout this waits for TCP; the bound only keeps a regression from
+    // hanging the suite.
+    let started = Instant::now();
+    let refused = tokio::time::timeout(Duration::from_secs(60), replica.report(&agent.key, &next))
+        .await
+        .expect("the writer still waits on the dropped session after 60 s");
+    let waited = started.elapsed();
+    refused.json(StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        waited >= WRITE_TIMEOUT,
+        "answered before the write timeout: {waited:?}"
+    );
+    assert_eq!(
+        h.store().report_count(None).await.unwrap(),
+        1,
+        "the refused report was stored"
+    );
+
+    // The agent resends; the writer's next batch opens a new connection, which the relay carries.
+    replica
+        .report(&agent.key, &next)
+        .await
+        .json(StatusCode::ACCEPTED);
+    assert_eq!(h.store().report_count(None).await.unwrap(), 2);
+}
+
+/// The server's side of a dropped session: a writer cut off while its batch waits for an
+/// agent's row lock would otherwise get the lock later and sit in its transaction holding it,
+/// for as long as the server thinks the session alive, and every other replica's report from
+/// that agent would wait behind it. The writer's session asks the server to end a statement or
+/// an open transaction after the write timeout, so the session goes and the row is free.
+#[tokio::test]
+async fn a_writer_session_cut_off_inside_its_transaction_frees_the_agents_row() {
+    use sqlx::Connection as _;
+    use std::time::{Duration, Instant};
+    let Some(db) = crate::support::Backend::postgres() else {
+        return;
+    };
+    let h = Harness::with_tree_on(&db, TREE_3).await;
+    let agent = h.enrolled(&h.enrol_token("4351", None).await, "m").await;
+    let (replica, cut) = replica_behind_a_relay(&h).await;
+    replica
+        .report(&agent.key, &report())
+        .await
+        .json(StatusCode::ACCEPTED);
+    let mut admin = sqlx::PgConnection::connect(h.db_url()).await.unwrap();
+    let writer: Vec<i32> = sqlx::query_scalar(WRITERS)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(writer.len(), 1, "only the replica has written: {writer:?}");
+
+    // Hold the agent's row, so the replica's next batch (a report with an inventory locks its
+    // agent's row first) waits inside its transaction; then cut the replica off.
+    let mut holder = sqlx::PgConnection::connect(h.db_url()).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT 1 FROM agents WHERE id = $1 FOR UPDATE")
+        .bind(&agent.id)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let waits_for_the_row =
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'";
+    let cut_once_waiting = async {
+        let started = Instant::now();
+        while sqlx::query_scalar::<_, i64>(waits_for_the_row)
+            .bind(writer[0])
+            .fetch_one(&mut admin)
+            .await
+            .unwrap()
+            == 0
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the writer never waited for the row"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        cut.cut();
+    };
+    let locking = report();
+    let (refused, ()) = tokio::join!(replica.report(&agent.key, &locking), cut_once_waiting);
+    refused.json(StatusCode::SERVICE_UNAVAILABLE);
+
+    // The row is still held: only the server's own limits can end the writer's session now.
+    let started = Instant::now();
+    loop {
+        let writers: Vec<i32> = sqlx::query_scalar(WRITERS)
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+        if !writers.contains(&writer[0]) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the cut-off writer session is still there after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
+    let stored = tokio::time::timeout(Duration::from_secs(30), h.report(&agent.key, &report()))
+        .await
+        .expect("a report from the agent still waits for its row");
+    stored.json(StatusCode::ACCEPTED);
+    assert_eq!(h.store().report_count(None).await.unwrap(), 2);
 }

@@ -344,6 +344,11 @@ impl Harness {
         let store = store::open(&self.db.url, store::Missing::Create)
             .await
             .unwrap();
+        self.replica_on(store)
+    }
+
+    /// Another collector replica over `store`, which the caller opened on this database.
+    pub fn replica_on(&self, store: Box<dyn Store>) -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
             state: AppState::new(store, self.config().clone()),
@@ -798,4 +803,67 @@ fn the_exposition_parser_reads_labels_escapes_and_bare_samples() {
     assert_eq!(e.value("y", &[("a", "2"), ("b", "Sở Y tế, {x}")]), 0.001);
     assert_eq!(e.get("y", &[("a", "1")]), None);
     assert_eq!(e.series("y").len(), 2);
+}
+
+/// A TCP relay whose connections can be cut without a word, as a firewall or NAT that forgets
+/// its flows cuts them: after [`SilentCut::cut`], whatever either side of a connection made
+/// before it sends is swallowed, nothing reaches the other side, and neither socket is closed.
+/// Connections made after a cut are relayed again.
+#[derive(Debug)]
+pub struct SilentCut {
+    pub addr: std::net::SocketAddr,
+    cuts: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SilentCut {
+    /// A relay on a free loopback port to `target` (`host:port`).
+    pub async fn to(target: String) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cuts = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let seen = cuts.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let born = seen.load(Ordering::SeqCst);
+                let (from_client, to_client) = client.into_split();
+                let (from_server, to_server) = server.into_split();
+                tokio::spawn(relay(from_client, to_server, seen.clone(), born));
+                tokio::spawn(relay(from_server, to_client, seen.clone(), born));
+            }
+        });
+        Self { addr, cuts }
+    }
+
+    /// Cuts every connection relayed so far.
+    pub fn cut(&self) {
+        self.cuts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to` while no cut came after the connection's birth, and then reads and
+/// drops, so the sender's writes still succeed as they would into a dead network.
+async fn relay(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    cuts: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    born: u64,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = vec![0; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if cuts.load(std::sync::atomic::Ordering::SeqCst) != born {
+            continue;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }

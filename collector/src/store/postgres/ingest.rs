@@ -36,18 +36,21 @@ use tokio::sync::mpsc;
 
 use super::super::batch::{self, Answer, Batch, Job, Prepared};
 use super::super::{AgentUpdate, StoreError, Stored, accepted, inventory_changes_of};
+use super::PostgresSettings;
+use super::publisher::KEEPALIVES;
 use crate::changes::Change;
 
 /// Starts the writer task of a store connecting with `options`; it ends when the returned
 /// queue's every sender is gone.
-pub(super) fn start(options: PgConnectOptions, connect_timeout: Duration) -> mpsc::Sender<Job> {
+pub(super) fn start(options: PgConnectOptions, settings: &PostgresSettings) -> mpsc::Sender<Job> {
     let (queue, mut jobs) = batch::queue();
+    let mut writer = Writer {
+        options: options.application_name(APPLICATION_NAME),
+        connect_timeout: settings.connect_timeout,
+        write_timeout: settings.write_timeout,
+        session: None,
+    };
     tokio::spawn(async move {
-        let mut writer = Writer {
-            options: options.application_name(APPLICATION_NAME),
-            connect_timeout,
-            session: None,
-        };
         while let Some(first) = jobs.recv().await {
             let batch = Batch::gather(first, &mut jobs);
             let result = writer.store(&batch.reports()).await;
@@ -61,8 +64,8 @@ pub(super) fn start(options: PgConnectOptions, connect_timeout: Duration) -> mps
 const APPLICATION_NAME: &str = "hatang-collector ingest";
 
 /// A session left idle this long is closed rather than used again: a firewall or NAT between
-/// the replica and the server may have dropped it without a word, and a write into such a
-/// socket waits for TCP to give up, minutes later. At full load the writer is never idle.
+/// the replica and the server may have dropped it without a word, and a batch sent into such a
+/// socket would wait out the write timeout. At full load the writer is never idle.
 const IDLE_REUSE: Duration = Duration::from_secs(60);
 
 /// The ingest writer and its own session, kept out of the pool: a batch taken through the pool
@@ -72,6 +75,9 @@ const IDLE_REUSE: Duration = Duration::from_secs(60);
 struct Writer {
     options: PgConnectOptions,
     connect_timeout: Duration,
+    /// How long one batch may take before the session is given up
+    /// ([`PostgresSettings::write_timeout`]).
+    write_timeout: Duration,
     /// The session and when it was last used; `None` until the first batch, and after one that
     /// failed on a session which then did not answer a ping.
     session: Option<(PgConnection, Instant)>,
@@ -84,7 +90,19 @@ impl Writer {
             Some((session, used)) if used.elapsed() < IDLE_REUSE => session,
             _ => self.connect().await?,
         };
-        let result = store_batch(&mut session, batch).await;
+        let Ok(result) =
+            tokio::time::timeout(self.write_timeout, store_batch(&mut session, batch)).await
+        else {
+            // The session is somewhere inside a statement; it is dropped with the future.
+            tracing::warn!(
+                reports = batch.len(),
+                "the database did not answer the ingest writer within {} s; the next batch opens a new session",
+                self.write_timeout.as_secs_f32()
+            );
+            return Err(StoreError::WriteTimeout {
+                secs: self.write_timeout.as_secs(),
+            });
+        };
         // A failure may have come from the session itself (the server restarted, the network
         // dropped it): keep it only if it still answers.
         let healthy = match &result {
@@ -105,18 +123,29 @@ impl Writer {
     }
 
     async fn connect(&self) -> Result<PgConnection, StoreError> {
-        match tokio::time::timeout(
-            self.connect_timeout,
-            PgConnection::connect_with(&self.options),
-        )
-        .await
-        {
+        match tokio::time::timeout(self.connect_timeout, self.open_session()).await {
             Ok(connected) => Ok(connected?),
             Err(_) => Err(StoreError::ConnectTimeout {
                 url: format!("{}:{}", self.options.get_host(), self.options.get_port()),
                 secs: self.connect_timeout.as_secs(),
             }),
         }
+    }
+
+    /// A new session, with the server told to give up on it as the writer would: a statement
+    /// still running, or a transaction left open, after the write timeout is ended (its locks
+    /// on the agents' rows released for the other replicas), and a peer gone silent is noticed
+    /// by TCP keepalives within about half a minute.
+    async fn open_session(&self) -> Result<PgConnection, sqlx::Error> {
+        let mut session = PgConnection::connect_with(&self.options).await?;
+        // A number of milliseconds and a constant: nothing from outside goes into this text.
+        let limit = self.write_timeout.as_millis();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SET statement_timeout = {limit}; SET idle_in_transaction_session_timeout = {limit}; {KEEPALIVES}"
+        )))
+        .execute(&mut session)
+        .await?;
+        Ok(session)
     }
 }
 

@@ -76,6 +76,13 @@ pub struct PostgresSettings {
     /// How long a request waits for a free connection before the collector answers 503 (the
     /// agent keeps the report in its spool and retries).
     pub acquire_timeout: Duration,
+    /// How long the ingest writer waits for the database to store one batch. A batch takes
+    /// milliseconds; this bounds the wait on a session that a firewall or NAT dropped without a
+    /// word, which TCP would keep open for a quarter of an hour while every report queued behind
+    /// it. The batch's requests then get 503 (the agents resend it; a report that did reach the
+    /// database is answered "duplicate"), and the next batch opens a new session. Shorter than
+    /// the agent's own request timeout (15 s by default), so the agent hears the 503.
+    pub write_timeout: Duration,
 }
 
 impl Default for PostgresSettings {
@@ -84,6 +91,7 @@ impl Default for PostgresSettings {
             max_connections: 10,
             connect_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -119,10 +127,7 @@ impl PostgresStore {
             Ok(Err(e)) => return Err(e.into()),
         };
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
-        let ingest = ingest::start(
-            PgConnectOptions::clone(&pool.connect_options()),
-            settings.connect_timeout,
-        );
+        let ingest = ingest::start(PgConnectOptions::clone(&pool.connect_options()), settings);
         Ok(Self { pool, ingest })
     }
 }

@@ -43,7 +43,7 @@ const IDLE_LIMIT: &str = "SET idle_session_timeout = '20s'";
 
 /// Sets how the server watches this session's peer: first keepalive after 10 s of silence,
 /// then every 5 s, the session ended after 3 unanswered. Ignored on a Unix socket.
-const KEEPALIVES: &str =
+pub(super) const KEEPALIVES: &str =
     "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3";
 
 /// How often, at most, the lock being out of reach is said at WARN.
