@@ -346,10 +346,21 @@ async fn the_ingest_writer_opens_a_new_session_when_the_server_ends_its_own() {
     assert_ne!(after, before, "the writer opened a new session");
 }
 
-/// A replica of `h`'s database whose connections go through a [`SilentCut`] relay, with a
-/// writer that gives a batch two seconds.
-async fn replica_behind_a_relay(h: &Harness) -> (Harness, SilentCut) {
+/// A collector and an agent enrolled on it, and a replica of its database whose connections go
+/// through a [`SilentCut`] relay, with a writer that gives a batch [`WRITE_TIMEOUT`]; the
+/// replica has stored one report of the agent's, so its writer has a session. `None` without
+/// a PostgreSQL server to test on.
+struct Relayed {
+    h: Harness,
+    agent: crate::support::Agent,
+    replica: Harness,
+    cut: SilentCut,
+}
+
+async fn reporting_through_a_relay() -> Option<Relayed> {
     use hatang_collector::store::{PostgresSettings, PostgresStore};
+    let h = Harness::with_tree_on(&crate::support::Backend::postgres()?, TREE_3).await;
+    let agent = h.enrolled(&h.enrol_token("4351", None).await, "m").await;
     let options: sqlx::postgres::PgConnectOptions = h.db_url().parse().unwrap();
     let server = format!("{}:{}", options.get_host(), options.get_port());
     let cut = SilentCut::to(server.clone()).await;
@@ -360,7 +371,17 @@ async fn replica_behind_a_relay(h: &Harness) -> (Harness, SilentCut) {
         ..PostgresSettings::default()
     };
     let store = PostgresStore::open(&relayed, &settings).await.unwrap();
-    (h.replica_on(Box::new(store)), cut)
+    let replica = h.replica_on(Box::new(store));
+    replica
+        .report(&agent.key, &report())
+        .await
+        .json(StatusCode::ACCEPTED);
+    Some(Relayed {
+        h,
+        agent,
+        replica,
+        cut,
+    })
 }
 
 const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -377,16 +398,10 @@ const WRITERS: &str = "SELECT pid FROM pg_stat_activity
 #[tokio::test]
 async fn the_ingest_writer_gives_up_a_session_the_network_dropped_silently() {
     use std::time::{Duration, Instant};
-    let Some(db) = crate::support::Backend::postgres() else {
+    let Some(r) = reporting_through_a_relay().await else {
         return;
     };
-    let h = Harness::with_tree_on(&db, TREE_3).await;
-    let agent = h.enrolled(&h.enrol_token("4351", None).await, "m").await;
-    let (replica, cut) = replica_behind_a_relay(&h).await;
-    replica
-        .report(&agent.key, &report())
-        .await
-        .json(StatusCode::ACCEPTED);
+    let (h, agent, replica, cut) = (r.h, r.agent, r.replica, r.cut);
 
     cut.cut();
     let next = report();
@@ -425,16 +440,10 @@ async fn the_ingest_writer_gives_up_a_session_the_network_dropped_silently() {
 async fn a_writer_session_cut_off_inside_its_transaction_frees_the_agents_row() {
     use sqlx::Connection as _;
     use std::time::{Duration, Instant};
-    let Some(db) = crate::support::Backend::postgres() else {
+    let Some(r) = reporting_through_a_relay().await else {
         return;
     };
-    let h = Harness::with_tree_on(&db, TREE_3).await;
-    let agent = h.enrolled(&h.enrol_token("4351", None).await, "m").await;
-    let (replica, cut) = replica_behind_a_relay(&h).await;
-    replica
-        .report(&agent.key, &report())
-        .await
-        .json(StatusCode::ACCEPTED);
+    let (h, agent, replica, cut) = (r.h, r.agent, r.replica, r.cut);
     let mut admin = sqlx::PgConnection::connect(h.db_url()).await.unwrap();
     let writer: Vec<i32> = sqlx::query_scalar(WRITERS)
         .fetch_all(&mut admin)
