@@ -6,9 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use ipnet::IpNet;
 use serde::Deserialize;
 
 /// The shortest report retention: longer than an agent keeps a report in its spool (7 days by
@@ -59,6 +60,12 @@ pub struct RawConfig {
     /// collector (`https://hatang.example.gov.vn`): sign-in forms must come from it, and with
     /// `https://` the session cookie is `Secure` although the collector itself speaks HTTP.
     pub public_url: Option<String>,
+    /// Load balancers and reverse proxies in front of the collector, as addresses or networks
+    /// (`["10.0.0.5", "10.0.1.0/24"]`). A request from one of them is taken to come from the
+    /// address it names last in `X-Forwarded-For` (past any others of them), so the limits per
+    /// address count each office rather than the proxy. Without it the header is ignored: any
+    /// client could write one.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// The `[tls]` table: PEM files, re-read on SIGHUP and when they change.
@@ -131,6 +138,7 @@ impl Default for RawConfig {
             metrics_token_file: None,
             utc_offset: "+07:00".into(),
             public_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -165,6 +173,7 @@ pub struct Config {
     pub metrics_token: Option<Vec<u8>>,
     pub utc_offset: time::UtcOffset,
     pub public_url: Option<PublicUrl>,
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// The checked `public_url`: its origin as a browser's `Origin` header names it.
@@ -259,6 +268,7 @@ impl fmt::Debug for Config {
             )
             .field("utc_offset", &self.utc_offset)
             .field("public_url", &self.public_url)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -376,6 +386,11 @@ impl RawConfig {
             .public_url
             .as_deref()
             .and_then(|text| PublicUrl::parse(text).map_err(|e| errors.push(e)).ok());
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .filter_map(|text| parse_proxy(text).map_err(|e| errors.push(e)).ok())
+            .collect();
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
@@ -397,8 +412,22 @@ impl RawConfig {
             metrics_token,
             utc_offset,
             public_url,
+            trusted_proxies,
         })
     }
+}
+
+/// One `trusted_proxies` entry: an address (the one machine) or a network in CIDR notation.
+fn parse_proxy(text: &str) -> Result<IpNet, String> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| {
+            format!(
+                "trusted_proxies: {text:?} is neither an address nor a network \
+                 (such as \"10.0.0.5\" or \"10.0.1.0/24\")"
+            )
+        })
 }
 
 /// The digest of the token in `path`: one line of printable ASCII without spaces, 16 to 256
@@ -624,6 +653,31 @@ mod tests {
             })
             .unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let raw = RawConfig::from_toml(
+            "trusted_proxies = [\"10.0.0.5\", \"10.0.1.7/24\", \"2001:db8::/48\"]\n",
+        )
+        .unwrap();
+        let config = raw.check(&Overrides::default()).unwrap();
+        let nets: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["10.0.0.5/32", "10.0.1.0/24", "2001:db8::/48"]);
+        let raw =
+            RawConfig::from_toml("trusted_proxies = [\"proxy.local\", \"10.0.0.0/33\"]\n").unwrap();
+        let ConfigError(errors) = raw.check(&Overrides::default()).unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "trusted_proxies: \"proxy.local\" is neither an address nor a network (such as \"10.0.0.5\" or \"10.0.1.0/24\")",
+                "trusted_proxies: \"10.0.0.0/33\" is neither an address nor a network (such as \"10.0.0.5\" or \"10.0.1.0/24\")",
+            ]
+        );
     }
 
     #[test]

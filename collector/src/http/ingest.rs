@@ -101,19 +101,22 @@ pub(super) async fn ingest(
 /// is refused.
 ///
 /// A key the store accepted before is taken from the known keys without a query; the store
-/// checks it again when it commits the report (see [`Incoming::key_digest`]).
+/// checks it again when it commits the report (see [`Incoming::key_digest`]). Such a key is not
+/// held to its address's allowance: it costs no lookup, and many agents share an address (an
+/// office behind NAT, a province behind its load balancer) of which one that keeps sending a
+/// revoked key must not stop the others.
 async fn admit(
     state: &AppState,
     address: ClientAddr,
     headers: &HeaderMap,
 ) -> Result<(String, Vec<u8>), ApiError> {
     let limits = state.limits();
-    limits.address_allowed(address)?;
     let digest = crate::secret::digest(super::bearer(headers)?);
     let known = state.inner.known_keys.agent(&digest);
     let agent = match known {
         Some(agent) => agent,
         None => {
+            limits.address_allowed(address)?;
             let agent = agent_by_digest(state, &digest).await.inspect_err(|e| {
                 if e.status() == StatusCode::UNAUTHORIZED {
                     // This attempt gets its 401; the allowance it spent shows on the next one.

@@ -16,9 +16,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use ipnet::IpNet;
 
-use super::ApiError;
+use super::{ApiError, AppState};
 use crate::config::LimitsConfig;
 
 /// Most keys one limiter tracks. A province has a few thousand machines and addresses; past the
@@ -219,23 +221,62 @@ impl Limits {
     }
 }
 
-/// The peer address of the connection, when the server recorded one
-/// (`into_make_service_with_connect_info`); `None` for requests handed to the router directly.
+/// The address a request counts against: the connection's peer, or, when the peer is one of
+/// the configured `trusted_proxies`, the client it forwarded the request for
+/// ([`forwarded_client`]). `None` for requests handed to the router directly, which did not
+/// come through a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
-        Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let trusted = &state.config().trusted_proxies;
+        Ok(ClientAddr(peer.map(|peer| {
+            forwarded_client(peer, &parts.headers, trusted)
+        })))
     }
 }
+
+/// The client behind `peer`. Each proxy appends the address it was reached from to
+/// `X-Forwarded-For`, so while the address in hand is a trusted proxy's, the entry before the
+/// ones already used names who reached it; the first address that is not a trusted proxy's is
+/// the client. The entries left of that one were written by the client and are not believed,
+/// and neither is anything past an entry that is not an address: the walk stops at the proxy
+/// that passed it on.
+pub fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(&ip));
+    let mut client = peer.to_canonical();
+    // Later header lines were added later, as were later entries within a line.
+    let entries = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .rev()
+        .flat_map(|line| line.to_str().unwrap_or("?").rsplit(','));
+    for entry in entries {
+        if !is_trusted(client) {
+            break;
+        }
+        let entry = entry.trim();
+        match entry
+            .parse::<IpAddr>()
+            .or_else(|_| entry.parse::<SocketAddr>().map(|s| s.ip()))
+        {
+            Ok(ip) => client = ip.to_canonical(),
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+/// The header proxies record the way a request came by in (nginx's
+/// `$proxy_add_x_forwarded_for`, HAProxy's `option forwardfor`).
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 #[cfg(test)]
 mod tests {
@@ -345,5 +386,54 @@ mod tests {
         assert_eq!(address_key(a), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
         assert_eq!(address_key(a), address_key(b));
         assert_ne!(address_key(a), address_key(other));
+    }
+
+    /// The client `forwarded_client` finds behind `peer` with these `X-Forwarded-For` lines,
+    /// the proxies at 10.0.0.0/24 and 2001:db8:a::1 trusted.
+    fn client(peer: &str, lines: &[&str]) -> String {
+        let trusted: Vec<IpNet> = ["10.0.0.0/24", "2001:db8:a::1/128"]
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let mut headers = HeaderMap::new();
+        for line in lines {
+            headers.append(X_FORWARDED_FOR, line.parse().unwrap());
+        }
+        forwarded_client(peer.parse().unwrap(), &headers, &trusted).to_string()
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_believed_for_the_client_it_reached_and_no_further() {
+        // Not a proxy: whatever the client wrote is ignored.
+        assert_eq!(client("198.51.100.4", &["203.0.113.7"]), "198.51.100.4");
+        // The proxy appends who reached it; what the client wrote before that is not believed.
+        assert_eq!(client("10.0.0.1", &["203.0.113.7"]), "203.0.113.7");
+        assert_eq!(client("10.0.0.1", &["1.1.1.1, 203.0.113.7"]), "203.0.113.7");
+        // Through two proxies, in one line or two.
+        assert_eq!(
+            client("10.0.0.1", &["1.1.1.1, 203.0.113.7, 10.0.0.2"]),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            client("10.0.0.1", &["1.1.1.1, 203.0.113.7", "10.0.0.2"]),
+            "203.0.113.7"
+        );
+        // IPv6, ports, and an IPv4 peer on a dual-stack socket.
+        assert_eq!(client("2001:db8:a::1", &["2001:db8:5::9"]), "2001:db8:5::9");
+        assert_eq!(
+            client("::ffff:10.0.0.1", &["[2001:db8:5::9]:4711"]),
+            "2001:db8:5::9"
+        );
+        assert_eq!(client("10.0.0.1", &["203.0.113.7:5000"]), "203.0.113.7");
+        // Nothing forwarded, or only proxies: the last proxy is all there is to go by.
+        assert_eq!(client("10.0.0.1", &[]), "10.0.0.1");
+        assert_eq!(client("10.0.0.1", &["10.0.0.2"]), "10.0.0.2");
+        // An entry that is not an address ends the walk at the proxy that passed it on.
+        assert_eq!(client("10.0.0.1", &["203.0.113.7, unknown"]), "10.0.0.1");
+        assert_eq!(
+            client("10.0.0.1", &["203.0.113.7, nope, 10.0.0.2"]),
+            "10.0.0.2"
+        );
+        assert_eq!(client("10.0.0.1", &[""]), "10.0.0.1");
     }
 }

@@ -1049,6 +1049,83 @@ async fn an_address_that_keeps_failing_authentication_is_refused_before_the_look
     );
 }
 
+/// Many agents share an address: an office behind NAT, or every office behind a province's load
+/// balancer. One of them that keeps sending a key the collector refuses uses up the address's
+/// allowance; agents whose keys the collector already knows report on, and only a key that
+/// would need looking up waits.
+#[tokio::test]
+async fn a_refused_key_does_not_stop_the_known_agents_at_its_address() {
+    let h = limited(|l| l.requests_per_minute_per_address = 2).await;
+    let token = h.enrol_token("4351", None).await;
+    let known = h.enrolled(&token, "m-known").await;
+    let fresh = h.enrolled(&token, "m-fresh").await;
+    let office = "192.0.2.20";
+    h.send(report_from(office, &known.key))
+        .await
+        .json(StatusCode::ACCEPTED);
+    for _ in 0..2 {
+        h.send(report_from(office, "hta_revoked_long_ago"))
+            .await
+            .error(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    h.send(report_from(office, "hta_revoked_long_ago"))
+        .await
+        .error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    for _ in 0..3 {
+        h.send(report_from(office, &known.key))
+            .await
+            .json(StatusCode::ACCEPTED);
+    }
+    h.send(report_from(office, &fresh.key))
+        .await
+        .error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert_eq!(h.store().report_count(Some(&known.id)).await.unwrap(), 4);
+    assert_eq!(h.store().report_count(Some(&fresh.id)).await.unwrap(), 0);
+}
+
+/// Behind a load balancer every request comes from the balancer's address. With it in
+/// `trusted_proxies` the limits count the address it forwarded the request for: one office that
+/// used up its allowance leaves the others theirs, and a client that is not a trusted proxy
+/// cannot choose the address it is counted under by writing the header itself.
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_limits_count_the_address_it_forwarded_for() {
+    let h = Harness::with_config(|c| {
+        c.limits.requests_per_minute_per_address = 2;
+        c.trusted_proxies = vec!["10.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    h.import(TREE_3).await;
+    let token = h.enrol_token("4351", None).await;
+    let enrol = |peer: &str, forwarded_for: &str, machine: &str| {
+        let mut request = from(peer, enrolment_request(&token, machine));
+        request
+            .headers_mut()
+            .insert("x-forwarded-for", forwarded_for.parse().unwrap());
+        h.send(request)
+    };
+    for machine in ["a-1", "a-2"] {
+        enrol("10.0.0.1", "192.0.2.30", machine)
+            .await
+            .json(StatusCode::CREATED);
+    }
+    enrol("10.0.0.1", "192.0.2.30", "a-3")
+        .await
+        .error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    enrol("10.0.0.1", "192.0.2.31", "b-1")
+        .await
+        .json(StatusCode::CREATED);
+    // Not the proxy: counted under its own address whatever the header says.
+    for (forwarded_for, machine) in [("192.0.2.32", "x-1"), ("192.0.2.33", "x-2")] {
+        enrol("198.51.100.9", forwarded_for, machine)
+            .await
+            .json(StatusCode::CREATED);
+    }
+    enrol("198.51.100.9", "192.0.2.34", "x-3")
+        .await
+        .error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert_eq!(h.store().agents().await.unwrap().len(), 5);
+}
+
 #[tokio::test]
 async fn enrolments_are_limited_per_address_and_an_unknown_address_is_not() {
     let h = limited(|l| l.requests_per_minute_per_address = 2).await;
