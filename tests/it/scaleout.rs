@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{Agent, Collector, Metrics, eventually, get_as, run_ok, testdata};
+use crate::support::{Agent, Balancer, Collector, Metrics, eventually, get_as, run_ok, testdata};
 
 /// Figure series (the event counters are per process).
 const FIGURES: [&str; 5] = [
@@ -19,11 +19,10 @@ fn figures(m: &Metrics) -> Vec<(String, f64)> {
     FIGURES.iter().flat_map(|name| m.series(name)).collect()
 }
 
-#[test]
-fn two_replicas_on_one_postgres_agree() {
-    let Some(mut a) = Collector::on_postgres() else {
-        return;
-    };
+/// Two replicas on a fresh PostgreSQL database holding the Phú Thọ tree, both serving; `a`
+/// started first and took the figures lock. `None` without a server to test on.
+fn two_replicas() -> Option<(Collector, Collector)> {
+    let mut a = Collector::on_postgres()?;
     let mut b = a.replica();
     run_ok(
         a.cli(&["units", "import"])
@@ -31,6 +30,19 @@ fn two_replicas_on_one_postgres_agree() {
     );
     a.start(0);
     b.start(0);
+    Some((a, b))
+}
+
+/// The reports a replica accepted itself.
+fn accepted(m: &Metrics) -> f64 {
+    m.sum("hatang_reports_received_total", &[("outcome", "accepted")])
+}
+
+#[test]
+fn two_replicas_on_one_postgres_agree() {
+    let Some((mut a, b)) = two_replicas() else {
+        return;
+    };
 
     let units = ["25-SYT", "25-SKHCN", "7900", "7894"];
     let mut agents = Vec::new();
@@ -67,7 +79,6 @@ fn two_replicas_on_one_postgres_agree() {
     }
     assert_eq!(ma.sum("hatang_agents", &[("state", "online")]), 4.0);
     // Each replica counted the reports it received itself: together, all four.
-    let accepted = |m: &Metrics| m.sum("hatang_reports_received_total", &[("outcome", "accepted")]);
     assert_eq!(accepted(&ma) + accepted(&mb), 4.0);
 
     // Both compute the same figures for the API and the pages.
@@ -91,6 +102,48 @@ fn two_replicas_on_one_postgres_agree() {
     let ma = a.metrics();
     assert_eq!(ma.get("hatang_figures_published", &[]), Some(0.0));
     assert_eq!(figures(&ma), []);
+}
+
+/// Agents that know only a load balancer's address, which hands each connection to the next
+/// replica: enrolments and reports land on both, each report is stored once, and the figures
+/// count each agent once.
+#[test]
+fn agents_behind_a_round_robin_balancer_are_counted_once() {
+    let Some((a, b)) = two_replicas() else {
+        return;
+    };
+    let balancer = Balancer::round_robin(vec![a.addr.clone(), b.addr.clone()]);
+    let token = a.token(&["--unit", "25-SKHCN"]);
+    let agents: Vec<Agent> = (0..3)
+        .map(|i| Agent::new(&format!("balanced-{i}")))
+        .collect();
+    for agent in &agents {
+        run_ok(&mut agent.cmd(&["enroll", "--collector", &balancer.url(), "--token", &token]));
+    }
+    for _ in 0..2 {
+        for agent in &agents {
+            agent.once();
+        }
+    }
+
+    let (ma, mb) = (a.metrics(), b.metrics());
+    let enrolled = |m: &Metrics| m.sum("hatang_enrolments_total", &[("outcome", "enrolled")]);
+    assert!(
+        accepted(&ma) > 0.0 && accepted(&mb) > 0.0,
+        "the balancer used both replicas"
+    );
+    assert_eq!(accepted(&ma) + accepted(&mb), 6.0);
+    assert_eq!(enrolled(&ma) + enrolled(&mb), 3.0);
+    let publisher = if ma.get("hatang_figures_published", &[]) == Some(1.0) {
+        &ma
+    } else {
+        &mb
+    };
+    assert_eq!(publisher.sum("hatang_agents", &[("state", "online")]), 3.0);
+    assert_eq!(
+        publisher.get("hatang_unit_active_workstations", &[("unit", "25-SKHCN")]),
+        Some(3.0)
+    );
 }
 
 /// A publisher that stops answering without its connection closing (a hung machine, or one

@@ -531,3 +531,43 @@ pub fn promtool_check(exposition: &str) -> Option<Output> {
         .expect("write to promtool");
     Some(child.wait_with_output().expect("promtool runs"))
 }
+
+/// A TCP load balancer on a free loopback port that hands each new connection to the next of
+/// `backends` in turn, as HAProxy does in `mode tcp` with `balance roundrobin`. It runs until
+/// the test process ends.
+pub struct Balancer {
+    pub addr: String,
+}
+
+impl Balancer {
+    pub fn round_robin(backends: Vec<String>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the balancer");
+        let addr = listener.local_addr().expect("its address").to_string();
+        std::thread::spawn(move || {
+            for (i, client) in listener.incoming().enumerate() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(&backends[i % backends.len()]) else {
+                    continue;
+                };
+                pipe(&client, &server);
+                pipe(&server, &client);
+            }
+        });
+        Self { addr }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Copies what `from` receives to `to` on a thread of its own, until `from` ends.
+fn pipe(from: &TcpStream, to: &TcpStream) {
+    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(std::net::Shutdown::Write);
+    });
+}
