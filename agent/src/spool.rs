@@ -332,6 +332,17 @@ impl Spool {
     /// stopped the whole spool at that file, and the agent's start with it. Other errors (out of
     /// file handles, say) say nothing about the record and stay errors.
     fn load(&self, entry: &Entry) -> io::Result<Option<Record>> {
+        // Only a regular file is read: a FIFO by a record's name would block the read (and the
+        // agent) for ever, a symlink loop fail it with an error that says nothing of the rest.
+        // This process writes nothing else here.
+        match fs::symlink_metadata(&entry.path) {
+            Ok(m) if !m.is_file() => {
+                self.set_aside(entry, "not a regular file")?;
+                return Ok(None);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            _ => {}
+        }
         let bytes = match fs::read(&entry.path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -657,6 +668,40 @@ mod tests {
                 .join(second.file_name().unwrap())
                 .is_dir()
         );
+    }
+
+    /// A FIFO by a record's name (`mkfifo`, a copy tool, a curious operator) blocked the read
+    /// forever: `once` and `run` hung at start, every report behind it with them. A symlink
+    /// loop stopped the spool from opening at all.
+    #[cfg(unix)]
+    #[test]
+    fn a_record_that_is_no_file_is_set_aside_without_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), BOUNDS, clock(0)).unwrap();
+        for i in 1..=4 {
+            spool.push(Uuid::from_u128(i), b"report", clock(0)).unwrap();
+        }
+        let pending = spool.pending().unwrap();
+        let (fifo, looped) = (pending[1].path.clone(), pending[2].path.clone());
+        fs::remove_file(&fifo).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        fs::remove_file(&looped).unwrap();
+        std::os::unix::fs::symlink(&looped, &looped).unwrap();
+
+        let (done, opened) = std::sync::mpsc::channel();
+        let path = dir.path().to_path_buf();
+        std::thread::spawn(move || done.send(Spool::open(&path, BOUNDS, clock(0)).map(drop)));
+        let opened = opened.recv_timeout(Duration::from_secs(10));
+
+        assert!(matches!(opened, Ok(Ok(()))), "{opened:?}");
+        assert_eq!(ids(&spool), [Uuid::from_u128(1), Uuid::from_u128(4)]);
+        assert_eq!(spool.drops().unwrap().damaged, 2);
+        let aside = dir.path().join("spool").join(DAMAGED_DIR);
+        assert_eq!(fs::read_dir(aside).unwrap().count(), 2);
     }
 
     #[test]
