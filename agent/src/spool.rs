@@ -195,7 +195,9 @@ impl Spool {
     /// report. Returns how many older reports were dropped.
     pub fn push(&self, report_id: Uuid, body: &[u8], now: SystemTime) -> io::Result<usize> {
         let mut pending = self.pending()?;
-        let seq = pending.last().map_or(0, |e| e.seq + 1);
+        // Saturating: after a record named with the last number (copied in, typed by hand) the
+        // new ones share it, and their report ids (UUID v7, by time) keep them in order.
+        let seq = pending.last().map_or(0, |e| e.seq.saturating_add(1));
         let record = encode(report_id, unix_secs(now), body)?;
         let path = self.dir.join(format!("{seq:020}-{report_id}{SUFFIX}"));
         let mut tmp = path.clone().into_os_string();
@@ -702,6 +704,23 @@ mod tests {
         assert_eq!(spool.drops().unwrap().damaged, 2);
         let aside = dir.path().join("spool").join(DAMAGED_DIR);
         assert_eq!(fs::read_dir(aside).unwrap().count(), 2);
+    }
+
+    /// A record named with the largest sequence number (copied in, or a name typed by hand):
+    /// the next report's number overflowed, a panic in a debug build and, wrapped to 0 in a
+    /// release one, a new report sent before every older one.
+    #[test]
+    fn a_record_with_the_last_sequence_number_is_still_followed_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), BOUNDS, clock(0)).unwrap();
+        spool.push(Uuid::from_u128(1), b"old", clock(0)).unwrap();
+        let old = spool.pending().unwrap().remove(0).path;
+        let last = old.with_file_name(format!("{}-{}{SUFFIX}", u64::MAX, Uuid::from_u128(1)));
+        fs::rename(&old, &last).unwrap();
+
+        spool.push(Uuid::from_u128(2), b"new", clock(0)).unwrap();
+
+        assert_eq!(ids(&spool), [Uuid::from_u128(1), Uuid::from_u128(2)]);
     }
 
     #[test]
