@@ -10,6 +10,9 @@ use serde_json::json;
 
 use crate::store::StoreError;
 
+/// Characters of what was not found that a 404 names; a unit code or an agent id is far shorter.
+const MAX_NAMED: usize = 200;
+
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
@@ -57,11 +60,18 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    /// `404 not_found` naming `what`, cut to [`MAX_NAMED`] characters: it often quotes what the
+    /// caller gave (a path segment, a filter), which is not echoed back (or logged) whole.
     pub fn not_found(what: impl Into<String>) -> Self {
+        let mut what = what.into();
+        if let Some((at, _)) = what.char_indices().nth(MAX_NAMED) {
+            what.truncate(at);
+            what.push('…');
+        }
         Self::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("{} not found", what.into()),
+            format!("{what} not found"),
         )
     }
 

@@ -773,6 +773,28 @@ impl Setup {
                 S::NOT_FOUND,
                 "not_found",
             ),
+            // looked up, not found, and named in the answer: not echoed whole
+            self.get(
+                "an agent id of 60 KB",
+                &format!("/api/v1/agents/{}", "a".repeat(60 * 1024)),
+                &self.viewer,
+                S::NOT_FOUND,
+                "not_found",
+            ),
+            self.get(
+                "a unit code of 60 KB",
+                &format!("/api/v1/units/{}", "4".repeat(60 * 1024)),
+                &self.viewer,
+                S::NOT_FOUND,
+                "not_found",
+            ),
+            self.get(
+                "a level filter of 60 KB",
+                &format!("/api/v1/coverage?level={}", "x".repeat(60 * 1024)),
+                &self.viewer,
+                S::NOT_FOUND,
+                "not_found",
+            ),
             self.get(
                 "label injection in a level filter",
                 "/api/v1/coverage?level=x%22%7D%0A",
