@@ -188,10 +188,25 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("hatang-collector: {e:#}");
+            eprintln!("hatang-collector: {}", one_line(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `reason` on one line, as scripts and logs read it: a line break or other control character
+/// it quotes (an argument pasted from a spreadsheet cell) is written escaped, as `\n`.
+fn one_line(reason: &str) -> String {
+    reason
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -431,3 +431,30 @@ fn commands_that_set_a_database_up_create_it() {
         );
     }
 }
+
+/// A name the operator typed with a line break in it (a paste from a spreadsheet cell) is
+/// quoted in the reason escaped: the reason stays the one line scripts and logs expect.
+#[test]
+fn a_reason_that_quotes_a_line_break_stays_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(collector(dir.path(), &["migrate"]).status.success());
+    for (args, reason) in [
+        (
+            &["agent", "revoke", "a-1\nrm -rf /"][..],
+            "hatang-collector: no agent a-1\\nrm -rf / (see",
+        ),
+        (
+            &["token", "create", "--unit", "17\n18"],
+            "hatang-collector: unit 17\\n18 is not in the current tree",
+        ),
+    ] {
+        let out = collector(dir.path(), args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        let [line] = lines[..] else {
+            panic!("{args:?}: one line, not {stderr}")
+        };
+        assert!(line.starts_with(reason), "{args:?}: {line}");
+    }
+}
