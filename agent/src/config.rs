@@ -224,11 +224,9 @@ impl RawConfig {
         let mut errors = Vec::new();
         let collector = overrides.collector.or(self.collector);
         if let Some(url) = &collector
-            && !(url.starts_with("http://") || url.starts_with("https://"))
+            && let Some(problem) = collector_problem(url)
         {
-            errors.push(format!(
-                "collector {url:?} must be an http:// or https:// URL"
-            ));
+            errors.push(format!("collector {url:?} {problem}"));
         }
         if !(5..=86_400).contains(&self.interval_secs) {
             errors.push(format!(
@@ -310,6 +308,22 @@ impl RawConfig {
             inventory_software: self.inventory_software,
             probes,
         })
+    }
+}
+
+/// Why `url` cannot be the collector's base address, if it cannot. Checked here rather than
+/// left to the first send, which failed every cycle with a reason about something else.
+fn collector_problem(url: &str) -> Option<String> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Some("must be an http:// or https:// URL".into());
+    }
+    match reqwest::Url::parse(url) {
+        Err(e) => Some(format!("is not a URL: {e}")),
+        // The endpoints' paths are appended to it: a query or fragment would swallow them.
+        Ok(u) if u.query().is_some() || u.fragment().is_some() => {
+            Some("must be the collector's address without ?query or #fragment".into())
+        }
+        Ok(_) => None,
     }
 }
 
@@ -396,6 +410,38 @@ mod tests {
              interval_secs = 1 must be between 5 and 86400; \
              spool_max_reports must be at least 1"
         );
+    }
+
+    /// Each of these passed the check (it starts with `http://`) and failed only when a report
+    /// was sent, every cycle, with a reason about something else: `http://` had reqwest look up
+    /// a host called `api`, a query swallowed the endpoint's path into `?x=1/api/v1/reports`.
+    #[test]
+    fn a_collector_url_that_leads_nowhere_is_refused_up_front() {
+        for (url, reason) in [
+            ("http://", "empty host"),
+            ("http://[::1", "invalid IPv6 address"),
+            ("https://collector:99999", "invalid port number"),
+            (
+                "https://exa mple.gov.vn",
+                "invalid international domain name",
+            ),
+            ("https://collector?x=1", "without ?query or #fragment"),
+            ("https://collector/#top", "without ?query or #fragment"),
+        ] {
+            let raw = RawConfig::from_toml(&format!("collector = {url:?}\n")).unwrap();
+            let said = raw.check(Overrides::default()).unwrap_err().to_string();
+            assert!(
+                said.starts_with(&format!("collector {url:?} ")) && said.contains(reason),
+                "{url}: {said}"
+            );
+        }
+        for url in [
+            "http://127.0.0.1:8080",
+            "https://hatang.example.gov.vn/agents/",
+        ] {
+            let raw = RawConfig::from_toml(&format!("collector = {url:?}\n")).unwrap();
+            assert!(raw.check(Overrides::default()).is_ok(), "{url}");
+        }
     }
 
     #[test]
