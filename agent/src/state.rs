@@ -58,18 +58,15 @@ pub enum StateError {
     NotEnrolled(PathBuf),
     #[error("{path} is damaged ({reason}); enrol again")]
     Damaged { path: PathBuf, reason: String },
-    #[error("cannot use the state directory {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    /// The reason is part of the message, so not a `#[source]` too: `{:#}` said it twice.
+    #[error("cannot use the state directory {path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
-    move |source| StateError::Io {
+    move |error| StateError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

@@ -40,3 +40,20 @@ async fn an_unknown_config_key_is_named_in_one_line() {
         "{line}"
     );
 }
+
+/// A state directory that is a file: the reason is said once. It was said twice, as part of
+/// the message and again as its cause ("…: Not a directory (os error 20): Not a directory").
+#[cfg(unix)]
+#[tokio::test]
+async fn a_state_directory_that_is_a_file_is_refused_with_its_reason_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("state");
+    std::fs::write(&file, "").unwrap();
+
+    let out = run(agent(&file).arg("once")).await;
+
+    assert!(!out.success, "{out:?}");
+    assert_eq!(out.stderr.trim_end().lines().count(), 1, "{}", out.stderr);
+    let line = out.error_line();
+    assert_eq!(line.matches("Not a directory").count(), 1, "{line}");
+}
