@@ -188,10 +188,24 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("hatang-collector: {}", one_line(&format!("{e:#}")));
+            eprintln!("hatang-collector: {}", one_line(&reason(&e)));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes joined by ": " as `{:#}` joins them, without a cause the one
+/// before it already ends with: sqlx's database errors carry their driver's message as their
+/// cause too, and an unusable `--database` was refused with the driver's reason twice.
+fn reason(e: &anyhow::Error) -> String {
+    let mut said: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !said.last().is_some_and(|last| last.ends_with(&text)) {
+            said.push(text);
+        }
+    }
+    said.join(": ")
 }
 
 /// `reason` on one line, as scripts and logs read it: a line break or other control character

@@ -458,3 +458,27 @@ fn a_reason_that_quotes_a_line_break_stays_one_line() {
         assert!(line.starts_with(reason), "{args:?}: {line}");
     }
 }
+
+/// A database URL naming a directory: the driver's reason is said once. sqlx's error repeats
+/// its driver's message as its cause, and the reason said it twice.
+#[test]
+fn a_database_that_cannot_be_opened_is_refused_with_the_reason_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().display());
+    let out = collector(dir.path(), &["migrate", "--database", &url]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    let [line] = lines[..] else {
+        panic!("one line, not {stderr}")
+    };
+    assert!(
+        line.starts_with("hatang-collector: cannot open database "),
+        "{line}"
+    );
+    assert_eq!(
+        line.matches("unable to open database file").count(),
+        1,
+        "{line}"
+    );
+}
