@@ -564,6 +564,24 @@ mod tests {
             .collect()
     }
 
+    /// A spool in `dir` holding `n` reports with ids 1 to `n`.
+    fn spool_of(dir: &Path, n: u128) -> Spool {
+        let spool = Spool::open(dir, BOUNDS, clock(0)).unwrap();
+        for i in 1..=n {
+            spool.push(Uuid::from_u128(i), b"report", clock(0)).unwrap();
+        }
+        spool
+    }
+
+    /// The reports `waiting` are all that is left, and `damaged` were set aside and counted.
+    fn assert_set_aside(dir: &Path, spool: &Spool, waiting: &[u128], damaged: u64) {
+        let waiting: Vec<Uuid> = waiting.iter().map(|&i| Uuid::from_u128(i)).collect();
+        assert_eq!(ids(spool), waiting);
+        assert_eq!(spool.drops().unwrap().damaged, damaged);
+        let aside = dir.join("spool").join(DAMAGED_DIR);
+        assert_eq!(fs::read_dir(aside).unwrap().count() as u64, damaged);
+    }
+
     #[test]
     fn reports_come_back_oldest_first_and_leave_on_remove() {
         let dir = tempfile::tempdir().unwrap();
@@ -620,10 +638,7 @@ mod tests {
     #[test]
     fn a_damaged_record_is_set_aside_counted_and_the_rest_flow() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path(), BOUNDS, clock(0)).unwrap();
-        for i in 1..=3 {
-            spool.push(Uuid::from_u128(i), b"report", clock(0)).unwrap();
-        }
+        let spool = spool_of(dir.path(), 3);
         let pending = spool.pending().unwrap();
         let mut bytes = fs::read(&pending[1].path).unwrap();
         *bytes.last_mut().unwrap() ^= 1;
@@ -638,19 +653,13 @@ mod tests {
             bodies,
             [Some(b"report".to_vec()), None, Some(b"report".to_vec())]
         );
-        assert_eq!(ids(&spool), [Uuid::from_u128(1), Uuid::from_u128(3)]);
-        assert_eq!(spool.drops().unwrap().damaged, 1);
-        let aside = dir.path().join("spool").join(DAMAGED_DIR);
-        assert_eq!(fs::read_dir(aside).unwrap().count(), 1);
+        assert_set_aside(dir.path(), &spool, &[1, 3], 1);
     }
 
     #[test]
     fn a_record_that_cannot_be_read_is_set_aside_and_blocks_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path(), BOUNDS, clock(0)).unwrap();
-        for i in 1..=3 {
-            spool.push(Uuid::from_u128(i), b"report", clock(0)).unwrap();
-        }
+        let spool = spool_of(dir.path(), 3);
         // A directory by the second record's name: unreadable as a file whoever reads it (a
         // file without read permission would be read anyway by root, who runs the tests).
         let second = spool.pending().unwrap()[1].path.clone();
@@ -679,10 +688,7 @@ mod tests {
     #[test]
     fn a_record_that_is_no_file_is_set_aside_without_reading_it() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path(), BOUNDS, clock(0)).unwrap();
-        for i in 1..=4 {
-            spool.push(Uuid::from_u128(i), b"report", clock(0)).unwrap();
-        }
+        let spool = spool_of(dir.path(), 4);
         let pending = spool.pending().unwrap();
         let (fifo, looped) = (pending[1].path.clone(), pending[2].path.clone());
         fs::remove_file(&fifo).unwrap();
@@ -700,10 +706,7 @@ mod tests {
         let opened = opened.recv_timeout(Duration::from_secs(10));
 
         assert!(matches!(opened, Ok(Ok(()))), "{opened:?}");
-        assert_eq!(ids(&spool), [Uuid::from_u128(1), Uuid::from_u128(4)]);
-        assert_eq!(spool.drops().unwrap().damaged, 2);
-        let aside = dir.path().join("spool").join(DAMAGED_DIR);
-        assert_eq!(fs::read_dir(aside).unwrap().count(), 2);
+        assert_set_aside(dir.path(), &spool, &[1, 4], 2);
     }
 
     /// A record named with the largest sequence number (copied in, or a name typed by hand):

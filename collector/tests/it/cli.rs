@@ -323,6 +323,17 @@ fn collector(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     cmd.args(args).current_dir(dir).output().unwrap()
 }
 
+/// The one line a refused command wrote to stderr; it must have failed and said one line only.
+fn refused_in_one_line(args: &[&str], out: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?}: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    let [line] = lines[..] else {
+        panic!("{args:?}: one line, not {stderr}")
+    };
+    line.to_string()
+}
+
 /// The files in `dir`, by name.
 fn files(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -382,13 +393,7 @@ fn commands_that_read_refuse_a_missing_database_and_create_nothing() {
             if let Some(url) = database {
                 args.extend(["--database", url]);
             }
-            let out = collector(dir.path(), &args);
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(!out.status.success(), "{args:?}: {stderr}");
-            let lines: Vec<&str> = stderr.lines().collect();
-            let [line] = lines[..] else {
-                panic!("{args:?}: one line, not {stderr}")
-            };
+            let line = refused_in_one_line(&args, &collector(dir.path(), &args));
             assert!(
                 line.starts_with("hatang-collector: no database at ")
                     && line.contains(&path.display().to_string())
@@ -448,13 +453,7 @@ fn a_reason_that_quotes_a_line_break_stays_one_line() {
             "hatang-collector: unit 17\\n18 is not in the current tree",
         ),
     ] {
-        let out = collector(dir.path(), args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?}: {stderr}");
-        let lines: Vec<&str> = stderr.lines().collect();
-        let [line] = lines[..] else {
-            panic!("{args:?}: one line, not {stderr}")
-        };
+        let line = refused_in_one_line(args, &collector(dir.path(), args));
         assert!(line.starts_with(reason), "{args:?}: {line}");
     }
 }
@@ -465,13 +464,8 @@ fn a_reason_that_quotes_a_line_break_stays_one_line() {
 fn a_database_that_cannot_be_opened_is_refused_with_the_reason_once() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().display());
-    let out = collector(dir.path(), &["migrate", "--database", &url]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
-    let lines: Vec<&str> = stderr.lines().collect();
-    let [line] = lines[..] else {
-        panic!("one line, not {stderr}")
-    };
+    let args = ["migrate", "--database", &url];
+    let line = refused_in_one_line(&args, &collector(dir.path(), &args));
     assert!(
         line.starts_with("hatang-collector: cannot open database "),
         "{line}"
