@@ -95,39 +95,44 @@ pub(super) async fn ingest(
     }
 }
 
-/// The agent the bearer key names, within its rate limit, and the key's digest. A refused key
-/// counts against the client's address, and an address that has used up its allowance is
-/// refused before its key is even looked up, so guessing keys costs the database nothing once it
-/// is refused.
-///
-/// A key the store accepted before is taken from the known keys without a query; the store
-/// checks it again when it commits the report (see [`Incoming::key_digest`]). Such a key is not
-/// held to its address's allowance: it costs no lookup, and many agents share an address (an
-/// office behind NAT, a province behind its load balancer) of which one that keeps sending a
-/// revoked key must not stop the others.
+/// The agent the bearer key names, within its rate limit, and the key's digest.
 async fn admit(
     state: &AppState,
     address: ClientAddr,
     headers: &HeaderMap,
 ) -> Result<(String, Vec<u8>), ApiError> {
-    let limits = state.limits();
+    let (agent, digest) = authenticate(state, address, headers).await?;
+    state.limits().agent(&agent)?;
+    Ok((agent, digest))
+}
+
+/// The agent the bearer key names, and the key's digest. A refused key counts against the
+/// client's address, and an address that has used up its allowance is refused before its key
+/// is even looked up, so guessing keys costs the database nothing once it is refused.
+///
+/// A key the store accepted before is taken from the known keys without a query; the store
+/// checks it again when it commits a report (see [`Incoming::key_digest`]). Such a key is not
+/// held to its address's allowance: it costs no lookup, and many agents share an address (an
+/// office behind NAT, a province behind its load balancer) of which one that keeps sending a
+/// revoked key must not stop the others.
+pub(super) async fn authenticate(
+    state: &AppState,
+    address: ClientAddr,
+    headers: &HeaderMap,
+) -> Result<(String, Vec<u8>), ApiError> {
     let digest = crate::secret::digest(super::bearer(headers)?);
-    let known = state.inner.known_keys.agent(&digest);
-    let agent = match known {
-        Some(agent) => agent,
-        None => {
-            limits.address_allowed(address)?;
-            let agent = agent_by_digest(state, &digest).await.inspect_err(|e| {
-                if e.status() == StatusCode::UNAUTHORIZED {
-                    // This attempt gets its 401; the allowance it spent shows on the next one.
-                    let _ = limits.address(address);
-                }
-            })?;
-            state.inner.known_keys.remember(digest.clone(), &agent);
-            agent
+    if let Some(agent) = state.inner.known_keys.agent(&digest) {
+        return Ok((agent, digest));
+    }
+    let limits = state.limits();
+    limits.address_allowed(address)?;
+    let agent = agent_by_digest(state, &digest).await.inspect_err(|e| {
+        if e.status() == StatusCode::UNAUTHORIZED {
+            // This attempt gets its 401; the allowance it spent shows on the next one.
+            let _ = limits.address(address);
         }
-    };
-    limits.agent(&agent)?;
+    })?;
+    state.inner.known_keys.remember(digest.clone(), &agent);
     Ok((agent, digest))
 }
 
@@ -151,14 +156,6 @@ fn check_clock(state: &AppState, report: &Report, now: i64) -> Result<(), ApiErr
         )),
         _ => Ok(()),
     }
-}
-
-/// The id of the agent the bearer key names, from the database.
-pub(super) async fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<String, ApiError> {
-    agent_by_digest(state, &crate::secret::digest(super::bearer(headers)?)).await
 }
 
 /// The id of the agent whose key has this digest, from the database.

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ClientAddr};
 
 /// The most one test moves each way.
 pub const MAX_BYTES: u64 = 32 << 20;
@@ -46,10 +46,11 @@ pub(super) struct DownloadQuery {
 
 pub(super) async fn download(
     State(state): State<AppState>,
+    address: ClientAddr,
     headers: HeaderMap,
     query: Result<Query<DownloadQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let agent = super::ingest::authenticate(&state, &headers).await?;
+    let (agent, _) = super::ingest::authenticate(&state, address, &headers).await?;
     let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let bytes = query.bytes.unwrap_or(DEFAULT_BYTES);
     if bytes > MAX_BYTES {
@@ -83,11 +84,12 @@ pub(super) async fn download(
 
 pub(super) async fn upload(
     State(state): State<AppState>,
+    address: ClientAddr,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
-    let agent = super::ingest::authenticate(&state, &headers).await?;
+    let (agent, _) = super::ingest::authenticate(&state, address, &headers).await?;
     let _permit = slot()?;
     let mut stream = body.into_data_stream();
     let mut bytes = 0u64;

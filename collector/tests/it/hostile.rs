@@ -1071,6 +1071,44 @@ async fn an_address_that_keeps_failing_authentication_is_refused_before_the_look
     );
 }
 
+/// The speed-test endpoints take the agent's key too: guessing keys there is held to the same
+/// allowance per address as on the report endpoint, and refused before the lookup once spent.
+#[tokio::test]
+async fn guessing_keys_on_the_speed_test_is_limited_per_address() {
+    let h = limited(|l| l.requests_per_minute_per_address = 2).await;
+    let token = h.enrol_token("4351", None).await;
+    let agent = h.enrolled(&token, "m-a").await;
+    let guesser = "192.0.2.40";
+    let speed_test = |key: &str, upload: bool| {
+        let request = if upload {
+            Request::post("/api/v1/speedtest/upload").body(Body::from(vec![0u8; 1024]))
+        } else {
+            Request::get("/api/v1/speedtest/download?bytes=1024").body(Body::empty())
+        };
+        let mut request = request.unwrap();
+        request.headers_mut().insert(
+            header::AUTHORIZATION,
+            format!("Bearer {key}").parse().unwrap(),
+        );
+        h.send(from(guesser, request))
+    };
+    speed_test("hta_guess1", false)
+        .await
+        .error(StatusCode::UNAUTHORIZED, "unauthorized");
+    speed_test("hta_guess2", true)
+        .await
+        .error(StatusCode::UNAUTHORIZED, "unauthorized");
+    for upload in [false, true] {
+        speed_test("hta_guess3", upload)
+            .await
+            .error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+        // A key that would need looking up waits as well.
+        speed_test(&agent.key, upload)
+            .await
+            .error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    }
+}
+
 /// Many agents share an address: an office behind NAT, or every office behind a province's load
 /// balancer. One of them that keeps sending a key the collector refuses uses up the address's
 /// allowance; agents whose keys the collector already knows report on, and only a key that
