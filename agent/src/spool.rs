@@ -133,17 +133,21 @@ pub struct Drops {
 }
 
 impl Drops {
+    /// Every cause together. The counts come from a file on disk that anybody may edit, so
+    /// sums stop at `u64::MAX` rather than wrap (or panic, in a debug build).
     pub fn total(&self) -> u64 {
-        self.full + self.expired + self.damaged + self.refused
+        [self.expired, self.damaged, self.refused]
+            .into_iter()
+            .fold(self.full, u64::saturating_add)
     }
 }
 
 impl AddAssign for Drops {
     fn add_assign(&mut self, other: Self) {
-        self.full += other.full;
-        self.expired += other.expired;
-        self.damaged += other.damaged;
-        self.refused += other.refused;
+        self.full = self.full.saturating_add(other.full);
+        self.expired = self.expired.saturating_add(other.expired);
+        self.damaged = self.damaged.saturating_add(other.damaged);
+        self.refused = self.refused.saturating_add(other.refused);
     }
 }
 
@@ -580,6 +584,24 @@ mod tests {
         assert_eq!(spool.drops().unwrap().damaged, damaged);
         let aside = dir.join("spool").join(DAMAGED_DIR);
         assert_eq!(fs::read_dir(aside).unwrap().count() as u64, damaged);
+    }
+
+    /// `drops.json` is a file anybody may edit: counts near the top of `u64` stay there when
+    /// more are added and totalled, instead of wrapping to small numbers (or panicking).
+    #[test]
+    fn drop_counts_edited_up_to_the_limit_stay_at_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = spool_of(dir.path(), 1);
+        let near = u64::MAX - 1;
+        fs::write(
+            dir.path().join("spool").join(DROPS_FILE),
+            format!(r#"{{"full": {near}, "expired": {near}, "damaged": 0, "refused": {near}}}"#),
+        )
+        .unwrap();
+        spool.refused(&spool.pending().unwrap()[0]).unwrap();
+        let drops = spool.drops().unwrap();
+        assert_eq!((drops.full, drops.refused), (near, u64::MAX));
+        assert_eq!(drops.total(), u64::MAX);
     }
 
     #[test]
