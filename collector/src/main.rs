@@ -119,7 +119,7 @@ enum TokenCommand {
         unit: Option<String>,
         #[arg(long, value_parser = ["workstation", "server", "viewer", "admin"])]
         role: Option<String>,
-        /// The token stops working after this many days (default: never).
+        /// The token stops working after this many days, 1 to 36500 (default: never).
         #[arg(long, value_name = "DAYS")]
         expires_days: Option<u32>,
         /// With --unit: the token enrols at most N machines (default: any number); one more

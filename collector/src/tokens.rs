@@ -47,6 +47,9 @@ pub struct Created {
     pub info: TokenInfo,
 }
 
+/// The longest life a token can be given, in days.
+const MAX_EXPIRES_DAYS: u32 = 36_500;
+
 /// Makes and stores the token `request` describes.
 pub async fn create(
     store: &dyn Store,
@@ -58,11 +61,16 @@ pub async fn create(
     if request.max_uses == Some(0) {
         return Err(invalid("max_uses must be at least 1"));
     }
-    if request.expires_days == Some(0) {
-        // A token that is expired the moment it is shown is a typo, not a request.
-        return Err(invalid(
-            "expires_days must be at least 1 (leave it out for a token that does not expire)",
-        ));
+    // A token that is expired the moment it is shown is a typo, not a request; so is one that
+    // expires after every reader of `token list` (whose dates end at the year 9999).
+    if !request
+        .expires_days
+        .is_none_or(|d| (1..=MAX_EXPIRES_DAYS).contains(&d))
+    {
+        return Err(invalid(&format!(
+            "expires_days must be from 1 to {MAX_EXPIRES_DAYS} (100 years); leave it out for a \
+             token that does not expire"
+        )));
     }
     let (secret, kind, unit, role) = match request.unit.as_deref() {
         Some(unit) => {

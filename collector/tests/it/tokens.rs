@@ -262,7 +262,12 @@ async fn max_uses_and_roles_are_checked_when_a_token_is_made() {
         (
             json!({"role": "viewer", "expires_days": 0}),
             "invalid_token_request",
-            "expires_days must be at least 1",
+            "expires_days must be from 1 to 36500",
+        ),
+        (
+            json!({"unit": "4351", "expires_days": 4_294_967_295_u32}),
+            "invalid_token_request",
+            "expires_days must be from 1 to 36500",
         ),
         (
             json!({"role": "viewer", "max_uses": 2}),
