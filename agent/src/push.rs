@@ -243,6 +243,10 @@ pub fn client(timeout: Duration, tls: &TlsFiles) -> Result<reqwest::Client, TlsE
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .user_agent(concat!("hatang-agent/", env!("CARGO_PKG_VERSION")))
+        // An idle connection is given up before the collector closes it (its
+        // `header_read_timeout_secs`, 120 s by default), so a report is never sent on one the
+        // collector is closing at that moment. reqwest's own default, said here for that reason.
+        .pool_idle_timeout(Duration::from_secs(90))
         // A redirected POST would silently become a GET; better to see the 3xx and say so.
         .redirect(reqwest::redirect::Policy::none());
     // Falling back to a default client here would silently drop the configured CA.

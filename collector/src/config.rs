@@ -96,6 +96,12 @@ pub struct LimitsConfig {
     /// A report whose `agent_time` is further than this from the collector's clock is refused
     /// (422 `clock_skew`); nearer, it is accepted and its skew recorded.
     pub max_clock_skew_days: u32,
+    /// Seconds a client has to send a request's headers, counted from the connection's start or
+    /// the end of the previous answer on it; past it, the connection is closed. Longer than an
+    /// agent keeps an idle connection (90 s), so the collector never closes one an agent is
+    /// about to reuse, and longer than a load balancer's idle upstream connections (60 s in
+    /// nginx), for the same reason.
+    pub header_read_timeout_secs: u32,
 }
 
 impl Default for LimitsConfig {
@@ -104,6 +110,7 @@ impl Default for LimitsConfig {
             reports_per_minute_per_agent: 60,
             requests_per_minute_per_address: 600,
             max_clock_skew_days: 365,
+            header_read_timeout_secs: 120,
         }
     }
 }
@@ -112,6 +119,12 @@ impl LimitsConfig {
     /// `max_clock_skew_days` in seconds; `None` when disabled.
     pub fn max_clock_skew_secs(&self) -> Option<i64> {
         (self.max_clock_skew_days > 0).then(|| i64::from(self.max_clock_skew_days) * 86_400)
+    }
+
+    /// `header_read_timeout_secs`; `None` when disabled.
+    pub fn header_read_timeout(&self) -> Option<std::time::Duration> {
+        (self.header_read_timeout_secs > 0)
+            .then(|| std::time::Duration::from_secs(self.header_read_timeout_secs.into()))
     }
 }
 
@@ -565,7 +578,8 @@ mod tests {
     #[test]
     fn limits_are_read_from_their_table_and_zero_disables() {
         let raw = RawConfig::from_toml(
-            "[limits]\nreports_per_minute_per_agent = 0\nmax_clock_skew_days = 0\n",
+            "[limits]\nreports_per_minute_per_agent = 0\nmax_clock_skew_days = 0\n\
+             header_read_timeout_secs = 0\n",
         )
         .unwrap();
         let limits = raw.check(&Overrides::default()).unwrap().limits;
@@ -575,9 +589,15 @@ mod tests {
                 reports_per_minute_per_agent: 0,
                 requests_per_minute_per_address: 600,
                 max_clock_skew_days: 0,
+                header_read_timeout_secs: 0,
             }
         );
         assert_eq!(limits.max_clock_skew_secs(), None);
+        assert_eq!(limits.header_read_timeout(), None);
+        assert_eq!(
+            LimitsConfig::default().header_read_timeout(),
+            Some(std::time::Duration::from_secs(120))
+        );
         assert_eq!(
             LimitsConfig::default().max_clock_skew_secs(),
             Some(365 * 86_400)

@@ -16,13 +16,13 @@ pub mod metrics;
 pub mod present;
 pub mod retention;
 pub mod secret;
+pub mod server;
 pub mod store;
 pub mod tls;
 pub mod tokens;
 pub mod units;
 
 use std::future::Future;
-use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
@@ -71,22 +71,32 @@ pub async fn serve(
         .claim_figures(state.metrics().publishing())
         .await;
     let _pruning_stops_when_dropped = retention::spawn(state.clone());
+    let header_read_timeout = state.config().limits.header_read_timeout();
     let Some(files) = state.config().tls.clone() else {
-        return axum::serve(
+        let plain = |_: &tokio::net::TcpStream, addr| server::Peer {
+            addr,
+            client_certificate: false,
+        };
+        server::serve(
             listener,
-            http::app(state).into_make_service_with_connect_info::<SocketAddr>(),
+            http::app(state),
+            plain,
+            header_read_timeout,
+            shutdown,
         )
-        .with_graceful_shutdown(shutdown)
         .await;
+        return Ok(());
     };
     // With `[tls]`: the same server over connections whose handshake completed (see [`tls`]).
     let certificates = tls::Certificates::load(&files).map_err(std::io::Error::other)?;
     let _reload_stops_when_dropped = certificates.watch(state.clone());
-    let app = http::app(state).layer(axum::middleware::map_request(tls::peer_extensions));
-    axum::serve(
+    server::serve(
         certificates.listener(listener)?,
-        app.into_make_service_with_connect_info::<tls::Peer>(),
+        http::app(state),
+        tls::peer,
+        header_read_timeout,
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    Ok(())
 }

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -323,39 +323,19 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-/// Who is at the other end of a TLS connection.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer {
-    pub addr: SocketAddr,
-    /// The client presented a certificate the client CA signed (rustls checked it).
-    pub client_certificate: bool,
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        let (_, session) = stream.io().get_ref();
-        Self {
-            addr: *stream.remote_addr(),
-            client_certificate: session.peer_certificates().is_some(),
-        }
+/// Who is at the other end of a TLS connection: its address, and whether it presented a
+/// certificate the client CA signed (rustls checked it during the handshake).
+pub fn peer(stream: &TlsStream<TcpStream>, addr: SocketAddr) -> crate::server::Peer {
+    let (_, session) = stream.get_ref();
+    crate::server::Peer {
+        addr,
+        client_certificate: session.peer_certificates().is_some(),
     }
 }
 
 /// Marks a request that came with a verified client certificate.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientCertificate;
-
-/// Gives a request over TLS what one over plain TCP has (`ConnectInfo<SocketAddr>`, used by the
-/// rate limits), plus [`ClientCertificate`] when the client presented one.
-pub async fn peer_extensions(mut request: Request) -> Request {
-    if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<Peer>>().copied() {
-        request.extensions_mut().insert(ConnectInfo(peer.addr));
-        if peer.client_certificate {
-            request.extensions_mut().insert(ClientCertificate);
-        }
-    }
-    request
-}
 
 /// Refuses an agent endpoint to a client without a verified certificate: `401
 /// client_certificate_required`, counted as that endpoint counts its refusals. 401 rather than

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -1227,16 +1228,30 @@ async fn enrolments_are_limited_per_address_and_an_unknown_address_is_not() {
     );
 }
 
-/// Through a real socket, `serve` hands each connection's address to the limits.
-#[tokio::test]
-async fn the_server_limits_by_the_connections_address() {
-    let h = limited(|l| l.requests_per_minute_per_address = 1).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// `serve` on a free loopback port for `h`, until the returned sender is dropped or used.
+fn serving(
+    h: &Harness,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(hatang_collector::serve(h.state.clone(), listener, async {
         let _ = stopped.await;
     }));
+    (addr, stop, server)
+}
+
+/// Through a real socket, `serve` hands each connection's address to the limits.
+#[tokio::test]
+async fn the_server_limits_by_the_connections_address() {
+    let h = limited(|l| l.requests_per_minute_per_address = 1).await;
+    let (addr, stop, server) = serving(&h);
     let status = |addr: SocketAddr| {
         tokio::task::spawn_blocking(move || {
             let mut conn = std::net::TcpStream::connect(addr).unwrap();
@@ -1252,6 +1267,47 @@ async fn the_server_limits_by_the_connections_address() {
     };
     assert_eq!(status(addr).await.unwrap(), "400");
     assert_eq!(status(addr).await.unwrap(), "429");
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+/// A client that connects and does not finish a request's headers within
+/// `header_read_timeout_secs` (here: the first line, then nothing), or leaves a kept-alive
+/// connection idle that long, has its connection closed: such clients cannot hold connections
+/// until the collector has none left. A client that sends its request at once is answered.
+#[tokio::test]
+async fn a_client_slower_than_the_header_timeout_is_disconnected() {
+    let h = Harness::with_config(|c| c.limits.header_read_timeout_secs = 1).await;
+    let (addr, stop, server) = serving(&h);
+    let after_sending = |request: &'static [u8]| {
+        tokio::task::spawn_blocking(move || {
+            let mut conn = std::net::TcpStream::connect(addr).unwrap();
+            // The bound only keeps a regression from hanging the suite.
+            conn.set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            conn.write_all(request).unwrap();
+            let started = Instant::now();
+            let mut answer = Vec::new();
+            let ended = conn.read_to_end(&mut answer);
+            (
+                ended,
+                String::from_utf8_lossy(&answer).into_owned(),
+                started.elapsed(),
+            )
+        })
+    };
+    let (ended, answer, waited) = after_sending(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    assert!(ended.is_ok(), "still open after {waited:?}: {ended:?}");
+    assert_eq!(answer, "", "a half-sent request is not answered");
+    assert!(waited >= Duration::from_secs(1), "closed after {waited:?}");
+    // Answered at once, then closed once idle for the timeout.
+    let (ended, answer, waited) = after_sending(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(ended.is_ok(), "still open after {waited:?}: {ended:?}");
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
