@@ -138,12 +138,11 @@ fn log_storage_failure(e: &StoreError) {
         // The failures since the last one logged went to DEBUG only.
         Some(held_back) => tracing::error!(
             error = %e,
-            cause = ?std::error::Error::source(e),
             not_logged_since_last = held_back,
             "storage failure"
         ),
         None => {
-            tracing::debug!(error = %e, cause = ?std::error::Error::source(e), "storage failure");
+            tracing::debug!(error = %e, "storage failure");
         }
     }
 }

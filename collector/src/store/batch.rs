@@ -119,7 +119,7 @@ impl Batch {
             }
             Err(e) => {
                 let reports: usize = self.jobs.iter().map(|j| j.reports.len()).sum();
-                tracing::error!(reports, error = %e, cause = ?std::error::Error::source(&e), "ingest batch not acknowledged");
+                tracing::error!(reports, error = %e, "ingest batch not acknowledged");
                 let e = Arc::new(e);
                 for job in self.jobs {
                     let _ = job.reply.send(Err(StoreError::Batch(e.clone())));

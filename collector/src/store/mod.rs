@@ -32,11 +32,15 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("database error")]
-    Database(#[source] sqlx::Error),
+    // The cause in the message, not as `source`: most of these are logged with `error = %e`
+    // (retention, snapshots, readiness, the web UI), where a bare "database error" told the
+    // operator nothing; and sqlx's own errors repeat their message in their source, which
+    // printed it twice in a command's error chain.
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
     /// From the SQLite store's ingest writer, which runs its statements without sqlx.
-    #[error("database error")]
-    Sqlite(#[source] rusqlite::Error),
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
     #[error("could not apply the database migrations")]
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error("database URL {0:?} is not supported (use sqlite://PATH or postgres://USER@HOST/DB)")]
@@ -56,8 +60,8 @@ pub enum StoreError {
     Revoked(String),
     /// The transaction that held this report did not commit (the same failure answers every
     /// report of its batch).
-    #[error("the batch holding this report was not committed")]
-    Batch(#[source] Arc<StoreError>),
+    #[error("the batch holding this report was not committed: {0}")]
+    Batch(Arc<StoreError>),
     /// The batch committed but could not be made durable (the SQLite store's sync of its WAL
     /// failed, now or earlier): it is not acknowledged, and the agent resends it.
     #[error("{0}")]
@@ -1208,6 +1212,22 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Logged with `error = %e` (retention, snapshots, readiness, the web UI), a storage
+    /// failure must say what failed, not just "database error".
+    #[test]
+    fn a_database_error_says_its_cause() {
+        let full = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            Some("database or disk is full".into()),
+        );
+        let said = StoreError::from(full).to_string();
+        assert!(said.contains("database or disk is full"), "{said}");
+        let said = StoreError::from(sqlx::Error::PoolTimedOut).to_string();
+        assert!(said.contains("pool timed out"), "{said}");
+        let batch = StoreError::Batch(Arc::new(StoreError::from(sqlx::Error::PoolTimedOut)));
+        assert!(batch.to_string().contains("pool timed out"), "{batch}");
+    }
 
     fn new_unit(code: &str, staff: u32) -> NewUnit {
         NewUnit {

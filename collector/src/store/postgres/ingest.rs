@@ -182,7 +182,7 @@ async fn store_batch(
     match store_together(session, batch).await {
         Ok(answers) => Ok(answers),
         Err(e) => {
-            tracing::warn!(reports = batch.len(), error = %e, cause = ?std::error::Error::source(&e), "ingest batch failed; storing its reports one at a time");
+            tracing::warn!(reports = batch.len(), error = %e, "ingest batch failed; storing its reports one at a time");
             let mut answers = Vec::with_capacity(batch.len());
             for prepared in batch {
                 let alone = store_together(session, std::slice::from_ref(prepared)).await;
