@@ -36,6 +36,8 @@ pub(super) async fn ingest(
                     state.metrics().report(Outcome::RateLimited);
                     tracing::debug!(address = ?address.0, error = %e.message(), "report rate-limited");
                 }
+                // Looking the key up failed: the database's fault, not the agent's.
+                s if s.is_server_error() => state.metrics().report(Outcome::Failed),
                 _ => {}
             }
             return Err(e);
@@ -75,7 +77,13 @@ pub(super) async fn ingest(
             tracing::info!(agent = %agent, report = %report_id, "agent revoked while its report was in flight");
             return Err(e.into());
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            let e = ApiError::from(e);
+            if e.status().is_server_error() {
+                state.metrics().report(Outcome::Failed);
+            }
+            return Err(e);
+        }
     };
     match stored {
         Stored::Accepted { changes } => {

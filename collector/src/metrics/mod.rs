@@ -41,16 +41,20 @@ pub enum Outcome {
     RateLimited,
     /// The ingest queue was full: answered 503, nothing taken.
     Busy,
+    /// The database failed (full, read-only, unreachable): answered 503, nothing stored; the
+    /// agent keeps the report and sends it again.
+    Failed,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 6] = [
+    const ALL: [Outcome; 7] = [
         Outcome::Accepted,
         Outcome::Duplicate,
         Outcome::Rejected,
         Outcome::Unauthorized,
         Outcome::RateLimited,
         Outcome::Busy,
+        Outcome::Failed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +65,7 @@ impl Outcome {
             Outcome::Unauthorized => "unauthorized",
             Outcome::RateLimited => "rate_limited",
             Outcome::Busy => "busy",
+            Outcome::Failed => "failed",
         }
     }
 }
@@ -136,7 +141,7 @@ impl Metrics {
         };
         let reports = counter(
             "hatang_reports_received_total",
-            "Reports received by outcome: accepted (stored), duplicate (already stored), rejected (invalid), unauthorized, rate_limited, busy.",
+            "Reports received by outcome: accepted (stored), duplicate (already stored), rejected (invalid), unauthorized, rate_limited, busy, failed (the database could not store it; the agent resends it).",
             &["outcome"],
         );
         let enrolments = counter(

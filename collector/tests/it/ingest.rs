@@ -496,3 +496,27 @@ async fn a_body_that_is_not_utf8_is_refused_whether_or_not_it_would_be_stored() 
         assert!(stored_bodies(&h).await.is_empty(), "nothing stored");
     }
 }
+
+/// A report the database cannot take (a full disk, a file this user may not write) is answered
+/// 503, which the agent keeps it for, and counted as `failed`. Without that count a collector
+/// whose storage fails only looks quiet in /metrics, and /readyz still says ready: the database
+/// answers, it just cannot write.
+#[tokio::test]
+async fn a_report_the_database_cannot_store_is_503_and_counted_as_failed() {
+    let (h, agent) = one_agent().await;
+    let mut db = h.fill_the_disk().await;
+    let before = h.snapshot().await;
+
+    h.report(&agent.key, &report())
+        .await
+        .error(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable");
+    h.assert_refused(&before, "failed").await;
+
+    sqlx::query("DROP TRIGGER disk_full")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    h.report(&agent.key, &report())
+        .await
+        .json(StatusCode::ACCEPTED);
+}

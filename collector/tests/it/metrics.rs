@@ -40,6 +40,7 @@ async fn metrics_are_prometheus_text_without_authentication() {
             ("accepted", 0.0),
             ("busy", 0.0),
             ("duplicate", 0.0),
+            ("failed", 0.0),
             ("rate_limited", 0.0),
             ("rejected", 0.0),
             ("unauthorized", 0.0)
@@ -177,6 +178,7 @@ async fn ingest_outcomes_are_counted() {
             ("accepted", 1.0),
             ("busy", 0.0),
             ("duplicate", 1.0),
+            ("failed", 0.0),
             ("rate_limited", 0.0),
             ("rejected", 0.0),
             ("unauthorized", 1.0)

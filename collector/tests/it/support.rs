@@ -368,6 +368,22 @@ impl Harness {
         &self.db.url
     }
 
+    /// Makes this SQLite database fail every report as a full disk does (SQLite ends the whole
+    /// transaction); `DROP TRIGGER disk_full` through the connection returned frees it.
+    pub async fn fill_the_disk(&self) -> sqlx::SqliteConnection {
+        let mut db = sqlx::SqliteConnection::connect(self.db_url())
+            .await
+            .unwrap();
+        sqlx::query(
+            "CREATE TRIGGER disk_full BEFORE INSERT ON reports
+             BEGIN SELECT RAISE(ROLLBACK, 'database or disk is full'); END",
+        )
+        .execute(&mut db)
+        .await
+        .unwrap();
+        db
+    }
+
     pub fn config(&self) -> &Config {
         self.state.config()
     }
@@ -529,6 +545,7 @@ impl Harness {
                 "rejected",
                 "unauthorized",
                 "rate_limited",
+                "failed",
             ]
             .into_iter()
             .map(|o| {
