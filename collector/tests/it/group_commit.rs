@@ -506,3 +506,27 @@ async fn a_writer_session_cut_off_inside_its_transaction_frees_the_agents_row() 
     stored.json(StatusCode::ACCEPTED);
     assert_eq!(h.store().report_count(None).await.unwrap(), 2);
 }
+
+/// A failure that ends SQLite's whole transaction (a full disk, an I/O error: SQLite rolls the
+/// transaction back by itself) fails the batch in its own words, which the log shows the
+/// operator, not in those of the savepoint the retry then found gone.
+#[tokio::test]
+async fn a_batch_sqlite_rolled_back_whole_fails_with_its_own_cause() {
+    let h = Harness::with_tree(TREE_3).await;
+    let agent = h.enrolled(&h.enrol_token("4351", None).await, "m").await;
+    let _disk_full = h.fill_the_disk().await;
+
+    let failed = h
+        .store()
+        .store_reports(&[
+            incoming(&agent.id, &report()),
+            incoming(&agent.id, &report()),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        failed.to_string().contains("database or disk is full"),
+        "{failed}"
+    );
+    assert_eq!(h.store().report_count(None).await.unwrap(), 0);
+}

@@ -261,7 +261,8 @@ impl<'c> Statements<'c> {
 /// The batch is written straight through first. If any report of it fails (its agent revoked
 /// while it waited, a constraint), that transaction is rolled back and the batch written again
 /// with each report inside its own savepoint, rolled back to when that report fails, so the
-/// failure stays the report's own. Savepoints on every batch cost the writer a statement pair
+/// failure stays the report's own; unless SQLite ended the whole transaction over it, which
+/// fails the batch with that report's error. Savepoints on every batch cost the writer a statement pair
 /// per report and a copy of every page a report changes first (`perf`: the sub-journal's
 /// `memcpy`), for failures that almost never happen.
 fn write_batch(s: &mut Statements, batch: &[&Prepared]) -> Result<Vec<Answer>, StoreError> {
@@ -284,6 +285,12 @@ fn write_batch(s: &mut Statements, batch: &[&Prepared]) -> Result<Vec<Answer>, S
             s.savepoint.execute([])?;
             let answer = write_report(s, prepared);
             if answer.is_err() {
+                if s.conn.is_autocommit() {
+                    // SQLite rolled the whole transaction back itself (a full disk, an I/O
+                    // error): the batch failed, and for this report's reason, which is what
+                    // the log must say rather than the savepoint the rollback took with it.
+                    return answer.map(|_| None);
+                }
                 s.rollback_to.execute([])?;
             }
             s.release.execute([])?;
