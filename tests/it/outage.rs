@@ -1,6 +1,8 @@
 //! A collector outage: the agent keeps every report while the collector is down, and when it is
 //! back each arrives exactly once, in the order it was made. With the spool full, the oldest are
-//! dropped and the count of what was lost arrives with the next report.
+//! dropped and the count of what was lost arrives with the next report. A collector whose
+//! database fails every report is the same outage to the agent; the operator sees it counted
+//! and read its cause once in the log.
 //!
 //! What the collector stored is read three ways: `reports_stored` from the viewer API, the
 //! accepted and duplicate counters from `/metrics`, and the `reports` table itself (read-only),
@@ -98,26 +100,51 @@ impl Setup {
             .expect("reports_stored")
     }
 
-    /// The stored reports' bodies, in the order the collector committed them.
-    fn stored(&self) -> Vec<Value> {
-        let url = format!("{}?mode=ro", self.collector.database());
-        let agent_id = self.agent_id.clone();
-        let rows: Vec<(String,)> = tokio::runtime::Builder::new_current_thread()
+    /// Runs `work` on a connection of its own to the collector's database, opened with `query`
+    /// (`?mode=ro` to read only).
+    fn on_database<T>(
+        &self,
+        query: &str,
+        work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> T,
+    ) -> T {
+        let url = format!("{}{query}", self.collector.database());
+        tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
             .block_on(async move {
                 let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
                     .await
                     .unwrap();
-                sqlx::query_as("SELECT body FROM reports WHERE agent_id = ? ORDER BY rowid")
-                    .bind(agent_id)
-                    .fetch_all(&mut db)
-                    .await
-                    .unwrap()
-            });
+                work(&mut db).await
+            })
+    }
+
+    /// The stored reports' bodies, in the order the collector committed them.
+    fn stored(&self) -> Vec<Value> {
+        let rows: Vec<(String,)> = self.on_database("?mode=ro", async |db| {
+            sqlx::query_as("SELECT body FROM reports WHERE agent_id = ? ORDER BY rowid")
+                .bind(&self.agent_id)
+                .fetch_all(db)
+                .await
+                .unwrap()
+        });
         rows.iter()
             .map(|(body,)| serde_json::from_str(body).unwrap())
             .collect()
+    }
+
+    /// Makes the collector's database refuse every report (as a full disk does: the whole
+    /// transaction fails) or take them again: a trigger on the `reports` table.
+    fn fail_writes(&self, fail: bool) {
+        let sql = if fail {
+            "CREATE TRIGGER disk_full BEFORE INSERT ON reports
+             BEGIN SELECT RAISE(ROLLBACK, 'database or disk is full'); END"
+        } else {
+            "DROP TRIGGER disk_full"
+        };
+        self.on_database("", async |db| {
+            sqlx::query(sql).execute(db).await.unwrap();
+        });
     }
 
     /// Checks that the collector stored `n` reports, each once, `accepted` of them since it
@@ -206,4 +233,42 @@ fn with_the_spool_full_the_oldest_go_and_the_drop_count_arrives() {
             .sum("hatang_unit_spool_dropped_reports", &[("unit", "17-SYT")]),
         dropped as f64
     );
+}
+
+#[test]
+fn a_database_that_fails_every_report_is_said_once_and_loses_nothing() {
+    const FAILING: usize = 5;
+    let s = Setup::new("e2e-storage", "");
+    s.once_online(1);
+
+    s.fail_writes(true);
+    let started = std::time::Instant::now();
+    for made in 1..=FAILING {
+        s.once_offline(made);
+    }
+    // Every failure is counted; the log says it at ERROR once per 10 s, with its cause, not
+    // once per report (hundreds a second at a province's load).
+    let metrics = s.collector.metrics();
+    assert_eq!(
+        metrics.get("hatang_reports_received_total", &[("outcome", "failed")]),
+        Some(FAILING as f64)
+    );
+    let log = s.collector.log();
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+    let allowed = 1 + started.elapsed().as_secs() / 10;
+    assert!(
+        (1..=allowed as usize).contains(&errors.len()),
+        "{} ERROR lines, at most {allowed} expected:\n{}",
+        errors.len(),
+        errors.join("\n")
+    );
+    assert!(
+        errors[0].contains("database or disk is full"),
+        "{}",
+        errors[0]
+    );
+
+    s.fail_writes(false);
+    s.once_online(FAILING + 1);
+    s.assert_stored_once(FAILING + 2, FAILING + 2);
 }
