@@ -34,7 +34,7 @@ pub async fn enroll(config: &Config, token: &str, out: &mut impl Write) -> anyho
     let client = push::client(config.timeout, &config.tls)?;
     let response = push::enroll(&client, collector, &request)
         .await
-        .with_context(|| format!("enrolment with {collector} failed"))?;
+        .with_context(|| format!("enrolment with {} failed", push::shown(collector)))?;
     let enrolment = Enrolment {
         collector: collector.to_string(),
         agent_id: response.agent_id,
@@ -45,7 +45,7 @@ pub async fn enroll(config: &Config, token: &str, out: &mut impl Write) -> anyho
         tls: config.tls.absolute()?,
     };
     state::save(&config.state_dir, &enrolment)?;
-    tracing::info!(agent = %enrolment.agent_id, collector, "enrolled");
+    tracing::info!(agent = %enrolment.agent_id, collector = %push::shown(collector), "enrolled");
     writeln!(
         out,
         "enrolled as agent {} in unit {} ({}); state in {}",
@@ -126,7 +126,8 @@ pub async fn once(config: &Config, print: bool, out: &mut impl Write) -> anyhow:
             writeln!(
                 out,
                 "sent {} report(s) to {}",
-                flushed.delivered, enrolment.collector
+                flushed.delivered,
+                push::shown(&enrolment.collector)
             )?;
             Ok(())
         }
@@ -161,7 +162,7 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow:
     tokio::pin!(shutdown);
     tracing::info!(
         agent = %enrolment.agent_id,
-        collector = %enrolment.collector,
+        collector = %push::shown(&enrolment.collector),
         interval_secs = config.interval.as_secs(),
         "agent running"
     );
@@ -220,7 +221,7 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow:
         if unauthorized_logged && let Some(again) = enrolled_again(config, &enrolment) {
             match push::client(config.timeout, &again.tls) {
                 Ok(c) => {
-                    tracing::info!(agent = %again.agent_id, collector = %again.collector, "enrolled again; sending with the new key");
+                    tracing::info!(agent = %again.agent_id, collector = %push::shown(&again.collector), "enrolled again; sending with the new key");
                     push::warn_if_unencrypted(&again.collector);
                     client = c;
                     enrolment = again;
@@ -365,6 +366,7 @@ pub async fn check(config: &Config, out: &mut impl Write) -> anyhow::Result<bool
         .or(config.collector.clone())
     {
         let tls = enrolment.as_ref().map_or(&config.tls, |e| &e.tls);
+        let shown = push::shown(&url);
         let started = Instant::now();
         let client = push::client(config.timeout.min(Duration::from_secs(5)), tls);
         let answer = match &client {
@@ -377,7 +379,7 @@ pub async fn check(config: &Config, out: &mut impl Write) -> anyhow::Result<bool
                 line(
                     "collector",
                     true,
-                    format!("{url} answers in {} ms", started.elapsed().as_millis()),
+                    format!("{shown} answers in {} ms", started.elapsed().as_millis()),
                 )?;
                 // /healthz takes no key and no client certificate: ask something that does,
                 // or a revoked key would pass this check and fail every report.
@@ -389,11 +391,15 @@ pub async fn check(config: &Config, out: &mut impl Write) -> anyhow::Result<bool
             }
             Ok(r) => {
                 ok = false;
-                line("collector", false, format!("{url} answered {}", r.status()))?;
+                line(
+                    "collector",
+                    false,
+                    format!("{shown} answered {}", r.status()),
+                )?;
             }
             Err(e) => {
                 ok = false;
-                line("collector", false, format!("{url}: {e}"))?;
+                line("collector", false, format!("{shown}: {e}"))?;
             }
         }
     }

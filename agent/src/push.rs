@@ -79,13 +79,31 @@ fn collectors_code(body: &[u8]) -> Option<String> {
     v["error"]["code"].as_str().map(str::to_owned)
 }
 
+/// `url` as logs, errors and printed lines show it: a password in it (a proxy's basic
+/// authentication) replaced by `***`. The agent stores and uses the URL as given; its log is read
+/// by more people than its state directory.
+pub fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            // Without the root path's slash the URL parser adds, as the URL was given.
+            let text = parsed.to_string();
+            match text.strip_suffix('/') {
+                Some(trimmed) if !url.ends_with('/') => trimmed.to_owned(),
+                _ => text,
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// Says so in the log when `collector` is plain HTTP to another machine: the enrolment token
 /// and this machine's key then cross the network readable by anyone on the path. Allowed (a
 /// province may start without certificates), but never silently.
 pub fn warn_if_unencrypted(collector: &str) {
     if unencrypted(collector) {
         tracing::warn!(
-            collector,
+            collector = %shown(collector),
             "the collector is reached over plain HTTP: the enrolment token and this machine's key travel unencrypted; use an https:// URL"
         );
     }

@@ -3,7 +3,7 @@
 use hatang_agent::state::{self, Enrolment};
 use serde_json::json;
 
-use crate::support::{Answer, FakeCollector, agent, enrol, run};
+use crate::support::{Answer, FakeCollector, agent, closed_port_url, enrol, run};
 
 #[tokio::test]
 async fn enrolment_stores_the_key_and_sends_the_machine_id() {
@@ -225,4 +225,44 @@ fn check_line(out: &crate::support::Run, what: &str) -> String {
         .find(|l| l.starts_with(what))
         .unwrap_or_else(|| panic!("no {what} line: {out:?}"))
         .to_owned()
+}
+
+/// A collector URL with a password in it (a proxy's basic authentication) is stored, as it must
+/// be to be used, but the log, errors and printed lines show `***` in its place: logs are read
+/// by more people than the state directory.
+#[tokio::test]
+async fn a_password_in_the_collector_url_is_never_shown() {
+    let with_password = |url: &str| url.replacen("http://", "http://hatang:s3cret-pw@", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let server = FakeCollector::answering(vec![
+        Answer::json(
+            201,
+            json!({"agent_id": "a-1", "agent_key": "hta_k", "unit": "17-SYT", "role": "workstation"}),
+        ),
+        Answer::json(202, json!({"status": "accepted"})),
+    ])
+    .await;
+    let url = with_password(&server.url);
+    let enrolled =
+        run(agent(dir.path()).args(["enroll", "--collector", &url, "--token", "hte_t"])).await;
+    assert!(enrolled.success, "{enrolled:?}");
+    let sent = run(agent(dir.path()).arg("once")).await;
+    assert!(sent.success, "{sent:?}");
+    let checked = run(agent(dir.path()).arg("check")).await;
+    let other = tempfile::tempdir().unwrap();
+    let refused = run(agent(other.path()).args([
+        "enroll",
+        "--collector",
+        &with_password(&closed_port_url()),
+        "--token",
+        "hte_t",
+    ]))
+    .await;
+    assert!(!refused.success, "{refused:?}");
+    assert!(refused.error_line().contains("hatang:***@"), "{refused:?}");
+    for out in [&enrolled, &sent, &checked, &refused] {
+        let shown = format!("{}{}", out.stdout, out.stderr);
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+    }
+    assert_eq!(state::load(dir.path()).unwrap().collector, url);
 }
