@@ -84,7 +84,12 @@ fn spool_report(spool: &Spool, report: &mut Report) -> anyhow::Result<()> {
     let body = report::encode(report)?;
     spool
         .push(report.report_id, &body, SystemTime::now())
-        .context("cannot write the report to the spool")?;
+        .with_context(|| {
+            format!(
+                "cannot write the report to the spool in {}",
+                spool.dir().display()
+            )
+        })?;
     Ok(())
 }
 

@@ -195,6 +195,11 @@ impl Spool {
         Ok(spool)
     }
 
+    /// The directory the reports wait in, for messages.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Stores one report body durably, then applies the bounds as of `now`, never dropping this
     /// report. Returns how many older reports were dropped.
     pub fn push(&self, report_id: Uuid, body: &[u8], now: SystemTime) -> io::Result<usize> {

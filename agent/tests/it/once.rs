@@ -4,7 +4,7 @@ use hatang_protocol::Report;
 
 #[cfg(target_os = "linux")]
 use crate::support::printed_report;
-use crate::support::{AGENT_KEY, FakeCollector, agent, enrol, run, spool_files};
+use crate::support::{AGENT_KEY, FakeCollector, agent, closed_port_url, enrol, run, spool_files};
 
 #[tokio::test]
 async fn print_writes_one_valid_report_and_sends_nothing() {
@@ -96,4 +96,35 @@ async fn print_shows_the_device_fields_and_the_software_switch() {
     } else {
         assert_eq!(software, None);
     }
+}
+
+/// A spool the agent cannot write (a state directory left to another account, a full disk)
+/// fails with the spool's directory named: whoever reads the error knows where to look.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_spool_it_cannot_write_is_named() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let spool = state.join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    enrol(&state, &closed_port_url());
+    let mut cmd = agent(&state);
+    // Root writes whatever the permissions say: the agent then runs as nobody, owning the state
+    // as a service account does.
+    if std::fs::metadata(dir.path()).unwrap().uid() == 0 {
+        for path in [&state, &state.join("agent.json"), &spool] {
+            chown(path, Some(65534), Some(65534)).unwrap();
+        }
+        std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
+        cmd.uid(65534).gid(65534);
+    }
+    std::fs::set_permissions(&spool, PermissionsExt::from_mode(0o555)).unwrap();
+
+    let out = run(cmd.arg("once")).await;
+
+    assert!(!out.success, "{out:?}");
+    let line = out.error_line();
+    assert!(line.contains(&spool.display().to_string()), "{line}");
+    assert!(line.contains("Permission denied"), "{line}");
 }
