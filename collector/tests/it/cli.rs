@@ -476,3 +476,54 @@ fn a_database_that_cannot_be_opened_is_refused_with_the_reason_once() {
         "{line}"
     );
 }
+
+/// `serve` on a database file its account may only read (left owned by root after a restore,
+/// say) refuses to start, naming the file: it used to start, answer /readyz, and fail every
+/// report and enrolment.
+#[cfg(unix)]
+#[test]
+fn serve_refuses_a_database_file_it_cannot_write() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hatang.db");
+    let url = format!("sqlite://{}", file.display());
+    let out = collector(dir.path(), &["migrate", "--database", &url]);
+    assert!(out.status.success(), "{out:?}");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hatang-collector"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--database", &url])
+        .env_remove("HATANG_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    // Root writes whatever the permissions say: the collector then runs as nobody, as a
+    // service account that does not own the file.
+    if std::fs::metadata(dir.path()).unwrap().uid() == 0 {
+        std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
+        cmd.uid(65534).gid(65534);
+    } else {
+        std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o555)).unwrap();
+    }
+    for name in files(dir.path()) {
+        std::fs::set_permissions(dir.path().join(name), PermissionsExt::from_mode(0o444)).unwrap();
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("serve started on a database it cannot write");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
+    std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    assert!(!status.success());
+    let line = said.lines().last().unwrap_or_default();
+    assert!(line.contains(&file.display().to_string()), "{said}");
+    assert!(line.contains("cannot write"), "{said}");
+}

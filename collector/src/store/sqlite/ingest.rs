@@ -51,9 +51,19 @@ const CACHE_KIB: u32 = 32 * 1024;
 const CHECKPOINT_PAGES: u32 = 16_384;
 
 /// Opens the writer's connection to the database file at `path` (already migrated) and starts
-/// its thread; the returned queue is how reports reach it.
-pub(super) fn start(path: &Path) -> Result<mpsc::Sender<Job>, StoreError> {
+/// its thread; the returned queue is how reports reach it. With `must_write`, a file SQLite
+/// could open only for reading is an error.
+pub(super) fn start(path: &Path, must_write: bool) -> Result<mpsc::Sender<Job>, StoreError> {
     let conn = Connection::open(path)?;
+    // SQLite opens a file it may not write read-only, without a word; every write then fails.
+    if must_write && conn.is_readonly(rusqlite::MAIN_DB)? {
+        return Err(StoreError::Conflict(format!(
+            "{}: this account cannot write it (its owner or permissions, or a read-only file \
+             system); the collector must be able to write the file, the -wal and -shm files \
+             beside it and their directory",
+            path.display()
+        )));
+    }
     conn.busy_timeout(Duration::from_secs(10))?;
     let journal: String =
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;

@@ -144,7 +144,10 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&writer).await.map_err(StoreError::Migrate)?;
-        let ingest = ingest::start(options.get_filename())?;
+        // The commands that may create the file are those that write it (`serve` above all):
+        // a file they cannot write is refused now, not at the first report. The others (a
+        // `coverage` run by an account that may only read) take it as it is.
+        let ingest = ingest::start(options.get_filename(), create)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
