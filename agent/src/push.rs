@@ -321,7 +321,25 @@ fn certificate_problem(e: &(dyn std::error::Error + 'static)) -> Option<String> 
         inner = wrapped;
     }
     let tls = inner.downcast_ref::<rustls::Error>()?;
+    use rustls::CertificateError as Cert;
     match tls {
+        // The CA is right here: blaming ca_file would send the operator the wrong way.
+        rustls::Error::InvalidCertificate(
+            Cert::NotValidForName | Cert::NotValidForNameContext { .. },
+        ) => Some(format!(
+            "the collector's TLS certificate is not valid for the name in the collector URL \
+             ({tls}); use a name the certificate was issued for in the URL, or have the \
+             certificate reissued with this one"
+        )),
+        rustls::Error::InvalidCertificate(
+            Cert::Expired
+            | Cert::ExpiredContext { .. }
+            | Cert::NotValidYet
+            | Cert::NotValidYetContext { .. },
+        ) => Some(format!(
+            "the collector's TLS certificate has expired or is not valid yet ({tls}); renew \
+             the collector's certificate, or set this machine's clock if it is wrong"
+        )),
         rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
             Some(format!(
                 "the collector's TLS certificate is not trusted ({tls}); ca_file (or enroll \

@@ -435,3 +435,47 @@ fn metrics_need_the_configured_token() {
         None
     );
 }
+
+/// A certificate issued for another name than the URL's, or expired, is said to be so, with
+/// what to fix: not blamed on the CA, which the agent has right.
+#[test]
+fn a_certificate_for_another_name_or_expired_is_said_so() {
+    let ca = Ca::new("hatang test CA");
+    let collector = start_tls(&ca, &ca.server(EXPIRES_2030), "", "");
+    let token = collector.token(&["--unit", UNIT]);
+    let ca_file = write(collector.dir.path(), "ca.pem", &ca.pem());
+    let ca_flag = ca_file.to_str().unwrap();
+    // The certificate names 127.0.0.1; the agent was given another name for the same address.
+    let by_name = https(&collector).replace("127.0.0.1", "localhost");
+    let agent = Agent::new("m-name");
+    let enroll = |url: &str| {
+        stderr_of(&mut agent.cmd(&[
+            "enroll",
+            "--collector",
+            url,
+            "--token",
+            &token,
+            "--ca-file",
+            ca_flag,
+        ]))
+    };
+    let err = enroll(&by_name);
+    assert!(
+        err.contains("not valid for the name in the collector URL")
+            && !err.contains("must name the CA"),
+        "{err}"
+    );
+
+    // Expired last year: the collector serves it (and says so), the agent refuses it.
+    let mut expired = Collector::new();
+    let (cert, key) = write_pair(expired.dir.path(), "server", &ca.server((2021, 1, 1)));
+    expired.start_configured(
+        &format!("[tls]\ncert_file = {cert:?}\nkey_file = {key:?}\n"),
+        |c| TcpStream::connect(&c.addr).is_ok(),
+    );
+    let err = enroll(&https(&expired));
+    assert!(
+        err.contains("has expired") && !err.contains("must name the CA"),
+        "{err}"
+    );
+}
