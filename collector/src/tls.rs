@@ -83,6 +83,16 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 /// Reads the files and builds the server configuration they describe.
 fn load(files: &TlsConfig) -> Result<Loaded, TlsError> {
     let chain = certificates(&files.cert_file)?;
+    // What `openssl req -x509` makes unless told otherwise. Served, every agent would refuse it
+    // with only "not trusted" to say.
+    if hatang_probe::tls_is_ca(&chain[0]) {
+        return Err(file_error(&files.cert_file)(
+            "its first certificate is a CA certificate (basicConstraints CA:TRUE), which agents \
+             refuse from a server: issue the collector a server certificate (CA:FALSE) for the \
+             name agents use, signed by this CA or another, and put it first"
+                .into(),
+        ));
+    }
     let not_after = hatang_probe::tls_not_after(&chain[0])
         .map_err(file_error(&files.cert_file))?
         .unix_timestamp();

@@ -121,6 +121,21 @@ pub fn not_after(der: &[u8]) -> Result<OffsetDateTime, String> {
         .ok_or_else(|| "certificate expiry out of range".to_owned())
 }
 
+/// Whether a DER certificate is a CA's (basicConstraints CA:TRUE). webpki, and so every
+/// agent, refuses such a certificate as a server's own; one that does not parse is not said to
+/// be one.
+pub fn is_ca(der: &[u8]) -> bool {
+    x509_cert::Certificate::from_der(der)
+        .ok()
+        .and_then(|cert| {
+            cert.tbs_certificate()
+                .get_extension::<x509_cert::ext::pkix::BasicConstraints>()
+                .ok()
+                .flatten()
+        })
+        .is_some_and(|(_, constraints)| constraints.ca)
+}
+
 /// Accepts whatever certificate the server presents, still checking the handshake signatures
 /// so the connection is a real TLS session with the holder of that certificate's key.
 #[derive(Debug)]

@@ -22,7 +22,7 @@ mod tcp;
 pub mod testing;
 
 /// When a DER certificate expires (`notAfter`); the collector reads its own certificate with it.
-pub use http::not_after as tls_not_after;
+pub use http::{is_ca as tls_is_ca, not_after as tls_not_after};
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

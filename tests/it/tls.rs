@@ -479,3 +479,44 @@ fn a_certificate_for_another_name_or_expired_is_said_so() {
         "{err}"
     );
 }
+
+/// A CA certificate as the collector's own (what `openssl req -x509` makes unless told
+/// otherwise) is refused at start with what to do: every agent would refuse it, each saying only
+/// that it is not trusted.
+#[test]
+fn a_ca_certificate_as_the_collectors_own_is_refused_at_start() {
+    let ca = Ca::new("collector.example");
+    let dir = tempfile::tempdir().unwrap();
+    let cert = write(dir.path(), "ca.crt", &ca.pem());
+    let key = write(dir.path(), "ca.key", &ca.issuer.key().serialize_pem());
+    let collector = Collector::new();
+    let config = write(
+        dir.path(),
+        "collector.toml",
+        &format!("[tls]\ncert_file = {cert:?}\nkey_file = {key:?}\n"),
+    );
+    let mut serve = collector
+        .cli(&["serve", "--listen", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(&config)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if serve.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let running = serve.try_wait().unwrap().is_none();
+    if running {
+        serve.kill().unwrap();
+    }
+    let out = serve.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!running && !out.status.success(), "serve started: {said}");
+    assert!(
+        said.contains(cert.to_str().unwrap()) && said.contains("CA certificate"),
+        "{said}"
+    );
+}
