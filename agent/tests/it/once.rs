@@ -4,7 +4,7 @@ use hatang_protocol::Report;
 
 #[cfg(target_os = "linux")]
 use crate::support::printed_report;
-use crate::support::{AGENT_KEY, FakeCollector, agent, closed_port_url, enrol, run, spool_files};
+use crate::support::{AGENT_KEY, FakeCollector, agent, enrol, run, spool_files};
 
 #[tokio::test]
 async fn print_writes_one_valid_report_and_sends_nothing() {
@@ -108,7 +108,7 @@ async fn a_spool_it_cannot_write_is_named() {
     let state = dir.path().join("state");
     let spool = state.join("spool");
     std::fs::create_dir_all(&spool).unwrap();
-    enrol(&state, &closed_port_url());
+    enrol(&state, &crate::support::closed_port_url());
     let mut cmd = agent(&state);
     // Root writes whatever the permissions say: the agent then runs as nobody, owning the state
     // as a service account does.
