@@ -136,9 +136,10 @@ impl Drops {
     /// Every cause together. The counts come from a file on disk that anybody may edit, so
     /// sums stop at `u64::MAX` rather than wrap (or panic, in a debug build).
     pub fn total(&self) -> u64 {
-        [self.expired, self.damaged, self.refused]
-            .into_iter()
-            .fold(self.full, u64::saturating_add)
+        self.full
+            .saturating_add(self.expired)
+            .saturating_add(self.damaged)
+            .saturating_add(self.refused)
     }
 }
 
